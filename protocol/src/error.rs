@@ -1,0 +1,61 @@
+//! Errors from decoding Warren's byte formats.
+//!
+//! Each malformed-input case is its own variant so that callers (and tests) can
+//! tell a torn write (`Truncated`) from corruption (`ChecksumMismatch`) from a
+//! format we do not speak (`BadMagic`, `UnknownCodec`).
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while decoding or encoding a RecordBatch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input ends before the structure it claims to hold.
+    #[error("truncated {what}: need {needed} bytes, have {available}")]
+    Truncated {
+        what: &'static str,
+        needed: usize,
+        available: usize,
+    },
+    /// The batch's magic byte is not 2.
+    #[error("unsupported RecordBatch magic {0} (only magic 2 is supported)")]
+    BadMagic(i8),
+    /// The stored CRC-32C does not match the bytes it covers.
+    #[error("CRC-32C mismatch: stored {expected:#010x}, computed {got:#010x}")]
+    ChecksumMismatch { expected: u32, got: u32 },
+    /// Compression codec bits name a codec Warren does not support.
+    #[error("unsupported compression codec {0} (supported: 0 none, 4 zstd)")]
+    UnknownCodec(u8),
+    /// A length or count field holds a value no valid input has (negative, too small).
+    #[error("invalid {field}: {value}")]
+    InvalidField { field: &'static str, value: i64 },
+    /// A length or count field points past the end of its enclosing structure.
+    #[error("{field} = {value} points past the end of the input ({available} bytes left)")]
+    LengthOutOfBounds {
+        field: &'static str,
+        value: i64,
+        available: usize,
+    },
+    /// A varint runs past its maximum width or past the end of the input.
+    #[error("malformed varint")]
+    BadVarint,
+    /// The batch header's record count disagrees with the records present.
+    #[error("batch says {expected} records but holds {found}")]
+    RecordCountMismatch { expected: i32, found: usize },
+    /// A record's declared length disagrees with the fields inside it.
+    #[error("record declares {declared} bytes but its fields take {used}")]
+    RecordLengthMismatch { declared: usize, used: usize },
+    /// A header key is not UTF-8 (Kafka header keys are strings).
+    #[error("record header key is not valid UTF-8")]
+    InvalidHeaderKey,
+    /// zstd failed to compress or decompress the records block.
+    #[error("zstd: {0}")]
+    Compression(#[source] std::io::Error),
+    /// The decompressed records block exceeds the caller's limit (a zip bomb guard).
+    #[error("decompressed records exceed the {limit}-byte limit")]
+    DecompressedTooLarge { limit: usize },
+    /// A batch under construction would not fit the format's 32-bit length fields.
+    #[error("batch too large to encode: {bytes} bytes")]
+    BatchTooLarge { bytes: usize },
+}

@@ -1,0 +1,503 @@
+//! The RecordBatch: Warren's unit of write, storage and transfer.
+//!
+//! Byte-for-byte Kafka's RecordBatch (magic 2), so segment files can later be served
+//! unchanged to Kafka clients. All integers are big-endian.
+//!
+//! ```text
+//! offset  size  field
+//! 0       8     base_offset            i64  assigned by the broker on append
+//! 8       4     batch_length           i32  bytes after this field
+//! 12      4     partition_leader_epoch i32
+//! 16      1     magic                  i8   = 2
+//! 17      4     crc                    u32  CRC-32C (Castagnoli) of bytes 21..end
+//! 21      2     attributes             i16  bits 0-2 codec (0 none, 4 zstd),
+//!                                           bit 3 timestamp type, bit 4 transactional,
+//!                                           bit 5 control
+//! 23      4     last_offset_delta      i32
+//! 27      8     base_timestamp         i64  ms since epoch
+//! 35      8     max_timestamp          i64
+//! 43      8     producer_id            i64  -1 when not idempotent
+//! 51      2     producer_epoch         i16
+//! 53      4     base_sequence          i32
+//! 57      4     records_count          i32
+//! 61      ...   records (see `record`), one zstd frame when codec = 4
+//! ```
+//!
+//! The CRC does not cover base_offset, batch_length or the leader epoch, so the
+//! broker assigns offsets ([`set_base_offset`]) without recomputing it.
+//!
+//! [`BatchHeader::parse`] reads and sanity-checks the fixed 61 bytes without looking
+//! at the records; [`RecordBatch`] owns a whole batch and can check its CRC and
+//! decode its records.
+
+use std::io::Read;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{Error, Result};
+use crate::record::{self, Header, Record};
+
+/// The only batch format version Warren reads or writes.
+pub const MAGIC: i8 = 2;
+/// Size of the fixed batch header, records excluded.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// base_offset + batch_length: the bytes before what batch_length counts.
+pub const LOG_OVERHEAD: usize = 12;
+/// Smallest valid batch_length: a header with no records.
+pub const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
+/// Position of the CRC field.
+pub const CRC_OFFSET: usize = 17;
+/// First byte covered by the CRC (the attributes field).
+pub const CRC_START: usize = 21;
+/// Position of the magic byte.
+pub const MAGIC_OFFSET: usize = 16;
+/// Largest decompressed records block [`RecordBatch::records`] accepts (64 MiB):
+/// a guard against a tiny zstd frame that inflates without bound. Not configurable;
+/// callers with other needs use [`RecordBatch::records_with_limit`].
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
+
+const CODEC_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
+/// Compression of a batch's records block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
+
+impl Compression {
+    /// The codec id stored in bits 0-2 of the attributes (Kafka's numbering).
+    pub fn id(self) -> u8 {
+        match self {
+            Compression::None => 0,
+            Compression::Zstd => 4,
+        }
+    }
+
+    /// Parses a codec id; gzip (1), snappy (2) and lz4 (3) are not supported.
+    pub fn from_id(id: u8) -> Result<Self> {
+        match id {
+            0 => Ok(Compression::None),
+            4 => Ok(Compression::Zstd),
+            other => Err(Error::UnknownCodec(other)),
+        }
+    }
+}
+
+fn be_i64(buf: &[u8], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    if let Some(src) = buf.get(at..at + 8) {
+        b.copy_from_slice(src);
+    }
+    i64::from_be_bytes(b)
+}
+
+fn be_i32(buf: &[u8], at: usize) -> i32 {
+    let mut b = [0u8; 4];
+    if let Some(src) = buf.get(at..at + 4) {
+        b.copy_from_slice(src);
+    }
+    i32::from_be_bytes(b)
+}
+
+fn be_i16(buf: &[u8], at: usize) -> i16 {
+    let mut b = [0u8; 2];
+    if let Some(src) = buf.get(at..at + 2) {
+        b.copy_from_slice(src);
+    }
+    i16::from_be_bytes(b)
+}
+
+/// Reads the total size (`LOG_OVERHEAD + batch_length`) of the batch that starts
+/// `buf`, from its first 12 bytes.
+///
+/// Returns `Ok(None)` when fewer than 12 bytes are available ("need more bytes" is
+/// not an error).
+///
+/// # Errors
+/// `InvalidField` when batch_length is smaller than an empty batch's.
+pub fn peek_batch_len(buf: &[u8]) -> Result<Option<usize>> {
+    if buf.len() < LOG_OVERHEAD {
+        return Ok(None);
+    }
+    let batch_length = be_i32(buf, 8);
+    if batch_length < MIN_BATCH_LENGTH {
+        return Err(Error::InvalidField {
+            field: "batch_length",
+            value: i64::from(batch_length),
+        });
+    }
+    Ok(Some(LOG_OVERHEAD + batch_length as usize))
+}
+
+/// Overwrites the base_offset field of the batch at the start of `batch`.
+///
+/// # Errors
+/// `Truncated` when `batch` is shorter than 8 bytes.
+pub fn set_base_offset(batch: &mut [u8], base_offset: i64) -> Result<()> {
+    let available = batch.len();
+    let field = batch.get_mut(..8).ok_or(Error::Truncated {
+        what: "base_offset",
+        needed: 8,
+        available,
+    })?;
+    field.copy_from_slice(&base_offset.to_be_bytes());
+    Ok(())
+}
+
+/// CRC-32C of the bytes the batch CRC covers (attributes onward).
+pub fn compute_crc(batch: &[u8]) -> u32 {
+    crc32c::crc32c(batch.get(CRC_START..).unwrap_or_default())
+}
+
+/// The fixed 61-byte header of a batch, parsed and sanity-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    /// Parses the header at the start of `buf` (which may hold more than the header).
+    ///
+    /// Checks what can be checked without the records: magic, batch_length at least
+    /// an empty batch, non-negative last_offset_delta and records_count, and a
+    /// supported codec. Does not check the CRC.
+    ///
+    /// # Errors
+    /// `Truncated` if `buf` is shorter than [`BATCH_HEADER_LEN`]; `BadMagic`,
+    /// `InvalidField` or `UnknownCodec` for a header no valid batch has.
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader> {
+        if buf.len() < BATCH_HEADER_LEN {
+            return Err(Error::Truncated {
+                what: "batch header",
+                needed: BATCH_HEADER_LEN,
+                available: buf.len(),
+            });
+        }
+        let magic = buf.get(MAGIC_OFFSET).map_or(0, |b| *b as i8);
+        if magic != MAGIC {
+            return Err(Error::BadMagic(magic));
+        }
+        let header = BatchHeader {
+            base_offset: be_i64(buf, 0),
+            batch_length: be_i32(buf, 8),
+            partition_leader_epoch: be_i32(buf, 12),
+            magic,
+            crc: be_i32(buf, CRC_OFFSET) as u32,
+            attributes: be_i16(buf, 21),
+            last_offset_delta: be_i32(buf, 23),
+            base_timestamp: be_i64(buf, 27),
+            max_timestamp: be_i64(buf, 35),
+            producer_id: be_i64(buf, 43),
+            producer_epoch: be_i16(buf, 51),
+            base_sequence: be_i32(buf, 53),
+            records_count: be_i32(buf, 57),
+        };
+        let invalid = |field, value: i64| Err(Error::InvalidField { field, value });
+        if header.batch_length < MIN_BATCH_LENGTH {
+            return invalid("batch_length", header.batch_length.into());
+        }
+        if header.last_offset_delta < 0 {
+            return invalid("last_offset_delta", header.last_offset_delta.into());
+        }
+        if header.records_count < 0 {
+            return invalid("records_count", header.records_count.into());
+        }
+        header.compression()?;
+        Ok(header)
+    }
+
+    /// Bytes the whole batch takes: `LOG_OVERHEAD + batch_length`.
+    pub fn total_len(&self) -> usize {
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
+    }
+
+    /// Offset of the batch's last record.
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+
+    /// Offset right after the batch: where the next batch starts.
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset().saturating_add(1)
+    }
+
+    /// Number of offsets the batch spans (last_offset_delta + 1).
+    pub fn offset_count(&self) -> u32 {
+        self.last_offset_delta as u32 + 1
+    }
+
+    /// The codec named by the attributes.
+    ///
+    /// # Errors
+    /// `UnknownCodec` for anything but none and zstd.
+    pub fn compression(&self) -> Result<Compression> {
+        Compression::from_id((self.attributes & CODEC_MASK) as u8)
+    }
+
+    /// True when the timestamps were set by the broker (LogAppendTime).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+
+    /// True for a transactional batch.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// True for a control batch (transaction markers).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+}
+
+/// One whole batch, owned as [`Bytes`], with its parsed header.
+#[derive(Debug, Clone)]
+pub struct RecordBatch {
+    header: BatchHeader,
+    bytes: Bytes,
+}
+
+impl RecordBatch {
+    /// Wraps `bytes`, which must hold exactly one batch.
+    ///
+    /// # Errors
+    /// Everything [`BatchHeader::parse`] reports; `Truncated` when `bytes` is shorter
+    /// than batch_length says; `LengthOutOfBounds` when it is longer.
+    pub fn new(bytes: Bytes) -> Result<RecordBatch> {
+        let header = BatchHeader::parse(&bytes)?;
+        let total = header.total_len();
+        if bytes.len() < total {
+            return Err(Error::Truncated {
+                what: "record batch",
+                needed: total,
+                available: bytes.len(),
+            });
+        }
+        if bytes.len() > total {
+            return Err(Error::LengthOutOfBounds {
+                field: "batch_length",
+                value: i64::from(header.batch_length),
+                available: bytes.len() - LOG_OVERHEAD,
+            });
+        }
+        Ok(RecordBatch { header, bytes })
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes, exactly as stored.
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Consumes the batch, returning its bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// Checks the stored CRC-32C against the bytes it covers.
+    ///
+    /// # Errors
+    /// `ChecksumMismatch` with both values.
+    pub fn verify_crc(&self) -> Result<()> {
+        let got = compute_crc(&self.bytes);
+        if got != self.header.crc {
+            return Err(Error::ChecksumMismatch {
+                expected: self.header.crc,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes every record, decompressing at most
+    /// [`DEFAULT_MAX_DECOMPRESSED_BYTES`]. Does not check the CRC: call
+    /// [`verify_crc`](Self::verify_crc) first for bytes you do not trust.
+    ///
+    /// # Errors
+    /// Any malformed record, a count mismatch, or a zstd failure.
+    pub fn records(&self) -> Result<Vec<Record>> {
+        self.records_with_limit(DEFAULT_MAX_DECOMPRESSED_BYTES)
+    }
+
+    /// Like [`records`](Self::records), with a caller-chosen decompression limit.
+    ///
+    /// # Errors
+    /// As [`records`](Self::records), plus `DecompressedTooLarge`.
+    pub fn records_with_limit(&self, max_decompressed_bytes: usize) -> Result<Vec<Record>> {
+        let block = self.bytes.slice(BATCH_HEADER_LEN..);
+        let block = match self.header.compression()? {
+            Compression::None => block,
+            Compression::Zstd => {
+                let decoder =
+                    zstd::stream::read::Decoder::new(block.as_ref()).map_err(Error::Compression)?;
+                let mut out = Vec::new();
+                let limit = max_decompressed_bytes as u64 + 1;
+                decoder
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .map_err(Error::Compression)?;
+                if out.len() > max_decompressed_bytes {
+                    return Err(Error::DecompressedTooLarge {
+                        limit: max_decompressed_bytes,
+                    });
+                }
+                Bytes::from(out)
+            }
+        };
+        record::decode_all(
+            &block,
+            self.header.records_count,
+            self.header.base_offset,
+            self.header.base_timestamp,
+        )
+    }
+}
+
+/// Builds a batch record by record.
+///
+/// ```
+/// use warren_protocol::{Compression, Header, RecordBatchBuilder, RecordBatch};
+/// let mut b = RecordBatchBuilder::new(Compression::None);
+/// b.append(1_700_000_000_000, Some(b"key"), Some(b"value"), &[Header::new("h", "v")]);
+/// let batch = RecordBatch::new(b.build()?)?;
+/// batch.verify_crc()?;
+/// assert_eq!(batch.records()?[0].value.as_deref(), Some(&b"value"[..]));
+/// # Ok::<(), warren_protocol::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RecordBatchBuilder {
+    compression: Compression,
+    records: BytesMut,
+    count: i32,
+    base_timestamp: Option<i64>,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+}
+
+impl RecordBatchBuilder {
+    /// An empty builder; offsets start at delta 0, the producer is not idempotent.
+    pub fn new(compression: Compression) -> Self {
+        RecordBatchBuilder {
+            compression,
+            records: BytesMut::new(),
+            count: 0,
+            base_timestamp: None,
+            max_timestamp: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+        }
+    }
+
+    /// Sets the idempotent-producer fields.
+    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Reserves room for `bytes` more bytes of encoded records.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.records.reserve(bytes);
+    }
+
+    /// Appends one record; returns its offset delta.
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> i32 {
+        let base = *self.base_timestamp.get_or_insert(timestamp);
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        let delta = self.count;
+        record::encode(
+            &mut self.records,
+            timestamp.wrapping_sub(base),
+            delta,
+            key,
+            value,
+            headers,
+        );
+        self.count += 1;
+        delta
+    }
+
+    /// Number of records appended.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// True when no record was appended.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Size of the batch if built now, before compression.
+    pub fn estimated_bytes(&self) -> usize {
+        BATCH_HEADER_LEN + self.records.len()
+    }
+
+    /// Encodes the batch with base_offset 0 and a correct CRC.
+    ///
+    /// # Errors
+    /// `BatchTooLarge` beyond `i32::MAX` bytes; `Compression` if zstd fails.
+    pub fn build(self) -> Result<Bytes> {
+        let records = match self.compression {
+            Compression::None => self.records.freeze(),
+            Compression::Zstd => {
+                Bytes::from(zstd::bulk::compress(&self.records, 3).map_err(Error::Compression)?)
+            }
+        };
+        let total = BATCH_HEADER_LEN + records.len();
+        let batch_length = i32::try_from(total - LOG_OVERHEAD)
+            .map_err(|_| Error::BatchTooLarge { bytes: total })?;
+        let base_timestamp = self.base_timestamp.unwrap_or(-1);
+        let mut buf = BytesMut::with_capacity(total);
+        buf.put_i64(0);
+        buf.put_i32(batch_length);
+        buf.put_i32(-1); // partition_leader_epoch: no leader epochs until replication
+        buf.put_i8(MAGIC);
+        buf.put_u32(0); // crc, filled in below
+        buf.put_i16(i16::from(self.compression.id()));
+        buf.put_i32((self.count - 1).max(0));
+        buf.put_i64(base_timestamp);
+        buf.put_i64(self.max_timestamp);
+        buf.put_i64(self.producer_id);
+        buf.put_i16(self.producer_epoch);
+        buf.put_i32(self.base_sequence);
+        buf.put_i32(self.count);
+        buf.put_slice(&records);
+        let crc = compute_crc(&buf);
+        if let Some(field) = buf.get_mut(CRC_OFFSET..CRC_START) {
+            field.copy_from_slice(&crc.to_be_bytes());
+        }
+        Ok(buf.freeze())
+    }
+}
