@@ -1,1 +1,43 @@
+//! warren-storage: the partition log on disk.
+//!
+//! A partition is a directory of segments; each segment is a `.log` file of
+//! RecordBatches back to back with a sparse `.index` (offset -> position) and a
+//! `.timeindex` (timestamp -> offset), both memory-mapped. The log appends with
+//! group-commit `fsync`, reads by returning file slices for `sendfile`, recovers
+//! from a crash by scanning only what was not flushed, and deletes old segments
+//! for retention. [`LogManager`] owns a whole data directory.
+//!
+//! # Layout
+//! - [`log_manager`]: a data directory: topics, their partition logs, the dir lock.
+//! - [`log`]: [`PartitionLog`], one partition: append, read, sync, recovery, retention.
+//! - [`segment`]: one segment and its two indexes.
+//! - [`offset_index`]: the sparse offset index file.
+//! - [`time_index`]: the time index file.
+//! - [`index_file`]: the memory-mapped entry file both indexes sit on.
+//! - [`checkpoint`]: the recovery-point file, and atomic file writes.
+//! - [`file_slice`]: byte ranges of a segment handed to `sendfile`, and the copy helper.
+//! - [`file_names`]: the one place that names files.
+//! - [`config`]: [`LogConfig`] and [`Durability`].
+//! - [`offset`]: the `Offset`, `RelativeOffset` and `FilePosition` newtypes.
+//! - [`error`]: the crate's error type.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod file_names;
+pub mod file_slice;
+pub(crate) mod index_file;
+pub mod log;
+pub mod log_manager;
+pub mod offset;
+pub mod offset_index;
+pub mod segment;
+pub mod time_index;
+
+pub use config::{Durability, LogConfig};
+pub use error::{Error, Result};
+pub use file_slice::FileSlice;
+pub use log::{AppendInfo, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome};
+pub use log_manager::{LogManager, TopicConfig, validate_topic_name};
+pub use offset::{FilePosition, Offset, RelativeOffset};

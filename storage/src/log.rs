@@ -1,0 +1,876 @@
+//! The partition log: an ordered set of segments, one of them active (Kafka's
+//! `UnifiedLog`).
+//!
+//! - **Append** validates the batch (header, CRC, offsets), assigns offsets
+//!   `log_end_offset..`, rolls the active segment when it is full or old, writes.
+//! - **Durability**: [`PartitionLog::sync_to`] is group commit. Callers that need
+//!   "on disk" queue on one flush lock; whoever holds it `fdatasync`s everything
+//!   written so far, so one `fsync` covers every append that landed while the
+//!   previous one ran.
+//! - **Read** returns [`FileSlice`]s of whole batches for `sendfile`.
+//! - **Recovery** on open scans only segments after the recovery point (nothing after
+//!   a clean close), truncating at the first torn or corrupt batch.
+//! - **Retention** deletes whole oldest segments, never the active one.
+//!
+//! Thread-safety: `PartitionLog` is `Send + Sync` and cheap to clone (an `Arc`).
+//! Locks, in the order they may nest:
+//! - `writer` (Mutex): appends, rolls, retention, close. One writer per partition.
+//! - `checkpoint` (Mutex): writing the recovery-point file and the background flush
+//!   of rolled segments.
+//! - `flush` (Mutex): group commit; held across `fdatasync`, never with `writer`.
+//! - `segments` (RwLock): the segment map; held only to look up or clone an `Arc`.
+//!
+//! Readers take only the `segments` read lock, briefly, and never wait for an append.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use warren_protocol::record_batch::{self, BatchHeader, RecordBatch};
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Durability, LogConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::file_names::{RECOVERY_POINT_FILE, SegmentFile, TMP_SUFFIX, parse_segment_file};
+use crate::file_slice::FileSlice;
+use crate::offset::{FilePosition, Offset};
+use crate::segment::Segment;
+
+/// Where an appended batch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the batch's first record.
+    pub base_offset: Offset,
+    /// Offset of its last record.
+    pub last_offset: Offset,
+    /// The log end offset after the append.
+    pub log_end_offset: Offset,
+    /// Base offset of the segment it was written to.
+    pub segment_base_offset: Offset,
+    /// Its byte position in that segment.
+    pub position: FilePosition,
+}
+
+/// The result of a read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadInfo {
+    /// Whole batches, in offset order; empty at the log end.
+    pub slices: Vec<FileSlice>,
+    /// The log start offset when the read ran.
+    pub log_start_offset: Offset,
+    /// The log end offset when the read ran.
+    pub log_end_offset: Offset,
+}
+
+impl ReadInfo {
+    /// Total bytes in the slices.
+    pub fn bytes(&self) -> u64 {
+        self.slices.iter().map(|s| u64::from(s.len)).sum()
+    }
+}
+
+/// What opening the log found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whether the previous close was clean (no scan needed).
+    pub clean_shutdown: bool,
+    /// Segments whose every batch was CRC-checked.
+    pub segments_recovered: usize,
+    /// Bytes cut from torn or corrupt tails.
+    pub truncated_bytes: u64,
+    /// Indexes rebuilt because they were missing or inconsistent.
+    pub indexes_rebuilt: usize,
+}
+
+/// What retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    pub segments_deleted: usize,
+    pub bytes_deleted: u64,
+    /// The log start offset afterwards.
+    pub log_start_offset: Offset,
+}
+
+/// Counters, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct LogStats {
+    pub appends: AtomicU64,
+    pub bytes_appended: AtomicU64,
+    /// `fdatasync` calls made by group commit and interval flushes.
+    pub fsyncs: AtomicU64,
+    pub segments_rolled: AtomicU64,
+    pub segments_deleted: AtomicU64,
+}
+
+struct Writer {
+    active: Arc<Segment>,
+    /// False after a clean open until the first append rewrites the checkpoint as
+    /// not clean (so a crash after that is recovered).
+    marked_dirty: bool,
+    roll_flushes: Vec<JoinHandle<()>>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    name: Arc<str>,
+    config: LogConfig,
+    segments: RwLock<BTreeMap<Offset, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+    /// Guards the recovery-point file; holds the last offset written to it.
+    checkpoint: Mutex<Offset>,
+    flush: Mutex<()>,
+    log_start_offset: AtomicU64,
+    log_end_offset: AtomicU64,
+    durable_offset: AtomicU64,
+    last_sync_ms: AtomicU64,
+    closed: AtomicBool,
+    stats: LogStats,
+    recovery: RecoveryReport,
+}
+
+/// One partition's log. See the module docs.
+#[derive(Clone)]
+pub struct PartitionLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("name", &self.inner.name)
+            .field("log_start_offset", &self.log_start_offset())
+            .field("log_end_offset", &self.log_end_offset())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it if needed), recovering as needed.
+    /// `name` (e.g. `orders-3`) appears in logs and errors.
+    ///
+    /// # Errors
+    /// Config errors, I/O errors, and `CorruptLog` when segments overlap.
+    pub fn open(dir: &Path, name: &str, config: LogConfig) -> Result<PartitionLog> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).ctx("create partition directory", dir)?;
+        let name: Arc<str> = Arc::from(name);
+        let checkpoint = match Checkpoint::read(dir) {
+            Ok(cp) => cp,
+            Err(e) => {
+                tracing::warn!(partition = %name, error = %e, "unreadable recovery point, scanning every segment");
+                None
+            }
+        };
+        let bases = list_segments(dir, &name)?;
+        let clean = checkpoint.is_some_and(|c| c.clean);
+        let recovery_point = checkpoint.map_or(Offset(0), |c| c.recovery_offset);
+        let mut report = RecoveryReport {
+            clean_shutdown: clean,
+            ..RecoveryReport::default()
+        };
+        let mut segments = BTreeMap::new();
+        let mut needs_sync = Vec::new();
+        for (i, base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let (segment, index_missing) = Segment::open(dir, name.clone(), *base, &config)?;
+            let trusted = match next_base {
+                None => clean,
+                Some(next) => clean || next <= recovery_point,
+            };
+            let mut recovered = false;
+            let mut outcome = None;
+            if trusted {
+                let tail = segment.load_tail()?;
+                let tail_ok = tail.invalid.is_none()
+                    && !index_missing
+                    && segment.indexes_look_sane(tail.next_offset)
+                    && (next_base.is_some() || tail.next_offset == recovery_point);
+                if tail_ok {
+                    outcome = Some(tail);
+                } else {
+                    tracing::warn!(partition = %name, segment = %base, "flushed segment fails its checks, recovering it");
+                    report.indexes_rebuilt += 1;
+                }
+            }
+            let outcome = match outcome {
+                Some(o) => o,
+                None => {
+                    recovered = true;
+                    report.segments_recovered += 1;
+                    segment.recover(true)?
+                }
+            };
+            if let Some((position, reason)) = &outcome.invalid {
+                let dropped = outcome.file_bytes.saturating_sub(outcome.valid_bytes);
+                report.truncated_bytes += dropped;
+                tracing::warn!(
+                    partition = %name,
+                    path = %segment.log_path().display(),
+                    position,
+                    %reason,
+                    truncated_bytes = dropped,
+                    first_dropped_offset = %outcome.next_offset,
+                    "truncated log at the first invalid batch"
+                );
+            }
+            if let Some(next) = next_base {
+                if outcome.next_offset > next {
+                    return Err(Error::CorruptLog {
+                        partition: name.to_string(),
+                        path: segment.log_path().to_path_buf(),
+                        position: outcome.valid_bytes,
+                        reason: format!(
+                            "segment ends at offset {} but the next segment starts at {next}",
+                            outcome.next_offset
+                        ),
+                    });
+                }
+                if outcome.next_offset < next && outcome.invalid.is_some() {
+                    tracing::error!(partition = %name, from = %outcome.next_offset, to = %next,
+                        "offsets lost to corruption in a flushed segment; later segments kept");
+                }
+                segment.seal()?;
+            } else {
+                segment.preallocate_indexes(&config)?;
+            }
+            let segment = Arc::new(segment);
+            if recovered {
+                needs_sync.push(segment.clone());
+            }
+            segments.insert(*base, segment);
+        }
+        if segments.is_empty() {
+            let segment = Arc::new(Segment::create(dir, name.clone(), recovery_point, &config)?);
+            segments.insert(recovery_point, segment);
+        }
+        let active = segments
+            .values()
+            .next_back()
+            .cloned()
+            .ok_or_else(|| Error::Closed(name.to_string()))?;
+        let log_start = segments.keys().next().copied().unwrap_or_default();
+        let log_end = active.next_offset();
+        // What a previous process left in the page cache may not be on disk yet:
+        // make it durable before anyone is told it is.
+        for segment in &needs_sync {
+            segment.flush()?;
+        }
+        let mut checkpointed = recovery_point;
+        if !clean {
+            Checkpoint {
+                recovery_offset: log_end,
+                clean: false,
+            }
+            .write(dir)?;
+            checkpointed = log_end;
+        }
+        if report.segments_recovered > 0 || report.truncated_bytes > 0 {
+            tracing::info!(partition = %name, ?report, %log_end, "log recovered");
+        }
+        Ok(PartitionLog {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                name,
+                config,
+                segments: RwLock::new(segments),
+                writer: Mutex::new(Writer {
+                    active,
+                    marked_dirty: !clean,
+                    roll_flushes: Vec::new(),
+                }),
+                checkpoint: Mutex::new(checkpointed),
+                flush: Mutex::new(()),
+                log_start_offset: AtomicU64::new(log_start.0),
+                log_end_offset: AtomicU64::new(log_end.0),
+                durable_offset: AtomicU64::new(log_end.0),
+                last_sync_ms: AtomicU64::new(now_ms() as u64),
+                closed: AtomicBool::new(false),
+                stats: LogStats::default(),
+                recovery: report,
+            }),
+        })
+    }
+
+    /// The name given at open (`topic-partition`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The config the log was opened with.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.inner.log_start_offset.load(Ordering::Acquire))
+    }
+
+    /// Offset the next appended record gets.
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.inner.log_end_offset.load(Ordering::Acquire))
+    }
+
+    /// Every offset below this is on disk (`fdatasync`ed).
+    pub fn durable_offset(&self) -> Offset {
+        Offset(self.inner.durable_offset.load(Ordering::Acquire))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &LogStats {
+        &self.inner.stats
+    }
+
+    /// What the open found.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.recovery
+    }
+
+    /// Bytes of batches on disk, over all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments().iter().map(|s| u64::from(s.size())).sum()
+    }
+
+    /// A snapshot of the segments, oldest first.
+    pub fn segments(&self) -> Vec<Arc<Segment>> {
+        self.inner
+            .segments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Appends one batch, assigning offsets from the log end. Returns once the
+    /// batch is in the page cache; see [`append_durable`](Self::append_durable).
+    ///
+    /// The batch must be a whole RecordBatch with a valid CRC and
+    /// `last_offset_delta == records_count - 1`; its base offset is ignored.
+    ///
+    /// # Errors
+    /// `InvalidBatch` (nothing written), `BatchTooLarge`, `DiskFull` (retriable;
+    /// the log is unchanged), other I/O errors, `Closed`.
+    pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
+        let header = validate_batch(batch, self.inner.config.segment_bytes)?;
+        let mut w = lock(&self.inner.writer);
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(self.inner.name.to_string()));
+        }
+        if !w.marked_dirty {
+            let cp = lock(&self.inner.checkpoint);
+            Checkpoint {
+                recovery_offset: *cp,
+                clean: false,
+            }
+            .write(&self.inner.dir)?;
+            w.marked_dirty = true;
+        }
+        let base_offset = self.log_end_offset();
+        let last_offset = base_offset.plus(u64::from(header.offset_count()) - 1);
+        if self.should_roll(&w.active, batch.len(), last_offset) {
+            self.roll(&mut w, base_offset)?;
+        }
+        let position = FilePosition(w.active.size());
+        w.active.append(base_offset, batch, &header)?;
+        let log_end = last_offset.plus(1);
+        self.inner
+            .log_end_offset
+            .store(log_end.0, Ordering::Release);
+        let stats = &self.inner.stats;
+        stats.appends.fetch_add(1, Ordering::Relaxed);
+        stats
+            .bytes_appended
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_end_offset: log_end,
+            segment_base_offset: w.active.base_offset(),
+            position,
+        })
+    }
+
+    /// Appends one batch and returns when it is durable as the log's
+    /// [`Durability`] defines: after a (shared) `fdatasync` for `fsync`, at once
+    /// for `interval` and `none`.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append), plus I/O errors from the sync.
+    pub fn append_durable(&self, batch: &[u8]) -> Result<AppendInfo> {
+        let info = self.append(batch)?;
+        if self.inner.config.durability == Durability::Fsync {
+            self.sync_to(info.log_end_offset)?;
+        }
+        Ok(info)
+    }
+
+    fn should_roll(&self, active: &Segment, batch_bytes: usize, last_offset: Offset) -> bool {
+        let size = u64::from(active.size());
+        if size == 0 {
+            return false;
+        }
+        let config = &self.inner.config;
+        let first_ts = active.first_batch_timestamp();
+        size + batch_bytes as u64 > u64::from(config.segment_bytes)
+            || active.indexes_full()
+            || last_offset.relative_to(active.base_offset()).is_none()
+            || (first_ts >= 0 && now_ms().saturating_sub(first_ts) > config.segment_ms as i64)
+    }
+
+    /// Starts a new active segment at `new_base`. The old one is sealed now and
+    /// flushed in the background, after which the recovery point moves past it.
+    fn roll(&self, w: &mut Writer, new_base: Offset) -> Result<()> {
+        let inner = &self.inner;
+        let new = Arc::new(Segment::create(
+            &inner.dir,
+            inner.name.clone(),
+            new_base,
+            &inner.config,
+        )?);
+        if let Err(e) = w.active.seal() {
+            let _ = new.delete_files(&inner.dir);
+            return Err(e);
+        }
+        inner
+            .segments
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(new_base, new.clone());
+        w.active = new;
+        inner.stats.segments_rolled.fetch_add(1, Ordering::Relaxed);
+        w.roll_flushes.retain(|h| !h.is_finished());
+        let log = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("warren-roll-flush".into())
+            .spawn(move || {
+                if let Err(e) = log.checkpoint_below(new_base) {
+                    tracing::error!(partition = %log.inner.name, error = %e, "flush of rolled segment failed");
+                }
+            });
+        match spawned {
+            Ok(handle) => w.roll_flushes.push(handle),
+            // No thread: the next roll or close flushes these segments instead.
+            Err(e) => tracing::warn!(error = %e, "could not start the roll flush thread"),
+        }
+        tracing::debug!(partition = %inner.name, base_offset = %new_base, "segment rolled");
+        Ok(())
+    }
+
+    /// Flushes every segment below `upto` not yet covered by the recovery point,
+    /// then moves the recovery point to `upto`.
+    fn checkpoint_below(&self, upto: Offset) -> Result<()> {
+        let inner = &self.inner;
+        let mut cp = lock(&inner.checkpoint);
+        if inner.closed.load(Ordering::Acquire) || *cp >= upto {
+            return Ok(());
+        }
+        for segment in self.segments() {
+            if segment.base_offset() >= upto {
+                break;
+            }
+            if segment.next_offset() > *cp {
+                segment.flush()?;
+                inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Checkpoint {
+            recovery_offset: upto,
+            clean: false,
+        }
+        .write(&inner.dir)?;
+        *cp = upto;
+        inner.durable_offset.fetch_max(upto.0, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Blocks until every offset below `target` is on disk (group commit).
+    ///
+    /// Callers queue on one flush lock; the holder `fdatasync`s the segments with
+    /// unsynced bytes and publishes the log end it saw before syncing, which
+    /// covers every append that finished meanwhile. Blocking: from async code, call
+    /// it on a blocking thread.
+    ///
+    /// # Errors
+    /// I/O errors from `fdatasync` (the durable offset does not move).
+    pub fn sync_to(&self, target: Offset) -> Result<()> {
+        let inner = &self.inner;
+        if self.durable_offset() >= target {
+            return Ok(());
+        }
+        let _flush = lock(&inner.flush);
+        let durable = self.durable_offset();
+        if durable >= target {
+            return Ok(());
+        }
+        let end = self.log_end_offset();
+        let unsynced: Vec<Arc<Segment>> = {
+            let map = inner
+                .segments
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut v: Vec<_> = map
+                .values()
+                .rev()
+                .take_while(|s| s.next_offset() > durable)
+                .cloned()
+                .collect();
+            v.reverse();
+            v
+        };
+        for segment in unsynced {
+            segment.sync_log()?;
+            inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        inner.durable_offset.fetch_max(end.0, Ordering::AcqRel);
+        inner.last_sync_ms.store(now_ms() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// For `interval:<ms>` logs: syncs if the interval has passed since the last
+    /// sync and there is something to sync. A no-op for other modes.
+    ///
+    /// # Errors
+    /// As [`sync_to`](Self::sync_to).
+    pub fn sync_if_due(&self) -> Result<bool> {
+        let Durability::Interval { ms } = self.inner.config.durability else {
+            return Ok(false);
+        };
+        let last = self.inner.last_sync_ms.load(Ordering::Relaxed);
+        let end = self.log_end_offset();
+        if (now_ms() as u64).saturating_sub(last) < ms || self.durable_offset() >= end {
+            return Ok(false);
+        }
+        self.sync_to(end)?;
+        Ok(true)
+    }
+
+    /// Whole batches starting with the one that holds `from`, up to `max_bytes`
+    /// (at least one batch, however large), possibly spanning segments.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` outside `[log_start, log_end]`; `CorruptLog` for a bad
+    /// batch header on the way (naming partition and position).
+    pub fn read(&self, from: Offset, max_bytes: u32) -> Result<ReadInfo> {
+        let log_end = self.log_end_offset();
+        let log_start = self.log_start_offset();
+        let mut info = ReadInfo {
+            slices: Vec::new(),
+            log_start_offset: log_start,
+            log_end_offset: log_end,
+        };
+        if from < log_start || from > log_end {
+            return Err(Error::OffsetOutOfRange {
+                requested: from.0,
+                log_start: log_start.0,
+                log_end: log_end.0,
+            });
+        }
+        let mut position = from;
+        let mut remaining = max_bytes;
+        let mut key = self.segment_key_for(from);
+        while let Some((base, segment)) = key.and_then(|k| self.segment_at_or_after(k)) {
+            if position >= log_end {
+                break;
+            }
+            if let Some(slice) = segment.read(position, remaining)? {
+                if !info.slices.is_empty() && slice.len > remaining {
+                    break;
+                }
+                let reached_end = slice.position.0 + slice.len >= segment.size();
+                remaining = remaining.saturating_sub(slice.len);
+                position = slice.next_offset;
+                info.slices.push(slice);
+                if remaining == 0 || !reached_end {
+                    break;
+                }
+            }
+            key = Some(base.plus(1));
+        }
+        Ok(info)
+    }
+
+    /// Like [`read`](Self::read), but copies the bytes into memory and CRC-checks
+    /// every batch: the path for tools, tests and TLS.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read); `CorruptLog` naming the position of a batch whose
+    /// CRC fails.
+    pub fn read_batches(&self, from: Offset, max_bytes: u32) -> Result<Vec<RecordBatch>> {
+        let info = self.read(from, max_bytes)?;
+        let mut batches = Vec::new();
+        for slice in &info.slices {
+            let bytes = slice.to_bytes()?;
+            let mut at = 0usize;
+            while at < bytes.len() {
+                let position = u64::from(slice.position.0) + at as u64;
+                let corrupt = |reason: String| Error::CorruptLog {
+                    partition: self.inner.name.to_string(),
+                    path: slice.path.to_path_buf(),
+                    position,
+                    reason,
+                };
+                let rest = bytes.get(at..).unwrap_or_default();
+                let len = record_batch::peek_batch_len(rest)
+                    .map_err(|e| corrupt(e.to_string()))?
+                    .filter(|len| *len <= rest.len())
+                    .ok_or_else(|| corrupt("truncated batch".into()))?;
+                let batch = RecordBatch::new(bytes.slice(at..at + len))
+                    .map_err(|e| corrupt(e.to_string()))?;
+                batch.verify_crc().map_err(|e| corrupt(e.to_string()))?;
+                batches.push(batch);
+                at += len;
+            }
+        }
+        Ok(batches)
+    }
+
+    /// The first record with timestamp `>= timestamp`, as (offset, its timestamp);
+    /// `None` if every record is older (ListOffsets by time).
+    ///
+    /// # Errors
+    /// `CorruptLog` for a bad batch on the way.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
+        let start = self.log_start_offset();
+        for segment in self.segments() {
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some((position, _)) = segment.find_batch_by_timestamp(timestamp)? {
+                let batch = segment.batch_at(position)?;
+                let records = batch.records().map_err(|e| Error::CorruptLog {
+                    partition: self.inner.name.to_string(),
+                    path: segment.log_path().to_path_buf(),
+                    position,
+                    reason: e.to_string(),
+                })?;
+                if let Some(r) = records
+                    .iter()
+                    .find(|r| r.timestamp >= timestamp && r.offset >= start.0 as i64)
+                {
+                    return Ok(Some((Offset(r.offset as u64), r.timestamp)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the oldest segments past `retention_bytes` / `retention_ms`, never
+    /// the active one. Reads below the new start then get `OffsetOutOfRange`;
+    /// slices already handed out stay readable.
+    ///
+    /// # Errors
+    /// I/O errors deleting files (segments already removed from the map stay removed).
+    pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
+        let inner = &self.inner;
+        let _w = lock(&inner.writer);
+        let segments = self.segments();
+        let mut total: u64 = segments.iter().map(|s| u64::from(s.size())).sum();
+        let mut doomed = Vec::new();
+        for segment in segments.iter().take(segments.len().saturating_sub(1)) {
+            let size = u64::from(segment.size());
+            let by_size = inner
+                .config
+                .retention_bytes
+                .is_some_and(|limit| total.saturating_sub(size) >= limit);
+            let by_time = inner.config.retention_ms.is_some_and(|ms| {
+                let newest = match segment.max_timestamp() {
+                    ts if ts >= 0 => ts,
+                    _ => file_mtime_ms(segment.log_path()),
+                };
+                newest < now_ms.saturating_sub(ms as i64)
+            });
+            if !(by_size || by_time) {
+                break;
+            }
+            total -= size;
+            doomed.push(segment.clone());
+        }
+        let mut outcome = RetentionOutcome {
+            log_start_offset: self.log_start_offset(),
+            ..RetentionOutcome::default()
+        };
+        let Some(last) = doomed.last() else {
+            return Ok(outcome);
+        };
+        let new_start = segments
+            .iter()
+            .find(|s| s.base_offset() > last.base_offset())
+            .map_or(self.log_end_offset(), |s| s.base_offset());
+        // Readers check the start before touching segments: move it first.
+        inner.log_start_offset.store(new_start.0, Ordering::Release);
+        {
+            let mut map = inner
+                .segments
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for segment in &doomed {
+                map.remove(&segment.base_offset());
+            }
+        }
+        for segment in &doomed {
+            segment.delete_files(&inner.dir)?;
+            outcome.segments_deleted += 1;
+            outcome.bytes_deleted += u64::from(segment.size());
+            inner.stats.segments_deleted.fetch_add(1, Ordering::Relaxed);
+        }
+        outcome.log_start_offset = new_start;
+        tracing::info!(partition = %inner.name, segments = outcome.segments_deleted,
+            bytes = outcome.bytes_deleted, log_start_offset = %new_start, "retention deleted segments");
+        Ok(outcome)
+    }
+
+    /// Flushes everything, trims the active indexes and writes a clean recovery
+    /// point, so the next open scans nothing. Later appends get `Closed`; reads
+    /// keep working. Idempotent.
+    ///
+    /// # Errors
+    /// I/O errors; the log is then recovered on the next open, as after a crash.
+    pub fn close(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut w = lock(&inner.writer);
+        if inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        for handle in w.roll_flushes.drain(..) {
+            let _ = handle.join();
+        }
+        let mut cp = lock(&inner.checkpoint);
+        let _flush = lock(&inner.flush);
+        let log_end = self.log_end_offset();
+        w.active.seal()?;
+        for segment in self.segments() {
+            if segment.next_offset() > *cp || Arc::ptr_eq(&segment, &w.active) {
+                segment.flush()?;
+            }
+        }
+        Checkpoint {
+            recovery_offset: log_end,
+            clean: true,
+        }
+        .write(&inner.dir)?;
+        *cp = log_end;
+        inner.durable_offset.fetch_max(log_end.0, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Base offset of the segment holding `offset`.
+    fn segment_key_for(&self, offset: Offset) -> Option<Offset> {
+        let map = self
+            .inner
+            .segments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.range(..=offset)
+            .next_back()
+            .or_else(|| map.iter().next())
+            .map(|(k, _)| *k)
+    }
+
+    /// The first segment with base offset `>= key`.
+    fn segment_at_or_after(&self, key: Offset) -> Option<(Offset, Arc<Segment>)> {
+        self.inner
+            .segments
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .range(key..)
+            .next()
+            .map(|(k, s)| (*k, s.clone()))
+    }
+}
+
+/// Checks an incoming batch before it may touch the log.
+fn validate_batch(batch: &[u8], segment_bytes: u32) -> Result<BatchHeader> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(Error::InvalidBatch(warren_protocol::Error::InvalidField {
+            field: "batch_length",
+            value: i64::from(header.batch_length),
+        }));
+    }
+    if header.records_count == 0 || header.last_offset_delta != header.records_count - 1 {
+        return Err(Error::InvalidBatch(warren_protocol::Error::InvalidField {
+            field: "last_offset_delta",
+            value: i64::from(header.last_offset_delta),
+        }));
+    }
+    if batch.len() > segment_bytes as usize {
+        return Err(Error::BatchTooLarge {
+            bytes: batch.len(),
+            segment_bytes,
+        });
+    }
+    let got = record_batch::compute_crc(batch);
+    if got != header.crc {
+        return Err(Error::InvalidBatch(
+            warren_protocol::Error::ChecksumMismatch {
+                expected: header.crc,
+                got,
+            },
+        ));
+    }
+    Ok(header)
+}
+
+fn file_mtime_ms(path: &Path) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Lists the base offsets of the segments in `dir`, removing leftovers that are
+/// safe to remove (temp files, indexes without a log) and logging anything else
+/// that does not belong.
+fn list_segments(dir: &Path, name: &str) -> Result<Vec<Offset>> {
+    let mut logs = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in std::fs::read_dir(dir).ctx("list partition directory", dir)? {
+        let entry = entry.ctx("list partition directory", dir)?;
+        let file_name = entry.file_name();
+        let Some(file_name) = file_name.to_str() else {
+            tracing::warn!(partition = name, path = %entry.path().display(), "ignoring stray file with a non-UTF-8 name");
+            continue;
+        };
+        match parse_segment_file(file_name) {
+            Some((base, SegmentFile::Log)) => logs.push(base),
+            Some((base, _)) => indexes.push((base, entry.path())),
+            None if file_name == RECOVERY_POINT_FILE => {}
+            None if file_name.ends_with(&format!(".{TMP_SUFFIX}")) => {
+                tracing::info!(partition = name, path = %entry.path().display(), "removing leftover temp file");
+                let path = entry.path();
+                std::fs::remove_file(&path).ctx("remove temp file", &path)?;
+            }
+            None => {
+                tracing::warn!(partition = name, path = %entry.path().display(), "ignoring stray file in partition directory");
+            }
+        }
+    }
+    logs.sort();
+    for (base, path) in indexes {
+        if logs.binary_search(&base).is_err() {
+            tracing::warn!(partition = name, path = %path.display(), "removing index without a segment");
+            std::fs::remove_file(&path).ctx("remove orphan index", &path)?;
+        }
+    }
+    Ok(logs)
+}

@@ -1,0 +1,467 @@
+//! A data directory: the topics, their partition logs, and the lock that keeps a
+//! second process out.
+//!
+//! ```text
+//! <data_dir>/
+//!   .lock                      flock(2)-ed while a LogManager has the dir open
+//!   meta/topics/<topic>.json   one TopicConfig per topic, written atomically
+//!   <topic>-<partition>/       one PartitionLog each
+//!   <topic>-<partition>.deleted/  a deletion in progress; removed on open
+//! ```
+//!
+//! The topic's JSON file is the commit point: a topic exists exactly when its file
+//! does. Creating writes the file, then the partition directories (missing ones are
+//! created on open). Deleting renames the partition directories to `.deleted`,
+//! removes the file, then removes the directories. A crash at any step leaves
+//! either the topic or nothing, never half a topic. A partition directory that no
+//! topic file names is reported and left alone (it is not ours to delete).
+//!
+//! Thread-safe: `LogManager` is `Send + Sync`; topic creation and deletion are
+//! serialized by one mutex, lookups take a read lock.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, Weak, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{sync_dir, write_atomically};
+use crate::config::{Durability, LogConfig};
+use crate::error::{Error, IoContext, Result};
+use crate::file_names::{parse_partition_dir, partition_dir_name};
+use crate::log::PartitionLog;
+
+const META_DIR: &str = "meta";
+const TOPICS_DIR: &str = "topics";
+const LOCK_FILE: &str = ".lock";
+const DELETED_SUFFIX: &str = ".deleted";
+/// Most partitions a topic may have. Not configurable: bounds the work and files
+/// one request can create.
+pub const MAX_PARTITIONS: u32 = 10_000;
+
+/// A topic as persisted in `meta/topics/<name>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    pub name: String,
+    pub partitions: u32,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+struct Topic {
+    config: TopicConfig,
+    partitions: Vec<PartitionLog>,
+}
+
+/// Owns a data directory. See the module docs.
+pub struct LogManager {
+    data_dir: PathBuf,
+    _lock: File,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    admin: Mutex<()>,
+    background: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for LogManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogManager")
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+/// Checks Kafka's topic-name rule: 1-249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+///
+/// # Errors
+/// `InvalidTopicName`.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidTopicName(name.to_string()))
+    }
+}
+
+impl LogManager {
+    /// Opens (creating if needed) the data directory, locks it, and opens every
+    /// topic's partitions, recovering them as needed.
+    ///
+    /// # Errors
+    /// `DataDirLocked` if another process has it; I/O errors; `CorruptFile` for an
+    /// unreadable topic file; any error opening a partition.
+    pub fn open(data_dir: &Path) -> Result<LogManager> {
+        std::fs::create_dir_all(data_dir.join(META_DIR).join(TOPICS_DIR))
+            .ctx("create data directory", data_dir)?;
+        let lock_path = data_dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .ctx("open lock file", &lock_path)?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+            |e| {
+                if e == rustix::io::Errno::WOULDBLOCK {
+                    Error::DataDirLocked {
+                        path: data_dir.to_path_buf(),
+                    }
+                } else {
+                    Error::io("lock data directory", &lock_path, e.into())
+                }
+            },
+        )?;
+        let manager = LogManager {
+            data_dir: data_dir.to_path_buf(),
+            _lock: lock,
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            background: Mutex::new(None),
+        };
+        let configs = manager.read_topic_configs()?;
+        manager.sweep_data_dir(&configs)?;
+        let mut topics = BTreeMap::new();
+        for config in configs {
+            let partitions = (0..config.partitions)
+                .map(|p| manager.open_partition(&config, p))
+                .collect::<Result<Vec<_>>>()?;
+            topics.insert(config.name.clone(), Arc::new(Topic { config, partitions }));
+        }
+        *manager
+            .topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = topics;
+        Ok(manager)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn topic_file(&self, name: &str) -> PathBuf {
+        self.data_dir
+            .join(META_DIR)
+            .join(TOPICS_DIR)
+            .join(format!("{name}.json"))
+    }
+
+    fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
+        self.data_dir.join(partition_dir_name(topic, partition))
+    }
+
+    fn open_partition(&self, config: &TopicConfig, partition: u32) -> Result<PartitionLog> {
+        PartitionLog::open(
+            &self.partition_dir(&config.name, partition),
+            &partition_dir_name(&config.name, partition),
+            config.log.clone(),
+        )
+    }
+
+    fn read_topic_configs(&self) -> Result<Vec<TopicConfig>> {
+        let dir = self.data_dir.join(META_DIR).join(TOPICS_DIR);
+        let mut configs = Vec::new();
+        for entry in std::fs::read_dir(&dir).ctx("list topics", &dir)? {
+            let path = entry.ctx("list topics", &dir)?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                if path.to_string_lossy().ends_with(".tmp") {
+                    std::fs::remove_file(&path).ctx("remove temp file", &path)?;
+                } else {
+                    tracing::warn!(path = %path.display(), "ignoring stray file in meta/topics");
+                }
+                continue;
+            }
+            let bytes = std::fs::read(&path).ctx("read topic config", &path)?;
+            let config: TopicConfig =
+                serde_json::from_slice(&bytes).map_err(|e| Error::CorruptFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if stem != config.name || validate_topic_name(&config.name).is_err() {
+                return Err(Error::CorruptFile {
+                    path,
+                    reason: format!("names topic {:?}", config.name),
+                });
+            }
+            config.log.validate().map_err(|e| Error::CorruptFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            configs.push(config);
+        }
+        configs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(configs)
+    }
+
+    /// Finishes interrupted deletions and reports directories no topic owns.
+    fn sweep_data_dir(&self, configs: &[TopicConfig]) -> Result<()> {
+        for entry in std::fs::read_dir(&self.data_dir).ctx("list data directory", &self.data_dir)? {
+            let entry = entry.ctx("list data directory", &self.data_dir)?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == META_DIR || name == LOCK_FILE {
+                continue;
+            }
+            if name.ends_with(DELETED_SUFFIX) {
+                tracing::info!(path = %path.display(), "finishing an interrupted topic deletion");
+                std::fs::remove_dir_all(&path).ctx("remove deleted partition", &path)?;
+                continue;
+            }
+            let owned = parse_partition_dir(&name).is_some_and(|(topic, partition)| {
+                configs
+                    .iter()
+                    .any(|c| c.name == topic && partition < c.partitions)
+            });
+            if !owned {
+                tracing::warn!(path = %path.display(), "ignoring stray entry in the data directory: no topic owns it");
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a topic with `partitions` empty partitions.
+    ///
+    /// # Errors
+    /// `InvalidTopicName`, `TopicExists`, `Config` (bad config or partition count),
+    /// I/O errors, `DiskFull`.
+    pub fn create_topic(&self, name: &str, partitions: u32, log: LogConfig) -> Result<TopicConfig> {
+        validate_topic_name(name)?;
+        log.validate()?;
+        if partitions == 0 || partitions > MAX_PARTITIONS {
+            return Err(Error::Config(format!(
+                "partitions {partitions} must be in 1..={MAX_PARTITIONS}"
+            )));
+        }
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.topic(name).is_some() {
+            return Err(Error::TopicExists(name.to_string()));
+        }
+        for p in 0..partitions {
+            let dir = self.partition_dir(name, p);
+            if dir.exists() {
+                return Err(Error::Config(format!(
+                    "{} already exists but belongs to no topic; move it away first",
+                    dir.display()
+                )));
+            }
+        }
+        let config = TopicConfig {
+            name: name.to_string(),
+            partitions,
+            log,
+        };
+        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
+        write_atomically(&self.topic_file(name), &json)?;
+        let logs = (0..partitions)
+            .map(|p| self.open_partition(&config, p))
+            .collect::<Result<Vec<_>>>()?;
+        sync_dir(&self.data_dir)?;
+        self.topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                name.to_string(),
+                Arc::new(Topic {
+                    config: config.clone(),
+                    partitions: logs,
+                }),
+            );
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(config)
+    }
+
+    /// Deletes a topic and all its data.
+    ///
+    /// # Errors
+    /// `UnknownTopic`; I/O errors.
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let topic = self
+            .topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name)
+            .ok_or_else(|| Error::UnknownTopic(name.to_string()))?;
+        let mut doomed = Vec::new();
+        for (p, log) in topic.partitions.iter().enumerate() {
+            // Close first: stops appends and joins background flushes.
+            if let Err(e) = log.close() {
+                tracing::warn!(partition = log.name(), error = %e, "close before delete failed");
+            }
+            let dir = self.partition_dir(name, p as u32);
+            let mut deleted = dir.clone().into_os_string();
+            deleted.push(DELETED_SUFFIX);
+            let deleted = PathBuf::from(deleted);
+            std::fs::rename(&dir, &deleted).ctx("rename partition for deletion", &dir)?;
+            doomed.push(deleted);
+        }
+        sync_dir(&self.data_dir)?;
+        let file = self.topic_file(name);
+        std::fs::remove_file(&file).ctx("remove topic config", &file)?;
+        sync_dir(&self.data_dir.join(META_DIR).join(TOPICS_DIR))?;
+        for dir in doomed {
+            std::fs::remove_dir_all(&dir).ctx("remove deleted partition", &dir)?;
+        }
+        tracing::info!(topic = name, "topic deleted");
+        Ok(())
+    }
+
+    /// A topic's config.
+    pub fn topic(&self, name: &str) -> Option<TopicConfig> {
+        self.topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .map(|t| t.config.clone())
+    }
+
+    /// Every topic, by name.
+    pub fn topics(&self) -> Vec<TopicConfig> {
+        self.topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|t| t.config.clone())
+            .collect()
+    }
+
+    /// One partition's log.
+    pub fn partition(&self, topic: &str, partition: u32) -> Option<PartitionLog> {
+        self.topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(topic)?
+            .partitions
+            .get(partition as usize)
+            .cloned()
+    }
+
+    fn all_partitions(&self) -> Vec<PartitionLog> {
+        self.topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Runs retention on every partition; failures are logged and skipped.
+    /// Returns the number of segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for log in self.all_partitions() {
+            match log.apply_retention(now_ms) {
+                Ok(o) => deleted += o.segments_deleted,
+                Err(e) => tracing::error!(partition = log.name(), error = %e, "retention failed"),
+            }
+        }
+        deleted
+    }
+
+    /// Syncs every `interval:<ms>` partition whose interval has passed.
+    pub fn sync_due(&self) {
+        for log in self.all_partitions() {
+            if let Err(e) = log.sync_if_due() {
+                tracing::error!(partition = log.name(), error = %e, "interval flush failed");
+            }
+        }
+    }
+
+    /// Starts the background thread that runs interval flushes (as often as the
+    /// shortest interval asks, at most every 5 ms) and retention (every
+    /// `retention_check`). Stopped by [`close`](Self::close) or drop.
+    ///
+    /// # Errors
+    /// I/O error if the thread cannot be spawned.
+    pub fn start_background(self: &Arc<Self>, retention_check: Duration) -> Result<()> {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let weak: Weak<LogManager> = Arc::downgrade(self);
+        let handle = std::thread::Builder::new()
+            .name("warren-log-background".into())
+            .spawn(move || {
+                let mut last_retention = std::time::Instant::now();
+                loop {
+                    let Some(manager) = weak.upgrade() else {
+                        return;
+                    };
+                    let tick = manager
+                        .topics()
+                        .iter()
+                        .filter_map(|t| match t.log.durability {
+                            Durability::Interval { ms } => Some(ms),
+                            _ => None,
+                        })
+                        .min()
+                        .unwrap_or(1000)
+                        .clamp(5, 1000);
+                    manager.sync_due();
+                    if last_retention.elapsed() >= retention_check {
+                        manager.apply_retention(now_ms());
+                        last_retention = std::time::Instant::now();
+                    }
+                    drop(manager);
+                    match stop_rx.recv_timeout(Duration::from_millis(tick)) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })
+            .ctx("spawn background thread", &self.data_dir)?;
+        *self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stop_tx, handle));
+        Ok(())
+    }
+
+    /// Stops the background thread and closes every partition cleanly, so the
+    /// next open scans nothing. Reports the first error after trying them all.
+    ///
+    /// # Errors
+    /// The first partition close error.
+    pub fn close(&self) -> Result<()> {
+        if let Some((stop, handle)) = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            let _ = stop.send(());
+            let _ = handle.join();
+        }
+        let mut first_error = None;
+        for log in self.all_partitions() {
+            if let Err(e) = log.close() {
+                tracing::error!(partition = log.name(), error = %e, "close failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
