@@ -386,11 +386,12 @@ impl PartitionLog {
         }
         let base_offset = self.log_end_offset();
         let last_offset = base_offset.plus(u64::from(header.offset_count()) - 1);
-        if self.should_roll(&w.active, batch.len(), last_offset) {
+        let now = now_ms();
+        if self.should_roll(&w.active, batch.len(), last_offset, now) {
             self.roll(&mut w, base_offset)?;
         }
         let position = FilePosition(w.active.size());
-        w.active.append(base_offset, batch, &header)?;
+        w.active.append(base_offset, batch, &header, now)?;
         let log_end = last_offset.plus(1);
         self.inner
             .log_end_offset
@@ -423,17 +424,23 @@ impl PartitionLog {
         Ok(info)
     }
 
-    fn should_roll(&self, active: &Segment, batch_bytes: usize, last_offset: Offset) -> bool {
+    fn should_roll(
+        &self,
+        active: &Segment,
+        batch_bytes: usize,
+        last_offset: Offset,
+        now: i64,
+    ) -> bool {
         let size = u64::from(active.size());
         if size == 0 {
             return false;
         }
         let config = &self.inner.config;
-        let first_ts = active.first_batch_timestamp();
+        let since = active.rolling_base_ms();
         size + batch_bytes as u64 > u64::from(config.segment_bytes)
             || active.indexes_full()
             || last_offset.relative_to(active.base_offset()).is_none()
-            || (first_ts >= 0 && now_ms().saturating_sub(first_ts) > config.segment_ms as i64)
+            || (since >= 0 && now.saturating_sub(since) > config.segment_ms as i64)
     }
 
     /// Starts a new active segment at `new_base`. The old one is sealed now and

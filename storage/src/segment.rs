@@ -76,8 +76,11 @@ pub struct Segment {
     next_offset: AtomicU64,
     /// Largest batch max_timestamp, -1 when empty.
     max_timestamp: AtomicI64,
-    /// max_timestamp of the first batch: the clock for `segment_ms` rolls.
-    first_batch_timestamp: AtomicI64,
+    /// Wall-clock ms of the first append to this segment in this process (or of
+    /// the open, for a non-empty segment): the clock for `segment_ms` rolls.
+    /// Producer timestamps are not used, so a producer with a skewed clock cannot
+    /// force a roll per batch.
+    rolling_base_ms: AtomicI64,
     /// Writer only: batch bytes since the last index entry.
     bytes_since_index_entry: AtomicU32,
 }
@@ -208,7 +211,7 @@ impl Segment {
             size: AtomicU32::new(0),
             next_offset: AtomicU64::new(base_offset.0),
             max_timestamp: AtomicI64::new(-1),
-            first_batch_timestamp: AtomicI64::new(-1),
+            rolling_base_ms: AtomicI64::new(-1),
             bytes_since_index_entry: AtomicU32::new(0),
         })
     }
@@ -233,9 +236,10 @@ impl Segment {
         self.max_timestamp.load(Ordering::Acquire)
     }
 
-    /// Timestamp of the first batch (-1 when empty): the clock for `segment_ms`.
-    pub fn first_batch_timestamp(&self) -> i64 {
-        self.first_batch_timestamp.load(Ordering::Acquire)
+    /// Wall-clock ms since when this segment has held data (-1 when empty): the
+    /// clock for `segment_ms`.
+    pub fn rolling_base_ms(&self) -> i64 {
+        self.rolling_base_ms.load(Ordering::Acquire)
     }
 
     /// Path of the `.log` file.
@@ -269,6 +273,7 @@ impl Segment {
         base_offset: Offset,
         batch: &[u8],
         header: &BatchHeader,
+        now_ms: i64,
     ) -> Result<()> {
         let position = self.size.load(Ordering::Acquire);
         let len = u32::try_from(batch.len()).map_err(|_| Error::BatchTooLarge {
@@ -299,8 +304,7 @@ impl Segment {
         self.max_timestamp
             .fetch_max(header.max_timestamp, Ordering::AcqRel);
         if position == 0 {
-            self.first_batch_timestamp
-                .store(header.max_timestamp, Ordering::Release);
+            self.rolling_base_ms.store(now_ms, Ordering::Release);
         }
         self.size.store(position + len, Ordering::Release);
         self.next_offset.store(
@@ -441,14 +445,6 @@ impl Segment {
         let (offset, position) = start.unwrap_or((self.base_offset, FilePosition(0)));
         let mut outcome = self.scan(offset, u64::from(position.0), false, false)?;
         outcome.max_timestamp = outcome.max_timestamp.max(time_max);
-        if position.0 > 0 {
-            let limit = outcome.valid_bytes;
-            let mut window = FileWindow::new(&self.log, &self.log_path, limit, BATCH_HEADER_LEN);
-            if let Ok(first) = self.header_at(&mut window, 0, limit) {
-                self.first_batch_timestamp
-                    .store(first.max_timestamp, Ordering::Release);
-            }
-        }
         let since = outcome.valid_bytes.saturating_sub(u64::from(position.0));
         self.bytes_since_index_entry
             .store(u32::try_from(since).unwrap_or(u32::MAX), Ordering::Relaxed);
@@ -484,6 +480,9 @@ impl Segment {
     }
 
     fn publish(&self, outcome: &ScanOutcome) {
+        if outcome.valid_bytes > 0 {
+            self.rolling_base_ms.store(now_ms(), Ordering::Release);
+        }
         self.size
             .store(outcome.valid_bytes as u32, Ordering::Release);
         self.next_offset
@@ -564,10 +563,6 @@ impl Segment {
                     total as u32,
                     out.max_timestamp,
                 )?;
-            }
-            if out.batches == 0 && pos == 0 {
-                self.first_batch_timestamp
-                    .store(header.max_timestamp, Ordering::Release);
             }
             out.max_timestamp = out.max_timestamp.max(header.max_timestamp);
             out.batches += 1;
@@ -718,6 +713,12 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Writes all of `parts` at `position` with `pwritev`, looping on short writes.

@@ -11,7 +11,7 @@ fn appends_assign_consecutive_offsets_and_read_back_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(dir.path(), small_config(4096));
     let mut expected = Vec::new();
-    for i in 0..40u64 {
+    for i in 0..80u64 {
         let b = batch(i, 1 + (i as usize % 3), 100, 1_700_000_000_000);
         let info = log.append(&b).unwrap();
         assert_eq!(
@@ -29,6 +29,25 @@ fn appends_assign_consecutive_offsets_and_read_back_byte_for_byte() {
         assert_eq!(off, e_off);
         assert_eq!(bytes, e_bytes);
     }
+}
+
+#[test]
+fn the_active_segment_rolls_once_older_than_segment_ms_by_the_broker_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 50,
+        ..small_config(1 << 20)
+    };
+    let log = PartitionLog::open(dir.path(), "t-0", config).unwrap();
+    // Producer timestamps from 1970 must not force a roll per batch.
+    for i in 0..10 {
+        log.append(&batch(i, 1, 10, 1_000)).unwrap();
+    }
+    assert_eq!(log.segments().len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    log.append(&batch(10, 1, 10, 1_000)).unwrap();
+    assert_eq!(log.segments().len(), 2);
+    assert_eq!(log.segments()[1].base_offset(), Offset(10));
 }
 
 #[test]
