@@ -243,8 +243,14 @@ impl PartitionLog {
                         "offsets lost to corruption in a flushed segment; later segments kept");
                 }
                 segment.seal()?;
-            } else {
-                segment.preallocate_indexes(&config)?;
+            } else if let Err(e) = segment.preallocate_indexes(&config) {
+                // On a full disk the log must still open for reads: keep the
+                // index at its size; appends roll (and get DiskFull) until space
+                // is freed.
+                if !e.is_retriable() {
+                    return Err(e);
+                }
+                tracing::warn!(partition = %name, error = %e, "cannot preallocate the active index");
             }
             let segment = Arc::new(segment);
             if recovered {
