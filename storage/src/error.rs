@@ -53,8 +53,8 @@ pub enum Error {
     /// A configuration value or combination is invalid.
     #[error("invalid log config: {0}")]
     Config(String),
-    /// A topic name is not `[A-Za-z0-9._-]{1,249}` (or is `.` / `..`).
-    #[error("invalid topic name {0:?}: use 1-249 of A-Z a-z 0-9 . _ -")]
+    /// A topic name is not `[A-Za-z0-9._-]{1,242}` (or is `.` / `..`).
+    #[error("invalid topic name {0:?}: use 1-242 of A-Z a-z 0-9 . _ -")]
     InvalidTopicName(String),
     /// The topic already exists.
     #[error("topic {0} already exists")]

@@ -73,13 +73,19 @@ impl std::fmt::Debug for LogManager {
     }
 }
 
-/// Checks Kafka's topic-name rule: 1-249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+/// Longest topic name: every file name derived from it must fit NAME_MAX (255).
+/// The longest are `<name>-<partition>.deleted` (partition < 10 000: 13 more
+/// bytes) and `<name>.json.tmp` (9 more). Kafka allows 249.
+pub const MAX_TOPIC_NAME_LEN: usize = 255 - "-9999.deleted".len();
+
+/// Checks Kafka's topic-name rule, `[A-Za-z0-9._-]`, not `.` or `..`, with at
+/// most [`MAX_TOPIC_NAME_LEN`] characters.
 ///
 /// # Errors
 /// `InvalidTopicName`.
 pub fn validate_topic_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 249
+        && name.len() <= MAX_TOPIC_NAME_LEN
         && name != "."
         && name != ".."
         && name
@@ -209,6 +215,7 @@ impl LogManager {
 
     /// Finishes interrupted deletions and reports directories no topic owns.
     fn sweep_data_dir(&self, configs: &[TopicConfig]) -> Result<()> {
+        let mut restored = false;
         for entry in std::fs::read_dir(&self.data_dir).ctx("list data directory", &self.data_dir)? {
             let entry = entry.ctx("list data directory", &self.data_dir)?;
             let path = entry.path();
@@ -216,7 +223,27 @@ impl LogManager {
             if name == META_DIR || name == LOCK_FILE {
                 continue;
             }
-            if name.ends_with(DELETED_SUFFIX) {
+            if let Some(stem) = name.strip_suffix(DELETED_SUFFIX) {
+                let is_dir = entry
+                    .file_type()
+                    .ctx("list data directory", &self.data_dir)?
+                    .is_dir();
+                let Some((topic, partition)) = parse_partition_dir(stem).filter(|_| is_dir) else {
+                    tracing::warn!(path = %path.display(), "ignoring stray entry in the data directory");
+                    continue;
+                };
+                let live = self.data_dir.join(stem);
+                let owned = configs
+                    .iter()
+                    .any(|c| c.name == topic && partition < c.partitions);
+                if owned && !live.exists() {
+                    // The topic file is still there: the delete stopped before its
+                    // commit point. Undo it, so the topic stays whole.
+                    tracing::info!(path = %path.display(), "undoing an interrupted topic deletion");
+                    std::fs::rename(&path, &live).ctx("restore partition", &path)?;
+                    restored = true;
+                    continue;
+                }
                 tracing::info!(path = %path.display(), "finishing an interrupted topic deletion");
                 std::fs::remove_dir_all(&path).ctx("remove deleted partition", &path)?;
                 continue;
@@ -229,6 +256,9 @@ impl LogManager {
             if !owned {
                 tracing::warn!(path = %path.display(), "ignoring stray entry in the data directory: no topic owns it");
             }
+        }
+        if restored {
+            sync_dir(&self.data_dir)?;
         }
         Ok(())
     }
@@ -269,10 +299,17 @@ impl LogManager {
         };
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
         write_atomically(&self.topic_file(name), &json)?;
-        let logs = (0..partitions)
+        let opened = (0..partitions)
             .map(|p| self.open_partition(&config, p))
-            .collect::<Result<Vec<_>>>()?;
-        sync_dir(&self.data_dir)?;
+            .collect::<Result<Vec<_>>>()
+            .and_then(|logs| sync_dir(&self.data_dir).map(|()| logs));
+        let logs = match opened {
+            Ok(logs) => logs,
+            Err(e) => {
+                self.undo_create(name, partitions);
+                return Err(e);
+            }
+        };
         self.topics
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -285,6 +322,23 @@ impl LogManager {
             );
         tracing::info!(topic = name, partitions, "topic created");
         Ok(config)
+    }
+
+    /// Rolls back a create that failed after writing the topic file: the file
+    /// first (the commit point), then the partition directories, which did not
+    /// exist before (checked under the admin lock). Best effort: what is left is
+    /// reported or swept on the next open.
+    fn undo_create(&self, name: &str, partitions: u32) {
+        let file = self.topic_file(name);
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::error!(path = %file.display(), error = %e, "cannot roll back a failed topic creation");
+            return;
+        }
+        let _ = sync_dir(&self.data_dir.join(META_DIR).join(TOPICS_DIR));
+        for p in 0..partitions {
+            let _ = std::fs::remove_dir_all(self.partition_dir(name, p));
+        }
+        let _ = sync_dir(&self.data_dir);
     }
 
     /// Deletes a topic and all its data.

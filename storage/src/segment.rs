@@ -391,8 +391,14 @@ impl Segment {
     /// Whole batches from the one containing `from`, up to `max_bytes` in total but
     /// at least one batch. `None` when the segment holds nothing at or after `from`.
     ///
+    /// Headers are checked where the range is found: from the index entry to the
+    /// first batch, and from the index entry nearest the budget to the last. The
+    /// batches in between are not read (a fetch must not read what it sends with
+    /// `sendfile`); consumers check each batch's CRC, as Kafka's do, and
+    /// [`read_batches`](Self::read_batches) checks everything.
+    ///
     /// # Errors
-    /// `CorruptLog` naming the position of a bad header.
+    /// `CorruptLog` naming the position of a bad header it walks.
     pub fn read(&self, from: Offset, max_bytes: u32) -> Result<Option<FileSlice>> {
         let limit = u64::from(self.size());
         let Some((start, first)) = self.translate(from, limit)? else {

@@ -46,7 +46,7 @@ fn crashed_log(
     }
     assert_eq!(log.segments().len(), segments);
     let written = all_batches(&log);
-    drop(log);
+    common::crash(log);
     written
 }
 

@@ -67,3 +67,25 @@ pub fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// Waits (at most 5 s) until the background flushes of rolled segments have
+/// moved the durable offset up to the active segment.
+pub fn wait_for_roll_flushes(log: &PartitionLog) {
+    let active = log.segments().last().unwrap().base_offset();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while log.durable_offset() < active {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "roll flushes did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// "Crashes" the log: drops it without `close()`, so no clean recovery point is
+/// written. Waits for roll flushes first: a real kill -9 stops those threads,
+/// while here they would go on writing into a directory the test reopens.
+pub fn crash(log: PartitionLog) {
+    wait_for_roll_flushes(&log);
+    drop(log);
+}
