@@ -479,10 +479,14 @@ impl PartitionLog {
         w.active = new;
         inner.stats.segments_rolled.fetch_add(1, Ordering::Relaxed);
         w.roll_flushes.retain(|h| !h.is_finished());
-        let log = self.clone();
+        // A weak handle: a log dropped without close (a simulated crash, a
+        // deleted topic) must not have a thread writing into its directory later.
+        let weak = Arc::downgrade(&self.inner);
         let spawned = std::thread::Builder::new()
             .name("warren-roll-flush".into())
             .spawn(move || {
+                let Some(inner) = weak.upgrade() else { return };
+                let log = PartitionLog { inner };
                 if let Err(e) = log.checkpoint_below(new_base) {
                     tracing::error!(partition = %log.inner.name, error = %e, "flush of rolled segment failed");
                 }

@@ -22,7 +22,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::IoSlice;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -32,7 +31,7 @@ use warren_protocol::record_batch::{self, BATCH_HEADER_LEN, BatchHeader, RecordB
 use crate::config::LogConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::file_names::{SegmentFile, segment_file};
-use crate::file_slice::FileSlice;
+use crate::file_slice::{FileSlice, append_file_range};
 use crate::offset::{FilePosition, Offset};
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
@@ -580,39 +579,6 @@ impl Segment {
         Ok(out)
     }
 
-    /// Reads whole batches (the copy path) starting with the one containing `from`,
-    /// checking each CRC. Used by tools and tests; the broker sends [`FileSlice`]s.
-    ///
-    /// # Errors
-    /// `CorruptLog` with the position of the first bad batch.
-    pub fn read_batches(&self, from: Offset, max_bytes: u32) -> Result<Vec<RecordBatch>> {
-        let Some(slice) = self.read(from, max_bytes)? else {
-            return Ok(Vec::new());
-        };
-        let bytes = slice.to_bytes()?;
-        let mut batches = Vec::new();
-        let mut at = 0usize;
-        while at < bytes.len() {
-            let position = u64::from(slice.position.0) + at as u64;
-            let len = record_batch::peek_batch_len(bytes.get(at..).unwrap_or_default())
-                .map_err(|e| self.corrupt(position, e.to_string()))?
-                .ok_or_else(|| self.corrupt(position, "truncated batch"))?;
-            let batch = bytes
-                .get(at..at + len)
-                .map(|_| bytes.slice(at..at + len))
-                .ok_or_else(|| self.corrupt(position, "truncated batch"))
-                .and_then(|b| {
-                    RecordBatch::new(b).map_err(|e| self.corrupt(position, e.to_string()))
-                })?;
-            batch
-                .verify_crc()
-                .map_err(|e| self.corrupt(position, e.to_string()))?;
-            batches.push(batch);
-            at += len;
-        }
-        Ok(batches)
-    }
-
     /// Offset of the first batch whose max timestamp is `>= target`, starting from
     /// the time index's hint; `None` if no batch here qualifies.
     ///
@@ -642,10 +608,14 @@ impl Segment {
         let limit = u64::from(self.size());
         let mut window = FileWindow::new(&self.log, &self.log_path, limit, HEADER_WINDOW_BYTES);
         let header = self.header_at(&mut window, position, limit)?;
-        let mut buf = vec![0u8; header.total_len()];
-        self.log
-            .read_exact_at(&mut buf, position)
-            .ctx("read segment", &self.log_path)?;
+        let mut buf = Vec::with_capacity(header.total_len());
+        append_file_range(
+            &self.log,
+            &self.log_path,
+            &mut buf,
+            header.total_len(),
+            position,
+        )?;
         let batch =
             RecordBatch::new(buf.into()).map_err(|e| self.corrupt(position, e.to_string()))?;
         batch
@@ -743,22 +713,31 @@ fn write_all_at(file: &File, parts: &[&[u8]], mut position: u64) -> std::io::Res
 }
 
 /// A read-ahead window over a file for walking batches with few syscalls.
+///
+/// The first read is small (a lookup usually needs one header near the index
+/// entry); each miss doubles the read, up to `max_chunk`. Measured: a fixed
+/// 16 KiB first read made a random `read` cost 3.6 µs, as much as the 16 KiB pread.
 struct FileWindow<'a> {
     file: &'a File,
     path: &'a Path,
     file_len: u64,
     chunk: usize,
+    max_chunk: usize,
     buf: Vec<u8>,
     start: u64,
 }
 
+/// First read of a header walk: a header and a few small batches.
+const FIRST_WINDOW_BYTES: usize = 1024;
+
 impl<'a> FileWindow<'a> {
-    fn new(file: &'a File, path: &'a Path, file_len: u64, chunk: usize) -> Self {
+    fn new(file: &'a File, path: &'a Path, file_len: u64, max_chunk: usize) -> Self {
         FileWindow {
             file,
             path,
             file_len,
-            chunk,
+            chunk: FIRST_WINDOW_BYTES.min(max_chunk),
+            max_chunk,
             buf: Vec::new(),
             start: 0,
         }
@@ -773,10 +752,9 @@ impl<'a> FileWindow<'a> {
         let have = position >= self.start && end <= self.start + self.buf.len() as u64;
         if !have {
             let want = (n.max(self.chunk) as u64).min(self.file_len - position) as usize;
-            self.buf.resize(want, 0);
-            self.file
-                .read_exact_at(&mut self.buf, position)
-                .ctx("read segment", self.path)?;
+            self.chunk = (self.chunk * 2).min(self.max_chunk);
+            self.buf.clear();
+            append_file_range(self.file, self.path, &mut self.buf, want, position)?;
             self.start = position;
         }
         let from = (position - self.start) as usize;
