@@ -353,7 +353,7 @@ impl RecordBatch {
                 let decoder =
                     zstd::stream::read::Decoder::new(block.as_ref()).map_err(Error::Compression)?;
                 let mut out = Vec::new();
-                let limit = max_decompressed_bytes as u64 + 1;
+                let limit = (max_decompressed_bytes as u64).saturating_add(1);
                 decoder
                     .take(limit)
                     .read_to_end(&mut out)

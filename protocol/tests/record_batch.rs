@@ -337,3 +337,11 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unbounded_decompression_limit_does_not_overflow() {
+    let mut b = RecordBatchBuilder::new(Compression::Zstd);
+    b.append(0, None, Some(b"v"), &[]);
+    let batch = RecordBatch::new(b.build().unwrap()).unwrap();
+    assert_eq!(batch.records_with_limit(usize::MAX).unwrap().len(), 1);
+}

@@ -135,8 +135,18 @@ impl LogConfig {
                 self.max_index_bytes
             ));
         }
-        if self.segment_ms == 0 {
-            return bad("segment_ms must be positive".into());
+        if self.segment_ms == 0 || self.segment_ms > i64::MAX as u64 {
+            return bad(format!(
+                "segment_ms {} must be in 1..=i64::MAX",
+                self.segment_ms
+            ));
+        }
+        if let Some(ms) = self.retention_ms
+            && ms > i64::MAX as u64
+        {
+            return bad(format!(
+                "retention_ms {ms} is above i64::MAX; leave it unset to keep data forever"
+            ));
         }
         if let Durability::Interval { ms: 0 } = self.durability {
             return bad("durability interval must be positive".into());
@@ -174,6 +184,17 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(interval_over_segment.validate().is_err());
+        // "Forever" must be spelled None: u64::MAX would wrap to -1 ms as i64.
+        let forever = LogConfig {
+            retention_ms: Some(u64::MAX),
+            ..LogConfig::default()
+        };
+        assert!(forever.validate().is_err());
+        let never_roll = LogConfig {
+            segment_ms: u64::MAX,
+            ..LogConfig::default()
+        };
+        assert!(never_roll.validate().is_err());
     }
 
     #[test]

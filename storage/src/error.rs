@@ -71,6 +71,11 @@ pub enum Error {
     /// The log was closed; no more appends.
     #[error("log {0} is closed")]
     Closed(String),
+    /// An fsync of this log failed. The kernel may have dropped the unsynced
+    /// pages, so the log refuses appends and syncs until it is reopened, which
+    /// recovers (CRC-checks) what is really on disk. Not retriable in place.
+    #[error("log {0} failed an fsync and refuses writes until it is reopened")]
+    Failed(String),
 }
 
 impl Error {

@@ -21,7 +21,8 @@
 //!   across `fdatasync`, the mutex only to flip it.
 //! - `segments` (RwLock): the segment map; held only to look up or clone an `Arc`.
 //!
-//! Readers take only the `segments` read lock, briefly, and never wait for an append.
+//! Readers take only the `segments` read lock, briefly, and never wait for an
+//! append; they wait on a segment's index lock only while a roll trims it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,6 +132,14 @@ struct Inner {
     durable_offset: AtomicU64,
     last_sync_ms: AtomicU64,
     closed: AtomicBool,
+    /// Set by the first failed fsync or flush. Linux may drop the dirty pages of a
+    /// failed fsync and report the next one as a success ("fsyncgate"), so after a
+    /// failure nothing written since the last good sync may be called durable:
+    /// appends and syncs are refused and no clean checkpoint is written until the
+    /// log is reopened (and recovered, which CRC-checks what is really on disk).
+    failed: AtomicBool,
+    /// Set once a close finished cleanly; a second close is then a no-op.
+    closed_cleanly: AtomicBool,
     stats: LogStats,
     recovery: RecoveryReport,
 }
@@ -312,6 +321,8 @@ impl PartitionLog {
                 durable_offset: AtomicU64::new(log_end.0),
                 last_sync_ms: AtomicU64::new(now_ms() as u64),
                 closed: AtomicBool::new(false),
+                failed: AtomicBool::new(false),
+                closed_cleanly: AtomicBool::new(false),
                 stats: LogStats::default(),
                 recovery: report,
             }),
@@ -389,6 +400,7 @@ impl PartitionLog {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.inner.name.to_string()));
         }
+        self.check_not_failed()?;
         if !w.marked_dirty {
             let cp = lock(&self.inner.checkpoint);
             Checkpoint {
@@ -454,7 +466,8 @@ impl PartitionLog {
         size + batch_bytes as u64 > u64::from(config.segment_bytes)
             || active.indexes_full()
             || last_offset.relative_to(active.base_offset()).is_none()
-            || (since >= 0 && now.saturating_sub(since) > config.segment_ms as i64)
+            || (since >= 0
+                && now.saturating_sub(since) > i64::try_from(config.segment_ms).unwrap_or(i64::MAX))
     }
 
     /// Starts a new active segment at `new_base`. The old one is sealed now and
@@ -513,7 +526,10 @@ impl PartitionLog {
                 break;
             }
             if segment.next_offset() > *cp {
-                segment.flush()?;
+                if let Err(e) = segment.flush() {
+                    self.mark_failed();
+                    return Err(e);
+                }
                 inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -560,12 +576,35 @@ impl PartitionLog {
                 .wait(syncing)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
+        self.check_not_failed()?;
         *syncing = true;
         drop(syncing);
         let result = self.sync_unsynced();
+        if result.is_err() {
+            self.mark_failed();
+        }
         *lock(&inner.syncing) = false;
         inner.synced.notify_all();
         result
+    }
+
+    fn check_not_failed(&self) -> Result<()> {
+        if self.inner.failed.load(Ordering::Acquire) {
+            return Err(Error::Failed(self.inner.name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn mark_failed(&self) {
+        if !self.inner.failed.swap(true, Ordering::AcqRel) {
+            tracing::error!(partition = %self.inner.name,
+                "fsync failed: the log refuses appends until it is reopened and recovered");
+        }
+    }
+
+    /// True after a failed fsync: see [`Error::Failed`].
+    pub fn has_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::Acquire)
     }
 
     /// The leader's half of [`sync_to`](Self::sync_to); the caller owns `syncing`.
@@ -640,7 +679,16 @@ impl PartitionLog {
         }
         let mut position = from;
         let mut remaining = max_bytes;
-        let mut key = self.segment_key_for(from);
+        let Some(first_key) = self.segment_key_for(from) else {
+            // Retention removed the segment between the check above and here.
+            let log_start = self.log_start_offset();
+            return Err(Error::OffsetOutOfRange {
+                requested: from.0,
+                log_start: log_start.0,
+                log_end: log_end.0,
+            });
+        };
+        let mut key = Some(first_key);
         while let Some((base, segment)) = key.and_then(|k| self.segment_at_or_after(k)) {
             if position >= log_end {
                 break;
@@ -736,6 +784,11 @@ impl PartitionLog {
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome> {
         let inner = &self.inner;
         let _w = lock(&inner.writer);
+        // A closed handle may be a stale clone of a deleted topic whose directory
+        // now holds a new log: deleting by path would delete that log's files.
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(inner.name.to_string()));
+        }
         let segments = self.segments();
         let mut total: u64 = segments.iter().map(|s| u64::from(s.size())).sum();
         let mut doomed = Vec::new();
@@ -750,7 +803,7 @@ impl PartitionLog {
                     ts if ts >= 0 => ts,
                     _ => file_mtime_ms(segment.log_path()),
                 };
-                newest < now_ms.saturating_sub(ms as i64)
+                newest < now_ms.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))
             });
             if !(by_size || by_time) {
                 break;
@@ -801,7 +854,8 @@ impl PartitionLog {
     pub fn close(&self) -> Result<()> {
         let inner = &self.inner;
         let mut w = lock(&inner.writer);
-        if inner.closed.swap(true, Ordering::AcqRel) {
+        inner.closed.store(true, Ordering::Release);
+        if inner.closed_cleanly.load(Ordering::Acquire) {
             return Ok(());
         }
         for handle in w.roll_flushes.drain(..) {
@@ -817,12 +871,22 @@ impl PartitionLog {
                 .wait(syncing)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
+        // After a failed fsync a later one may "succeed" without the lost pages:
+        // leave the checkpoint unclean so the next open CRC-checks the tail.
+        self.check_not_failed()?;
         let log_end = self.log_end_offset();
-        w.active.seal()?;
-        for segment in self.segments() {
-            if segment.next_offset() > *cp || Arc::ptr_eq(&segment, &w.active) {
-                segment.flush()?;
+        let flushed = (|| {
+            w.active.seal()?;
+            for segment in self.segments() {
+                if segment.next_offset() > *cp || Arc::ptr_eq(&segment, &w.active) {
+                    segment.flush()?;
+                }
             }
+            Ok(())
+        })();
+        if let Err(e) = flushed {
+            self.mark_failed();
+            return Err(e);
         }
         Checkpoint {
             recovery_offset: log_end,
@@ -831,20 +895,19 @@ impl PartitionLog {
         .write(&inner.dir)?;
         *cp = log_end;
         inner.durable_offset.fetch_max(log_end.0, Ordering::AcqRel);
+        inner.closed_cleanly.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Base offset of the segment holding `offset`.
+    /// Base offset of the last segment starting at or below `offset`; `None` when
+    /// `offset` is below every segment (retention raced the caller).
     fn segment_key_for(&self, offset: Offset) -> Option<Offset> {
         let map = self
             .inner
             .segments
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.range(..=offset)
-            .next_back()
-            .or_else(|| map.iter().next())
-            .map(|(k, _)| *k)
+        map.range(..=offset).next_back().map(|(k, _)| *k)
     }
 
     /// The first segment with base offset `>= key`.

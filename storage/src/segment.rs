@@ -28,6 +28,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use warren_protocol::record_batch::{self, BATCH_HEADER_LEN, BatchHeader, RecordBatch};
 
+use crate::checkpoint::sync_dir;
 use crate::config::LogConfig;
 use crate::error::{Error, IoContext, Result};
 use crate::file_names::{SegmentFile, segment_file};
@@ -117,6 +118,9 @@ impl Segment {
         let built = (|| {
             let segment = Segment::from_files(dir, partition, base_offset, log, config)?;
             segment.preallocate_indexes(config)?;
+            // The new files' directory entries must be durable before anything
+            // acknowledged as durable lives in them.
+            sync_dir(dir)?;
             Ok(segment)
         })();
         if built.is_err() {
@@ -536,11 +540,25 @@ impl Segment {
                 }
                 Err(e) => return Err(e),
             };
-            if header.base_offset < expected {
+            // Offsets are contiguous inside a segment (no compaction yet), and the
+            // CRC does not cover base_offset: anything else is damage. A first
+            // batch that does not match the file name is a misnamed or foreign
+            // file, not a torn tail: refuse it rather than cut the whole file.
+            if pos == 0 && header.base_offset != expected {
+                return Err(self.corrupt(
+                    0,
+                    format!(
+                        "first batch has base offset {} but the file name says {}: \
+                         a misnamed or foreign segment file",
+                        header.base_offset, self.base_offset
+                    ),
+                ));
+            }
+            if header.base_offset != expected {
                 out.invalid = Some((
                     pos,
                     format!(
-                        "batch base offset {} goes back below {expected}",
+                        "batch base offset {} where {expected} was expected",
                         header.base_offset
                     ),
                 ));
@@ -561,13 +579,16 @@ impl Segment {
                     break;
                 }
             }
-            if index {
-                self.index_batch(
+            if index
+                && let Err(e) = self.index_batch(
                     Offset(header.base_offset as u64),
                     FilePosition(pos as u32),
                     total as u32,
                     out.max_timestamp,
-                )?;
+                )
+            {
+                out.invalid = Some((pos, format!("cannot index batch: {e}")));
+                break;
             }
             out.max_timestamp = out.max_timestamp.max(header.max_timestamp);
             out.batches += 1;

@@ -216,3 +216,26 @@ fn only_segments_after_the_recovery_point_are_scanned_after_a_crash() {
     );
     assert_eq!(log.log_end_offset(), Offset(200));
 }
+
+#[test]
+fn a_batch_with_a_forged_base_offset_is_cut_not_trusted() {
+    // The CRC does not cover base_offset: recovery must check it against the
+    // offsets before it, or a damaged header could move the log end to 2^33.
+    let config = small_config(1 << 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let written = crashed_log(tmp.path(), 1, 30, &config);
+    let segment = active_segment(tmp.path());
+    let victim = 20;
+    let position: u64 = written[..victim]
+        .iter()
+        .map(|(_, b)| b.len() as u64 + 8)
+        .sum();
+    let forged = (written[victim].0 + (1 << 33)) as i64;
+    let file = OpenOptions::new().write(true).open(&segment).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &forged.to_be_bytes(), position).unwrap();
+    drop(file);
+    let log = open(tmp.path(), config);
+    assert_eq!(all_batches(&log), written[..victim].to_vec());
+    assert_eq!(log.log_end_offset(), Offset(written[victim].0));
+    assert!(log.recovery_report().truncated_bytes > 0);
+}

@@ -619,3 +619,33 @@ fn background_retention_deletes_expired_segments() {
     assert_eq!(log.log_start_offset(), active);
     assert_eq!(log.log_end_offset(), Offset(80));
 }
+
+#[test]
+fn a_stale_handle_of_a_deleted_topic_cannot_run_retention_on_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(dir.path()).unwrap();
+    let config = LogConfig {
+        retention_bytes: Some(0),
+        ..small_config(4096)
+    };
+    manager.create_topic("t", 1, config.clone()).unwrap();
+    let stale = manager.partition("t", 0).unwrap();
+    for i in 0..40 {
+        stale.append(&batch(i, 1, 200, 0)).unwrap();
+    }
+    manager.delete_topic("t").unwrap();
+    manager.create_topic("t", 1, config).unwrap();
+    let fresh = manager.partition("t", 0).unwrap();
+    for i in 0..3 {
+        fresh.append(&batch(i, 1, 10, 0)).unwrap();
+    }
+    assert!(matches!(
+        stale.apply_retention(i64::MAX / 2),
+        Err(Error::Closed(_))
+    ));
+    assert_eq!(all_batches(&fresh).len(), 3);
+    manager.close().unwrap();
+    drop(manager);
+    let manager = LogManager::open(dir.path()).unwrap();
+    assert_eq!(manager.partition("t", 0).unwrap().log_end_offset().0, 3);
+}
