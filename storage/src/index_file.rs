@@ -16,11 +16,127 @@
 
 use std::cmp::Ordering;
 use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use memmap2::MmapMut;
 
 use crate::error::{Error, IoContext, Result};
+use crate::offset::{Offset, RelativeOffset};
+
+/// The entry type of an index file: its size and how to decode it.
+///
+/// ### To ensure correctness:
+/// - `decode` must accept any `BYTES` bytes without panicking (the file may hold
+///   garbage until the owner's sanity check rejects it).
+/// - `relative_offset` must increase strictly from entry to entry in a valid index.
+pub trait IndexEntry: Copy {
+    /// Bytes per entry.
+    const BYTES: usize;
+    /// Decodes one entry from exactly `BYTES` bytes (big-endian).
+    fn decode(bytes: &[u8]) -> Self;
+    /// The offset, relative to the segment's base, that the entry refers to.
+    fn relative_offset(&self) -> RelativeOffset;
+}
+
+/// One segment's index of `E` entries: what the offset and time indexes share
+/// (open, size management, truncation). Each adds its own lookups.
+pub struct Index<E> {
+    pub(crate) base_offset: Offset,
+    pub(crate) file: IndexFile,
+    entry: PhantomData<E>,
+}
+
+impl<E> std::fmt::Debug for Index<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("base_offset", &self.base_offset)
+            .field("file", &self.file)
+            .finish()
+    }
+}
+
+impl<E: IndexEntry> Index<E> {
+    /// Opens or creates the index of the segment based at `base_offset`.
+    ///
+    /// # Errors
+    /// I/O errors, or `CorruptIndex` for a length that is not whole entries.
+    pub fn open(path: &Path, base_offset: Offset) -> Result<Self> {
+        Ok(Index {
+            base_offset,
+            file: IndexFile::open(path, E::BYTES)?,
+            entry: PhantomData,
+        })
+    }
+
+    /// Number of entries.
+    pub fn entries(&self) -> usize {
+        self.file.entries()
+    }
+
+    /// True when another entry needs a resize (the segment rolls instead).
+    pub fn is_full(&self) -> bool {
+        self.file.is_full()
+    }
+
+    /// Entry `i`, decoded.
+    pub(crate) fn raw_entry(&self, i: usize) -> Option<E> {
+        self.file.entry(i).map(E::decode)
+    }
+
+    /// The greatest entry index whose entry compares `Less` or `Equal` under `cmp`.
+    pub(crate) fn largest_le(&self, cmp: impl Fn(E) -> Ordering) -> Option<usize> {
+        self.file.largest_le(|bytes| cmp(E::decode(bytes)))
+    }
+
+    /// Removes every entry with offset `>= offset`.
+    pub fn truncate_to(&mut self, offset: Offset) {
+        let keep = match offset.relative_to(self.base_offset) {
+            None => 0,
+            Some(rel) => self
+                .largest_le(|e| e.relative_offset().cmp(&rel).then(Ordering::Greater))
+                .map_or(0, |i| i + 1),
+        };
+        self.file.truncate_entries(keep);
+    }
+
+    /// Removes every entry (before a rebuild).
+    pub fn reset(&mut self) {
+        self.file.truncate_entries(0);
+    }
+
+    /// Preallocates the file for `bytes` of entries (the active segment).
+    ///
+    /// # Errors
+    /// I/O errors; `DiskFull`.
+    pub fn resize(&mut self, bytes: u64) -> Result<()> {
+        self.file.resize(bytes)
+    }
+
+    /// Shrinks the file to its valid entries.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn trim(&mut self) -> Result<()> {
+        self.file.trim()
+    }
+
+    /// Flushes the map and the file to disk.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn flush(&self) -> Result<()> {
+        self.file.flush()
+    }
+
+    /// `CorruptIndex` for this file with `reason`.
+    pub(crate) fn corrupt(&self, reason: String) -> Error {
+        Error::CorruptIndex {
+            path: self.file.path().to_path_buf(),
+            reason,
+        }
+    }
+}
 
 pub(crate) struct IndexFile {
     path: PathBuf,

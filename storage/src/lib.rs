@@ -13,7 +13,7 @@
 //! - [`segment`]: one segment and its two indexes.
 //! - [`offset_index`]: the sparse offset index file.
 //! - [`time_index`]: the time index file.
-//! - [`index_file`]: the memory-mapped entry file both indexes sit on.
+//! - [`index_file`]: the memory-mapped entry file and the `Index` both indexes share.
 //! - [`checkpoint`]: the recovery-point file, and atomic file writes.
 //! - [`file_slice`]: byte ranges of a segment handed to `sendfile`, and the copy helper.
 //! - [`file_names`]: the one place that names files.
@@ -27,7 +27,7 @@ pub mod config;
 pub mod error;
 pub mod file_names;
 pub mod file_slice;
-pub(crate) mod index_file;
+pub mod index_file;
 pub mod log;
 pub mod log_manager;
 pub mod offset;

@@ -17,7 +17,7 @@
 //! - `writer` (Mutex): appends, rolls, retention, close. One writer per partition.
 //! - `checkpoint` (Mutex): writing the recovery-point file and the background flush
 //!   of rolled segments.
-//! - `syncing` (Mutex<bool> + Condvar `synced`): group commit; the flag is held
+//! - `syncing` (`Mutex<bool>` + Condvar `synced`): group commit; the flag is held
 //!   across `fdatasync`, the mutex only to flip it.
 //! - `segments` (RwLock): the segment map; held only to look up or clone an `Arc`.
 //!

@@ -15,61 +15,46 @@
 //!
 //! Not thread-safe; see [`crate::index_file`].
 
-use std::cmp::Ordering;
-use std::path::Path;
-
-use crate::error::{Error, Result};
-use crate::index_file::IndexFile;
+use crate::error::Result;
+use crate::index_file::{Index, IndexEntry};
 use crate::offset::{FilePosition, Offset, RelativeOffset};
 
-const ENTRY_BYTES: usize = 8;
+/// One entry: a batch's offset relative to the segment base, and its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetEntry {
+    pub relative_offset: RelativeOffset,
+    pub position: FilePosition,
+}
+
+impl IndexEntry for OffsetEntry {
+    const BYTES: usize = 8;
+
+    fn decode(entry: &[u8]) -> Self {
+        let mut rel = [0u8; 4];
+        let mut pos = [0u8; 4];
+        if let (Some(r), Some(p)) = (entry.get(..4), entry.get(4..8)) {
+            rel.copy_from_slice(r);
+            pos.copy_from_slice(p);
+        }
+        OffsetEntry {
+            relative_offset: RelativeOffset(u32::from_be_bytes(rel)),
+            position: FilePosition(u32::from_be_bytes(pos)),
+        }
+    }
+
+    fn relative_offset(&self) -> RelativeOffset {
+        self.relative_offset
+    }
+}
 
 /// One segment's offset index.
-#[derive(Debug)]
-pub struct OffsetIndex {
-    base_offset: Offset,
-    file: IndexFile,
-}
+pub type OffsetIndex = Index<OffsetEntry>;
 
-fn decode(entry: &[u8]) -> (RelativeOffset, FilePosition) {
-    let mut rel = [0u8; 4];
-    let mut pos = [0u8; 4];
-    if let (Some(r), Some(p)) = (entry.get(..4), entry.get(4..8)) {
-        rel.copy_from_slice(r);
-        pos.copy_from_slice(p);
-    }
-    (
-        RelativeOffset(u32::from_be_bytes(rel)),
-        FilePosition(u32::from_be_bytes(pos)),
-    )
-}
-
-impl OffsetIndex {
-    /// Opens or creates the index of the segment based at `base_offset`.
-    ///
-    /// # Errors
-    /// I/O errors, or `CorruptIndex` for a length that is not whole entries.
-    pub fn open(path: &Path, base_offset: Offset) -> Result<OffsetIndex> {
-        Ok(OffsetIndex {
-            base_offset,
-            file: IndexFile::open(path, ENTRY_BYTES)?,
-        })
-    }
-
-    /// Number of entries.
-    pub fn entries(&self) -> usize {
-        self.file.entries()
-    }
-
-    /// True when another entry needs a resize (the segment rolls instead).
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
+impl Index<OffsetEntry> {
     /// Entry `i` as (absolute offset, position).
     pub fn entry(&self, i: usize) -> Option<(Offset, FilePosition)> {
-        let (rel, pos) = decode(self.file.entry(i)?);
-        Some((rel.absolute(self.base_offset), pos))
+        let e = self.raw_entry(i)?;
+        Some((e.relative_offset.absolute(self.base_offset), e.position))
     }
 
     /// The last entry, if any.
@@ -82,23 +67,20 @@ impl OffsetIndex {
     /// # Errors
     /// `CorruptIndex` if out of order or full (callers roll before it fills).
     pub fn append(&mut self, offset: Offset, position: FilePosition) -> Result<()> {
-        let rel = offset
-            .relative_to(self.base_offset)
-            .ok_or_else(|| Error::CorruptIndex {
-                path: self.file.path().to_path_buf(),
-                reason: format!("offset {offset} does not fit segment {}", self.base_offset),
-            })?;
+        let rel = offset.relative_to(self.base_offset).ok_or_else(|| {
+            self.corrupt(format!(
+                "offset {offset} does not fit segment {}",
+                self.base_offset
+            ))
+        })?;
         if let Some((last_offset, last_pos)) = self.last_entry()
             && (offset <= last_offset || position <= last_pos)
         {
-            return Err(Error::CorruptIndex {
-                path: self.file.path().to_path_buf(),
-                reason: format!(
-                    "entry ({offset}, {position}) after ({last_offset}, {last_pos}) is out of order"
-                ),
-            });
+            return Err(self.corrupt(format!(
+                "entry ({offset}, {position}) after ({last_offset}, {last_pos}) is out of order"
+            )));
         }
-        let mut entry = [0u8; ENTRY_BYTES];
+        let mut entry = [0u8; OffsetEntry::BYTES];
         entry[..4].copy_from_slice(&rel.0.to_be_bytes());
         entry[4..].copy_from_slice(&position.0.to_be_bytes());
         self.file.push(&entry)
@@ -110,39 +92,20 @@ impl OffsetIndex {
         let Some(rel) = target.relative_to(self.base_offset) else {
             return (self.base_offset, FilePosition(0));
         };
-        self.file
-            .largest_le(|e| decode(e).0.cmp(&rel))
+        self.largest_le(|e| e.relative_offset.cmp(&rel))
             .and_then(|i| self.entry(i))
             .unwrap_or((self.base_offset, FilePosition(0)))
     }
 
     /// The entry with the greatest position `<= position`, or `(base_offset, 0)`.
     pub fn lookup_by_position(&self, position: FilePosition) -> (Offset, FilePosition) {
-        self.file
-            .largest_le(|e| decode(e).1.cmp(&position))
+        self.largest_le(|e| e.position.cmp(&position))
             .and_then(|i| self.entry(i))
             .unwrap_or((self.base_offset, FilePosition(0)))
     }
 
-    /// Removes every entry with offset `>= offset`.
-    pub fn truncate_to(&mut self, offset: Offset) {
-        let keep = match offset.relative_to(self.base_offset) {
-            None => 0,
-            Some(rel) => self
-                .file
-                .largest_le(|e| decode(e).0.cmp(&rel).then(Ordering::Greater))
-                .map_or(0, |i| i + 1),
-        };
-        self.file.truncate_entries(keep);
-    }
-
-    /// Removes every entry (before a rebuild).
-    pub fn reset(&mut self) {
-        self.file.truncate_entries(0);
-    }
-
-    /// Checks the entry count against the file and the last entry against the log:
-    /// its offset and position are above zero and its position is inside the log.
+    /// Checks the last entry against the log: its offset and position are above
+    /// zero and its position is inside the log.
     ///
     /// # Errors
     /// `CorruptIndex` with the reason; the caller rebuilds.
@@ -151,40 +114,13 @@ impl OffsetIndex {
             return Ok(());
         };
         if offset <= self.base_offset || position.0 == 0 || u64::from(position.0) >= log_bytes {
-            return Err(Error::CorruptIndex {
-                path: self.file.path().to_path_buf(),
-                reason: format!(
-                    "last entry ({offset}, {position}) is not inside the {log_bytes}-byte log \
-                     of segment {}",
-                    self.base_offset
-                ),
-            });
+            return Err(self.corrupt(format!(
+                "last entry ({offset}, {position}) is not inside the {log_bytes}-byte log \
+                 of segment {}",
+                self.base_offset
+            )));
         }
         Ok(())
-    }
-
-    /// Preallocates the file for `bytes` of entries (the active segment).
-    ///
-    /// # Errors
-    /// I/O errors; `DiskFull`.
-    pub fn resize(&mut self, bytes: u64) -> Result<()> {
-        self.file.resize(bytes)
-    }
-
-    /// Shrinks the file to its valid entries.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn trim(&mut self) -> Result<()> {
-        self.file.trim()
-    }
-
-    /// Flushes the map and the file to disk.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn flush(&self) -> Result<()> {
-        self.file.flush()
     }
 }
 
@@ -196,6 +132,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::error::Error;
 
     fn index(dir: &tempfile::TempDir, base: u64) -> OffsetIndex {
         let mut idx = OffsetIndex::open(&dir.path().join("i.index"), Offset(base)).unwrap();

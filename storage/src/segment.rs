@@ -398,7 +398,8 @@ impl Segment {
     /// first batch, and from the index entry nearest the budget to the last. The
     /// batches in between are not read (a fetch must not read what it sends with
     /// `sendfile`); consumers check each batch's CRC, as Kafka's do, and
-    /// [`read_batches`](Self::read_batches) checks everything.
+    /// [`PartitionLog::read_batches`](crate::PartitionLog::read_batches) checks
+    /// everything.
     ///
     /// # Errors
     /// `CorruptLog` naming the position of a bad header it walks.

@@ -17,60 +17,52 @@
 //!
 //! Not thread-safe; see [`crate::index_file`].
 
-use std::path::Path;
+use std::cmp::Ordering;
 
-use crate::error::{Error, Result};
-use crate::index_file::IndexFile;
+use crate::error::Result;
+use crate::index_file::{Index, IndexEntry};
 use crate::offset::{Offset, RelativeOffset};
 
-const ENTRY_BYTES: usize = 12;
+/// One entry: every record before `relative_offset` has a timestamp of at most
+/// `max_timestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    pub max_timestamp: i64,
+    pub relative_offset: RelativeOffset,
+}
+
+impl IndexEntry for TimeEntry {
+    const BYTES: usize = 12;
+
+    fn decode(entry: &[u8]) -> Self {
+        let mut ts = [0u8; 8];
+        let mut rel = [0u8; 4];
+        if let (Some(t), Some(r)) = (entry.get(..8), entry.get(8..12)) {
+            ts.copy_from_slice(t);
+            rel.copy_from_slice(r);
+        }
+        TimeEntry {
+            max_timestamp: i64::from_be_bytes(ts),
+            relative_offset: RelativeOffset(u32::from_be_bytes(rel)),
+        }
+    }
+
+    fn relative_offset(&self) -> RelativeOffset {
+        self.relative_offset
+    }
+}
 
 /// One segment's time index.
-#[derive(Debug)]
-pub struct TimeIndex {
-    base_offset: Offset,
-    file: IndexFile,
-}
+pub type TimeIndex = Index<TimeEntry>;
 
-fn decode(entry: &[u8]) -> (i64, RelativeOffset) {
-    let mut ts = [0u8; 8];
-    let mut rel = [0u8; 4];
-    if let (Some(t), Some(r)) = (entry.get(..8), entry.get(8..12)) {
-        ts.copy_from_slice(t);
-        rel.copy_from_slice(r);
-    }
-    (
-        i64::from_be_bytes(ts),
-        RelativeOffset(u32::from_be_bytes(rel)),
-    )
-}
-
-impl TimeIndex {
-    /// Opens or creates the time index of the segment based at `base_offset`.
-    ///
-    /// # Errors
-    /// I/O errors, or `CorruptIndex` for a length that is not whole entries.
-    pub fn open(path: &Path, base_offset: Offset) -> Result<TimeIndex> {
-        Ok(TimeIndex {
-            base_offset,
-            file: IndexFile::open(path, ENTRY_BYTES)?,
-        })
-    }
-
-    /// Number of entries.
-    pub fn entries(&self) -> usize {
-        self.file.entries()
-    }
-
-    /// True when another entry needs a resize.
-    pub fn is_full(&self) -> bool {
-        self.file.is_full()
-    }
-
+impl Index<TimeEntry> {
     /// Entry `i` as (timestamp, absolute offset).
     pub fn entry(&self, i: usize) -> Option<(i64, Offset)> {
-        let (ts, rel) = decode(self.file.entry(i)?);
-        Some((ts, rel.absolute(self.base_offset)))
+        let e = self.raw_entry(i)?;
+        Some((
+            e.max_timestamp,
+            e.relative_offset.absolute(self.base_offset),
+        ))
     }
 
     /// The last entry, if any.
@@ -89,19 +81,18 @@ impl TimeIndex {
                 return Ok(());
             }
             if offset <= last_offset {
-                return Err(Error::CorruptIndex {
-                    path: self.file.path().to_path_buf(),
-                    reason: format!("offset {offset} after {last_offset} is out of order"),
-                });
+                return Err(self.corrupt(format!(
+                    "offset {offset} after {last_offset} is out of order"
+                )));
             }
         }
-        let rel = offset
-            .relative_to(self.base_offset)
-            .ok_or_else(|| Error::CorruptIndex {
-                path: self.file.path().to_path_buf(),
-                reason: format!("offset {offset} does not fit segment {}", self.base_offset),
-            })?;
-        let mut entry = [0u8; ENTRY_BYTES];
+        let rel = offset.relative_to(self.base_offset).ok_or_else(|| {
+            self.corrupt(format!(
+                "offset {offset} does not fit segment {}",
+                self.base_offset
+            ))
+        })?;
+        let mut entry = [0u8; TimeEntry::BYTES];
         entry[..8].copy_from_slice(&timestamp.to_be_bytes());
         entry[8..].copy_from_slice(&rel.0.to_be_bytes());
         self.file.push(&entry)
@@ -111,27 +102,9 @@ impl TimeIndex {
     /// `>= target`: the offset of the last entry with timestamp `< target`, or the
     /// base offset.
     pub fn lookup(&self, target: i64) -> Offset {
-        self.file
-            .largest_le(|e| decode(e).0.cmp(&target).then(std::cmp::Ordering::Greater))
+        self.largest_le(|e| e.max_timestamp.cmp(&target).then(Ordering::Greater))
             .and_then(|i| self.entry(i))
             .map_or(self.base_offset, |(_, offset)| offset)
-    }
-
-    /// Removes every entry with offset `>= offset`.
-    pub fn truncate_to(&mut self, offset: Offset) {
-        let keep = match offset.relative_to(self.base_offset) {
-            None => 0,
-            Some(rel) => self
-                .file
-                .largest_le(|e| decode(e).1.cmp(&rel).then(std::cmp::Ordering::Greater))
-                .map_or(0, |i| i + 1),
-        };
-        self.file.truncate_entries(keep);
-    }
-
-    /// Removes every entry.
-    pub fn reset(&mut self) {
-        self.file.truncate_entries(0);
     }
 
     /// The last entry's offset is above the base and below `next_offset`.
@@ -140,41 +113,13 @@ impl TimeIndex {
     /// `CorruptIndex`; the caller rebuilds.
     pub fn sanity_check(&self, next_offset: Offset) -> Result<()> {
         match self.last_entry() {
-            Some((_, offset)) if offset <= self.base_offset || offset >= next_offset => {
-                Err(Error::CorruptIndex {
-                    path: self.file.path().to_path_buf(),
-                    reason: format!(
-                        "last entry offset {offset} outside segment {}..{next_offset}",
-                        self.base_offset
-                    ),
-                })
-            }
+            Some((_, offset)) if offset <= self.base_offset || offset >= next_offset => Err(self
+                .corrupt(format!(
+                    "last entry offset {offset} outside segment {}..{next_offset}",
+                    self.base_offset
+                ))),
             _ => Ok(()),
         }
-    }
-
-    /// Preallocates the file.
-    ///
-    /// # Errors
-    /// I/O errors; `DiskFull`.
-    pub fn resize(&mut self, bytes: u64) -> Result<()> {
-        self.file.resize(bytes)
-    }
-
-    /// Shrinks the file to its valid entries.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn trim(&mut self) -> Result<()> {
-        self.file.trim()
-    }
-
-    /// Flushes the map and the file to disk.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn flush(&self) -> Result<()> {
-        self.file.flush()
     }
 }
 
