@@ -55,6 +55,17 @@ pub enum Error {
     /// The decompressed records block exceeds the caller's limit (a zip bomb guard).
     #[error("decompressed records exceed the {limit}-byte limit")]
     DecompressedTooLarge { limit: usize },
+    /// A frame's length field exceeds the codec's `max_frame_bytes`; refused before
+    /// any buffer is reserved. Fatal to the connection.
+    #[error("frame of {len} bytes exceeds the {max}-byte limit")]
+    FrameTooLarge { len: usize, max: usize },
+    /// A frame's length field is smaller than its fixed header. Fatal to the
+    /// connection.
+    #[error("frame of {len} bytes is shorter than its {min}-byte header")]
+    FrameTooShort { len: usize, min: usize },
+    /// The connection's I/O failed (from the tokio-util codec machinery).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
     /// A batch under construction would not fit the format's 32-bit length fields.
     #[error("batch too large to encode: {bytes} bytes")]
     BatchTooLarge { bytes: usize },

@@ -5,6 +5,7 @@
 //! malformed input is a distinct [`Error`].
 //!
 //! # Layout
+//! - [`frame`]: request/response frames and their tokio-util codecs.
 //! - [`record_batch`]: the RecordBatch (Kafka's layout, magic 2), its header view,
 //!   CRC-32C and the [`RecordBatchBuilder`].
 //! - [`record`]: one record inside a batch, and its varint encoding.
@@ -13,6 +14,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod error;
+pub mod frame;
 pub mod record;
 pub mod record_batch;
 pub mod varint;
