@@ -16,7 +16,6 @@
 //! Quick run: `cargo bench --bench storage -- --quick`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,35 +24,16 @@ use tempfile::TempDir;
 use warren_protocol::{Compression, RecordBatch, RecordBatchBuilder};
 use warren_storage::offset_index::OffsetIndex;
 use warren_storage::{Durability, FilePosition, LogConfig, Offset, PartitionLog};
+use warren_suite::{Rng, bench_root};
 
 /// Entries of a 1 GiB segment's offset index at one entry per 4 KiB.
 const INDEX_ENTRIES: u64 = 1 << 18;
 
-fn bench_root() -> PathBuf {
-    let root = std::env::var_os("WARREN_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp"));
-    std::fs::create_dir_all(&root).expect("create the bench temp root");
-    root
-}
-
 fn tempdir(name: &str) -> TempDir {
     tempfile::Builder::new()
         .prefix(&format!("warren-{name}-"))
-        .tempdir_in(bench_root())
+        .tempdir_in(bench_root().expect("create the bench temp root"))
         .expect("temp dir")
-}
-
-/// xorshift64*: payloads and random targets without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 /// A batch of `records` values of `value_bytes` each. `compressible` values are words

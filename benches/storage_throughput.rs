@@ -55,6 +55,7 @@ use warren_protocol::{Compression, RecordBatchBuilder};
 use warren_storage::checkpoint::Checkpoint;
 use warren_storage::offset_index::OffsetIndex;
 use warren_storage::{Durability, LogConfig, Offset, PartitionLog};
+use warren_suite::{Rng, bench_root};
 
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
@@ -175,10 +176,7 @@ impl Bench {
         let only = std::env::var("WARREN_BENCH_ONLY")
             .ok()
             .map(|s| s.split(',').map(|p| p.trim().to_string()).collect());
-        let root = std::env::var_os("WARREN_BENCH_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-tmp"));
-        std::fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
+        let root = bench_root().context("create the bench temp root")?;
         let fs = rustix::fs::statfs(&root).with_context(|| format!("statfs {}", root.display()))?;
         // f_type is a C long (a type alias, so the cast is not flagged as unnecessary).
         let fs_type = fs.f_type as i64;
@@ -334,29 +332,6 @@ fn gbps(bytes: u64, elapsed: Duration) -> f64 {
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// xorshift64*: a dependency-free PRNG for payloads and random offsets.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let r = self.next().to_le_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
-        }
-    }
 }
 
 /// A batch of `records` records with 1 KiB random values and no key, built once.
