@@ -7,7 +7,7 @@
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can go wrong while decoding or encoding a RecordBatch.
+/// Everything that can go wrong while decoding or encoding Warren's formats.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -69,4 +69,16 @@ pub enum Error {
     /// A batch under construction would not fit the format's 32-bit length fields.
     #[error("batch too large to encode: {bytes} bytes")]
     BatchTooLarge { bytes: usize },
+    /// A string field is null where it may not be, or is not UTF-8.
+    #[error("{field} is not a valid UTF-8 string")]
+    InvalidString { field: &'static str },
+    /// A body has bytes left over after its last field.
+    #[error("{extra} unexpected bytes after the end of the {what}")]
+    TrailingBytes { what: &'static str, extra: usize },
+    /// The api key is not one this side knows.
+    #[error("unknown api key {0}")]
+    UnknownApiKey(u16),
+    /// The api key is known but not at this version.
+    #[error("api key {api_key} does not support version {version}")]
+    UnsupportedVersion { api_key: u16, version: u16 },
 }

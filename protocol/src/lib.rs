@@ -5,6 +5,11 @@
 //! malformed input is a distinct [`Error`].
 //!
 //! # Layout
+//! - [`api`]: every request and response body, one module per api key.
+//! - [`error_code`]: the stable numeric error codes sent to clients.
+//! - [`wire`]: primitive field encodings (strings, bytes, arrays) and the
+//!   bounds-checked [`wire::WireReader`].
+//! - [`partitioner`]: Kafka's murmur2 key-to-partition hash.
 //! - [`frame`]: request/response frames and their tokio-util codecs.
 //! - [`record_batch`]: the RecordBatch (Kafka's layout, magic 2), its header view,
 //!   CRC-32C and the [`RecordBatchBuilder`].
@@ -13,12 +18,19 @@
 //! - [`error`]: the crate's error type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod api;
 pub mod error;
+pub mod error_code;
 pub mod frame;
+pub mod partitioner;
 pub mod record;
 pub mod record_batch;
 pub mod varint;
+pub mod wire;
 
+pub use api::{ApiKey, Body, Request};
 pub use error::{Error, Result};
+pub use error_code::ErrorCode;
+pub use partitioner::partition_for_key;
 pub use record::{Header, Record};
 pub use record_batch::{BatchHeader, Compression, RecordBatch, RecordBatchBuilder};

@@ -1,0 +1,120 @@
+//! Error codes sent to clients: in a response header (the whole request failed;
+//! the body is then a `message: string`) or per partition inside a body.
+//!
+//! Codes are stable: a retired code is never reused, a gap in the numbers is a
+//! retired code, not free space. [`ErrorCode::is_retriable`] tells a client
+//! whether the same request may succeed later unchanged.
+
+use std::fmt;
+
+/// A numeric error code; see the module docs and docs/PROTOCOL.md.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ErrorCode(pub u16);
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $name:ident = $value:literal, retriable: $retriable:literal, $text:literal; )*) => {
+        impl ErrorCode {
+            $( $(#[$doc])* pub const $name: ErrorCode = ErrorCode($value); )*
+
+            /// Every code this version knows, in numeric order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name),*];
+
+            /// The code's name (`"DISK_FULL"`), or `"UNKNOWN_CODE"` for one this
+            /// version does not know.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => stringify!($name),)*
+                    _ => "UNKNOWN_CODE",
+                }
+            }
+
+            /// True when retrying the same request later may succeed.
+            pub fn is_retriable(self) -> bool {
+                match self {
+                    $(ErrorCode::$name => $retriable,)*
+                    _ => false,
+                }
+            }
+
+            /// One line saying what the code means.
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => $text,)*
+                    _ => "an error code this client does not know",
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// Success.
+    NONE = 0, retriable: false, "no error";
+    /// An unexpected error in the broker; its log says more.
+    UNKNOWN_SERVER_ERROR = 1, retriable: false, "unexpected broker error (see the broker log)";
+    /// A RecordBatch failed its CRC or is malformed; nothing was written.
+    CORRUPT_MESSAGE = 2, retriable: false, "the record batch is malformed or fails its CRC";
+    /// No topic of that name.
+    UNKNOWN_TOPIC = 3, retriable: false, "the topic does not exist";
+    /// The topic has no partition of that number.
+    UNKNOWN_PARTITION = 4, retriable: false, "the topic has no such partition";
+    /// The offset is outside `[log_start_offset, high_watermark]`.
+    OFFSET_OUT_OF_RANGE = 5, retriable: false, "the offset is outside the partition's log";
+    /// The batch exceeds the topic's `max.message.bytes`.
+    MESSAGE_TOO_LARGE = 6, retriable: false, "the batch exceeds the topic's max.message.bytes";
+    /// The disk is full; nothing was written. Retry after space is freed.
+    DISK_FULL = 7, retriable: true, "the broker's disk is full; nothing was written";
+    /// The api key is known but not at the requested version.
+    UNSUPPORTED_VERSION = 8, retriable: false, "the broker does not support this api version";
+    /// The api key is not known to the broker.
+    UNKNOWN_API_KEY = 9, retriable: false, "the broker does not know this api key";
+    /// The request body is malformed.
+    INVALID_REQUEST = 10, retriable: false, "the request body is malformed";
+    /// CreateTopic for a name that exists.
+    TOPIC_ALREADY_EXISTS = 11, retriable: false, "a topic of that name already exists";
+    /// The topic name is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    INVALID_TOPIC_NAME = 12, retriable: false, "the topic name is not valid";
+    /// A topic config key is unknown or its value out of range.
+    INVALID_CONFIG = 13, retriable: false, "a topic config key or value is not valid";
+    /// A partition count outside `1..=10000`.
+    INVALID_PARTITIONS = 14, retriable: false, "the partition count is not valid";
+    /// The broker is shutting down; retry against it once it is back.
+    BROKER_SHUTTING_DOWN = 15, retriable: true, "the broker is shutting down";
+    /// The partition's storage failed (e.g. an fsync error) and refuses writes
+    /// until the broker restarts and recovers it.
+    STORAGE_ERROR = 16, retriable: false, "the partition's storage failed; restart the broker";
+    /// `acks` is not 0, 1 or -1.
+    INVALID_REQUIRED_ACKS = 17, retriable: false, "acks must be 0, 1 or -1";
+    /// The request could not finish in its timeout.
+    REQUEST_TIMED_OUT = 18, retriable: true, "the request timed out in the broker";
+    /// No binding matches the routing key (routing modes direct and topic).
+    UNROUTABLE = 19, retriable: false, "no binding matches the routing key";
+}
+
+impl fmt::Debug for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({})", self.name(), self.0)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.description())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_dense_named_and_unknown_codes_are_safe() {
+        for (i, code) in ErrorCode::ALL.iter().enumerate() {
+            assert_eq!(usize::from(code.0), i, "{code:?}");
+            assert_ne!(code.name(), "UNKNOWN_CODE");
+        }
+        assert_eq!(ErrorCode(9999).name(), "UNKNOWN_CODE");
+        assert!(!ErrorCode(9999).is_retriable());
+        assert!(ErrorCode::DISK_FULL.is_retriable());
+    }
+}
