@@ -16,6 +16,9 @@ pub const MAX_SEGMENT_BYTES: u32 = i32::MAX as u32;
 /// Smallest allowed `segment_bytes` (one empty batch header plus change).
 pub const MIN_SEGMENT_BYTES: u32 = 1024;
 
+/// Default `max_message_bytes`: 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 1 << 20;
+
 /// When an append counts as durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -94,6 +97,9 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// Delete segments whose newest record is older than this. Default 7 days.
     pub retention_ms: Option<u64>,
+    /// Refuse batches larger than this many bytes (`MESSAGE_TOO_LARGE` at the
+    /// broker). Default 1 MiB; the effective limit is also at most `segment_bytes`.
+    pub max_message_bytes: u32,
 }
 
 impl Default for LogConfig {
@@ -106,11 +112,83 @@ impl Default for LogConfig {
             durability: Durability::Fsync,
             retention_bytes: None,
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
 
 impl LogConfig {
+    /// Config keys accepted by [`set`](Self::set), as topics spell them on the
+    /// wire and in the CLI.
+    pub const KEYS: &'static [&'static str] = &[
+        "durability",
+        "retention.bytes",
+        "retention.ms",
+        "segment.bytes",
+        "segment.ms",
+        "max.message.bytes",
+    ];
+
+    /// The largest batch an append accepts: `max_message_bytes`, at most
+    /// `segment_bytes`.
+    pub fn batch_limit(&self) -> u32 {
+        self.max_message_bytes.min(self.segment_bytes)
+    }
+
+    /// Sets one setting by its topic config key (see [`KEYS`](Self::KEYS)).
+    /// `retention.bytes` and `retention.ms` take `-1` for "no limit". Does not
+    /// run [`validate`](Self::validate).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown key or a value that does not parse.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        fn num<T: FromStr>(key: &str, value: &str) -> Result<T> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("{key}: {value:?} is not a valid number")))
+        }
+        fn limit(key: &str, value: &str) -> Result<Option<u64>> {
+            if value.trim() == "-1" {
+                Ok(None)
+            } else {
+                num(key, value).map(Some)
+            }
+        }
+        match key {
+            "durability" => self.durability = value.trim().parse()?,
+            "retention.bytes" => self.retention_bytes = limit(key, value)?,
+            "retention.ms" => self.retention_ms = limit(key, value)?,
+            "segment.bytes" => self.segment_bytes = num(key, value)?,
+            "segment.ms" => self.segment_ms = num(key, value)?,
+            "max.message.bytes" => self.max_message_bytes = num(key, value)?,
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown topic config {other:?} (known: {})",
+                    Self::KEYS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key of [`KEYS`](Self::KEYS) with its value, as [`set`](Self::set)
+    /// would take it back.
+    pub fn entries(&self) -> Vec<(String, String)> {
+        let unlimited = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |v| v.to_string());
+        vec![
+            ("durability".into(), self.durability.to_string()),
+            ("retention.bytes".into(), unlimited(self.retention_bytes)),
+            ("retention.ms".into(), unlimited(self.retention_ms)),
+            ("segment.bytes".into(), self.segment_bytes.to_string()),
+            ("segment.ms".into(), self.segment_ms.to_string()),
+            (
+                "max.message.bytes".into(),
+                self.max_message_bytes.to_string(),
+            ),
+        ]
+    }
+
     /// Checks value ranges and cross-field rules.
     ///
     /// # Errors
@@ -146,6 +224,12 @@ impl LogConfig {
         {
             return bad(format!(
                 "retention_ms {ms} is above i64::MAX; leave it unset to keep data forever"
+            ));
+        }
+        if self.max_message_bytes < 128 {
+            return bad(format!(
+                "max_message_bytes {} must be at least 128",
+                self.max_message_bytes
             ));
         }
         if let Durability::Interval { ms: 0 } = self.durability {
@@ -195,6 +279,26 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(never_roll.validate().is_err());
+    }
+
+    #[test]
+    fn topic_config_keys_set_and_list_round_trip() {
+        let mut c = LogConfig::default();
+        c.set("durability", "interval:50").unwrap_or_default();
+        c.set("retention.ms", "-1").unwrap_or_default();
+        c.set("retention.bytes", "1000").unwrap_or_default();
+        c.set("max.message.bytes", "2048").unwrap_or_default();
+        assert_eq!(c.durability, Durability::Interval { ms: 50 });
+        assert_eq!(c.retention_ms, None);
+        assert_eq!(c.retention_bytes, Some(1000));
+        assert_eq!(c.batch_limit(), 2048);
+        let mut back = LogConfig::default();
+        for (k, v) in c.entries() {
+            back.set(&k, &v).unwrap_or_default();
+        }
+        assert_eq!(back, c);
+        assert!(c.set("retention.ms", "soon").is_err());
+        assert!(c.set("compression", "zstd").is_err());
     }
 
     #[test]

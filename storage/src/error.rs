@@ -48,8 +48,10 @@ pub enum Error {
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] warren_protocol::Error),
     /// A batch larger than a whole segment can never be appended.
-    #[error("batch of {bytes} bytes is larger than segment_bytes ({segment_bytes})")]
-    BatchTooLarge { bytes: usize, segment_bytes: u32 },
+    #[error(
+        "batch of {bytes} bytes is larger than the log accepts ({limit} bytes: max_message_bytes or segment_bytes)"
+    )]
+    BatchTooLarge { bytes: usize, limit: u32 },
     /// A configuration value or combination is invalid.
     #[error("invalid log config: {0}")]
     Config(String),

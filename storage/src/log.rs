@@ -395,7 +395,7 @@ impl PartitionLog {
     /// `InvalidBatch` (nothing written), `BatchTooLarge`, `DiskFull` (retriable;
     /// the log is unchanged), other I/O errors, `Closed`.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
-        let header = validate_batch(batch, self.inner.config.segment_bytes)?;
+        let header = validate_batch(batch, self.inner.config.batch_limit())?;
         let mut w = lock(&self.inner.writer);
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.inner.name.to_string()));
@@ -663,7 +663,26 @@ impl PartitionLog {
     /// `OffsetOutOfRange` outside `[log_start, log_end]`; `CorruptLog` for a bad
     /// batch header it walks (naming partition and position).
     pub fn read(&self, from: Offset, max_bytes: u32) -> Result<ReadInfo> {
-        let log_end = self.log_end_offset();
+        self.read_to(from, max_bytes, self.log_end_offset())
+    }
+
+    /// The offset after the last record consumers may see: the durable offset
+    /// under `fsync` (so a consumer never sees a record a crash could take
+    /// back), the log end otherwise. Always on a batch boundary.
+    pub fn high_watermark(&self) -> Offset {
+        match self.inner.config.durability {
+            Durability::Fsync => self.durable_offset().min(self.log_end_offset()),
+            _ => self.log_end_offset(),
+        }
+    }
+
+    /// Like [`read`](Self::read), but only batches that end at or before `upto`
+    /// (clamped to the log end), such as the [`high_watermark`](Self::high_watermark).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read), with `upto` as the end of the valid range.
+    pub fn read_to(&self, from: Offset, max_bytes: u32, upto: Offset) -> Result<ReadInfo> {
+        let log_end = self.log_end_offset().min(upto);
         let log_start = self.log_start_offset();
         let mut info = ReadInfo {
             slices: Vec::new(),
@@ -693,7 +712,7 @@ impl PartitionLog {
             if position >= log_end {
                 break;
             }
-            if let Some(slice) = segment.read(position, remaining)? {
+            if let Some(slice) = segment.read(position, remaining, log_end)? {
                 if !info.slices.is_empty() && slice.len > remaining {
                     break;
                 }
@@ -923,7 +942,7 @@ impl PartitionLog {
 }
 
 /// Checks an incoming batch before it may touch the log.
-fn validate_batch(batch: &[u8], segment_bytes: u32) -> Result<BatchHeader> {
+fn validate_batch(batch: &[u8], limit: u32) -> Result<BatchHeader> {
     let header = BatchHeader::parse(batch)?;
     if header.total_len() != batch.len() {
         return Err(Error::InvalidBatch(warren_protocol::Error::InvalidField {
@@ -937,10 +956,10 @@ fn validate_batch(batch: &[u8], segment_bytes: u32) -> Result<BatchHeader> {
             value: i64::from(header.last_offset_delta),
         }));
     }
-    if batch.len() > segment_bytes as usize {
+    if batch.len() > limit as usize {
         return Err(Error::BatchTooLarge {
             bytes: batch.len(),
-            segment_bytes,
+            limit,
         });
     }
     let got = record_batch::compute_crc(batch);

@@ -281,7 +281,7 @@ impl Segment {
         let position = self.size.load(Ordering::Acquire);
         let len = u32::try_from(batch.len()).map_err(|_| Error::BatchTooLarge {
             bytes: batch.len(),
-            segment_bytes: u32::MAX,
+            limit: u32::MAX,
         })?;
         // The batch goes to disk as the producer sent it except for base_offset: a
         // vectored write of the new 8 bytes and the rest, so no copy of the batch.
@@ -401,13 +401,20 @@ impl Segment {
     /// [`PartitionLog::read_batches`](crate::PartitionLog::read_batches) checks
     /// everything.
     ///
+    /// Only batches that end at or before `upto` (an exclusive offset bound, such
+    /// as a high watermark on a batch boundary) are included.
+    ///
     /// # Errors
     /// `CorruptLog` naming the position of a bad header it walks.
-    pub fn read(&self, from: Offset, max_bytes: u32) -> Result<Option<FileSlice>> {
+    pub fn read(&self, from: Offset, max_bytes: u32, upto: Offset) -> Result<Option<FileSlice>> {
         let limit = u64::from(self.size());
+        let upto = i64::try_from(upto.0).unwrap_or(i64::MAX);
         let Some((start, first)) = self.translate(from, limit)? else {
             return Ok(None);
         };
+        if first.next_offset() > upto {
+            return Ok(None);
+        }
         let mut end = start + first.total_len() as u64;
         let mut next_offset = first.next_offset();
         let budget_end = start.saturating_add(u64::from(max_bytes)).min(limit);
@@ -416,7 +423,7 @@ impl Segment {
             // then walk the last few headers.
             let (jump_offset, jump) =
                 read_lock(&self.offset_index).lookup_by_position(FilePosition(budget_end as u32));
-            if u64::from(jump.0) > end {
+            if u64::from(jump.0) > end && jump_offset.0 as i64 <= upto {
                 end = u64::from(jump.0);
                 next_offset = jump_offset.0 as i64;
             }
@@ -424,7 +431,7 @@ impl Segment {
             while end < budget_end {
                 let header = self.header_at(&mut window, end, limit)?;
                 let batch_end = end + header.total_len() as u64;
-                if batch_end > budget_end {
+                if batch_end > budget_end || header.next_offset() > upto {
                     break;
                 }
                 end = batch_end;

@@ -212,3 +212,52 @@ fn append_durable_in_fsync_mode_is_durable_on_return() {
             >= 1
     );
 }
+
+#[test]
+fn reads_stop_at_the_high_watermark_which_is_the_durable_offset_under_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(
+        dir.path(),
+        LogConfig {
+            durability: Durability::Fsync,
+            ..small_config(1 << 20)
+        },
+    );
+    for i in 0..3 {
+        log.append(&batch(i, 2, 50, 1_700_000_000_000)).unwrap();
+    }
+    assert_eq!(log.log_end_offset(), Offset(6));
+    assert_eq!(log.high_watermark(), Offset(0), "nothing is synced yet");
+    let r = log
+        .read_to(Offset(0), 1 << 20, log.high_watermark())
+        .unwrap();
+    assert!(r.slices.is_empty(), "unsynced batches are not readable");
+    log.sync_to(Offset(4)).unwrap();
+    assert_eq!(log.high_watermark(), Offset(6));
+    // An explicit bound in the middle returns only the batches before it.
+    let r = log.read_to(Offset(0), 1 << 20, Offset(4)).unwrap();
+    assert_eq!(r.slices.len(), 1);
+    assert_eq!(r.slices[0].next_offset, Offset(4));
+    let r = log.read_to(Offset(2), 1 << 20, Offset(2)).unwrap();
+    assert!(r.slices.is_empty());
+}
+
+#[test]
+fn batches_over_max_message_bytes_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 1000,
+            ..small_config(1 << 20)
+        },
+    );
+    let big = batch(0, 1, 2000, 1_700_000_000_000);
+    assert!(matches!(
+        log.append(&big),
+        Err(Error::BatchTooLarge { limit: 1000, .. })
+    ));
+    assert_eq!(log.log_end_offset(), Offset(0));
+    log.append(&batch(1, 1, 100, 1_700_000_000_000)).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(1));
+}

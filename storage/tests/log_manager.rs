@@ -26,6 +26,7 @@ fn orders_config() -> LogConfig {
         durability: Durability::Interval { ms: 250 },
         retention_bytes: Some(1 << 20),
         retention_ms: Some(3_600_000),
+        max_message_bytes: 4096,
     }
 }
 
