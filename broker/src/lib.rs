@@ -1,1 +1,35 @@
-//! Placeholder: see the crate's issue.
+//! warren-broker: the server. It accepts native-protocol connections, hands
+//! produce batches straight to the partition logs, answers fetches as long
+//! polls with `sendfile(2)` from the segment files, and shuts down cleanly.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), warren_broker::Error> {
+//! let config = warren_broker::BrokerConfig::default();
+//! let broker = warren_broker::Broker::start(config).await?;
+//! println!("listening on {}", broker.local_addr());
+//! broker.run_until_signal().await
+//! # }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
+//! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
+//! - `connection`: one connection's reader, writer, back-pressure and sendfile.
+//! - `request`: one module per api key (parse, apply, respond).
+//! - `response`: response frames as bytes and file ranges.
+//! - [`topics`]: partitions with their high-watermark notifiers.
+//! - `http`: the HTTP listener (`/healthz`).
+//! - [`error`]: the crate's error type and storage-error → error-code mapping.
+
+pub mod config;
+mod connection;
+pub mod error;
+mod http;
+mod request;
+mod response;
+pub mod server;
+pub mod topics;
+
+pub use config::BrokerConfig;
+pub use error::{Error, Result};
+pub use server::{Broker, RunningBroker};

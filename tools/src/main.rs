@@ -11,10 +11,12 @@
 //! ```
 //!
 //! # Layout
+//! - [`serve`]: `warren serve`, runs the broker until SIGINT/SIGTERM.
 //! - [`dump_log`]: `warren dump-log PATH`, prints the batches and records of a segment file.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod dump_log;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Serve(serve::ServeArgs),
     /// Print every RecordBatch (and record) of a segment `.log` file.
     DumpLog(dump_log::DumpLogArgs),
 }
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match &cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::DumpLog(args) => dump_log::run(args),
     };
     match result {

@@ -1,0 +1,27 @@
+//! DeleteTopic: removes the topic and its files on a blocking thread.
+
+use std::sync::Arc;
+
+use warren_protocol::ErrorCode;
+use warren_protocol::api::topics::{DeleteTopicRequest, EmptyResponse};
+
+use super::Reply;
+use crate::response::Response;
+use crate::server::Shared;
+
+pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>) -> Reply {
+    let shared = Arc::clone(shared);
+    Reply::later(async move {
+        let name = req.name.clone();
+        match tokio::task::spawn_blocking(move || shared.topics.delete(&req.name)).await {
+            Ok(Ok(())) => {
+                tracing::info!(topic = %name, "topic deleted");
+                Response::ok(cid, &EmptyResponse)
+            }
+            Ok(Err(e)) => {
+                Response::error(cid, super::storage_code(&e, "delete topic"), e.to_string())
+            }
+            Err(e) => Response::error(cid, ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string()),
+        }
+    })
+}

@@ -1,0 +1,43 @@
+//! DescribeTopic: a topic's effective config and each partition's offsets and
+//! size on disk.
+
+use std::sync::Arc;
+
+use warren_protocol::ErrorCode;
+use warren_protocol::api::topics::{
+    DescribeTopicRequest, DescribeTopicResponse, PartitionDescription,
+};
+
+use super::Reply;
+use crate::response::Response;
+use crate::server::Shared;
+
+pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Reply {
+    let Some(topic) = shared.topics.get(&req.name) else {
+        return Reply::Now(Response::error(
+            cid,
+            ErrorCode::UNKNOWN_TOPIC,
+            format!("no topic named {:?}", req.name),
+        ));
+    };
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|p| PartitionDescription {
+            partition: p.index,
+            log_start_offset: p.log.log_start_offset().0,
+            log_end_offset: p.log.log_end_offset().0,
+            high_watermark: p.log.high_watermark().0,
+            size_bytes: p.log.size_bytes(),
+            segments: p.log.segments().len() as u32,
+        })
+        .collect();
+    Reply::Now(Response::ok(
+        cid,
+        &DescribeTopicResponse {
+            name: topic.config.name.clone(),
+            configs: topic.config.log.entries(),
+            partitions,
+        },
+    ))
+}

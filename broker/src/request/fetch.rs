@@ -1,0 +1,200 @@
+//! Fetch: a long poll over many partitions, answered with file ranges that the
+//! connection sends with `sendfile(2)`.
+//!
+//! The first read happens on the reader task; if it already has `min_bytes`
+//! (or `max_wait_ms` is 0) the reply is ready at once. Otherwise a task waits:
+//! it registers with every requested partition's `hw_moved` notifier *before*
+//! reading again (so no wake-up between read and wait is lost), and answers as
+//! soon as a read reaches `min_bytes`, the deadline passes, or the broker shuts
+//! down. No polling loop: each extra read follows a high-watermark move.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use futures_util::future::select_all;
+use tokio::sync::futures::Notified;
+use warren_protocol::ErrorCode;
+use warren_protocol::api::fetch::{FetchRequest, put_partition_head, put_topic_head};
+use warren_protocol::frame::RESPONSE_HEADER_BYTES;
+use warren_protocol::wire::put_array_len;
+use warren_storage::Offset;
+
+use super::Reply;
+use crate::response::{Chunk, Response};
+use crate::server::Shared;
+use crate::topics::Partition;
+
+/// One requested partition, resolved.
+struct Target {
+    partition: u32,
+    log: Result<Arc<Partition>, ErrorCode>,
+    fetch_offset: u64,
+    max_bytes: u32,
+}
+
+struct Plan {
+    cid: u32,
+    min_bytes: u64,
+    max_bytes: u32,
+    topics: Vec<(String, Vec<Target>)>,
+}
+
+pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = shared.topics.get(&t.topic);
+            let targets = t
+                .partitions
+                .iter()
+                .map(|p| Target {
+                    partition: p.partition,
+                    log: match &topic {
+                        None => Err(ErrorCode::UNKNOWN_TOPIC),
+                        Some(topic) => topic
+                            .partitions
+                            .get(p.partition as usize)
+                            .cloned()
+                            .ok_or(ErrorCode::UNKNOWN_PARTITION),
+                    },
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                })
+                .collect();
+            (t.topic, targets)
+        })
+        .collect();
+    let plan = Plan {
+        cid,
+        min_bytes: u64::from(req.min_bytes),
+        max_bytes: req.max_bytes,
+        topics,
+    };
+    let (response, bytes) = plan.read();
+    if bytes >= plan.min_bytes || req.max_wait_ms == 0 || plan.partitions().next().is_none() {
+        return Reply::Now(response);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(req.max_wait_ms));
+    let shared = Arc::clone(shared);
+    Reply::later(async move {
+        let partitions: Vec<Arc<Partition>> = plan.partitions().cloned().collect();
+        loop {
+            let mut woken: Vec<Pin<Box<Notified<'_>>>> = partitions
+                .iter()
+                .map(|p| Box::pin(p.hw_moved.notified()))
+                .collect();
+            for n in &mut woken {
+                n.as_mut().enable();
+            }
+            let (response, bytes) = plan.read();
+            if bytes >= plan.min_bytes {
+                return response;
+            }
+            tokio::select! {
+                _ = select_all(woken) => {}
+                () = tokio::time::sleep_until(deadline) => return plan.read().0,
+                () = shared.shutdown.cancelled() => return plan.read().0,
+            }
+        }
+    })
+}
+
+impl Plan {
+    fn partitions(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.topics
+            .iter()
+            .flat_map(|(_, targets)| targets)
+            .filter_map(|t| t.log.as_ref().ok())
+    }
+
+    /// Reads every partition within the byte limits and builds the response;
+    /// returns it with the number of record bytes in it.
+    fn read(&self) -> (Response, u64) {
+        let mut chunks = Vec::new();
+        let mut head = BytesMut::with_capacity(256);
+        let mut remaining = self.max_bytes;
+        let mut total: u64 = 0;
+        put_array_len(&mut head, self.topics.len());
+        for (topic, targets) in &self.topics {
+            put_topic_head(&mut head, topic, targets.len());
+            for t in targets {
+                let (code, hw, log_start, slices) = read_partition(t, remaining, total > 0);
+                let bytes: u64 = slices.iter().map(|s| u64::from(s.len)).sum();
+                remaining = remaining.saturating_sub(u32::try_from(bytes).unwrap_or(u32::MAX));
+                total += bytes;
+                put_partition_head(
+                    &mut head,
+                    t.partition,
+                    code,
+                    hw,
+                    log_start,
+                    u32::try_from(bytes).unwrap_or(u32::MAX),
+                );
+                for slice in slices {
+                    chunks.push(Chunk::Bytes(head.split().freeze()));
+                    chunks.push(Chunk::File(slice));
+                }
+            }
+        }
+        chunks.push(Chunk::Bytes(head.freeze()));
+        let body_len: usize = chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Bytes(b) => b.len(),
+                Chunk::File(f) => f.len as usize,
+            })
+            .sum();
+        let mut frame_head = BytesMut::with_capacity(10);
+        frame_head.put_u32((RESPONSE_HEADER_BYTES + body_len) as u32);
+        frame_head.put_u32(self.cid);
+        frame_head.put_u16(ErrorCode::NONE.0);
+        chunks.insert(0, Chunk::Bytes(frame_head.freeze()));
+        (Response { chunks }, total)
+    }
+}
+
+/// One partition's read: error code, high watermark, log start, file ranges.
+/// Only the first partition with data may exceed `remaining` (one whole batch).
+fn read_partition(
+    t: &Target,
+    remaining: u32,
+    have_data: bool,
+) -> (ErrorCode, u64, u64, Vec<warren_storage::FileSlice>) {
+    let p = match &t.log {
+        Ok(p) => p,
+        Err(code) => return (*code, 0, 0, Vec::new()),
+    };
+    let hw = p.log.high_watermark();
+    let log_start = p.log.log_start_offset();
+    let offset = Offset(t.fetch_offset);
+    if offset < log_start || offset > hw {
+        return (
+            ErrorCode::OFFSET_OUT_OF_RANGE,
+            hw.0,
+            log_start.0,
+            Vec::new(),
+        );
+    }
+    let budget = t.max_bytes.min(remaining);
+    if offset == hw || (have_data && budget == 0) {
+        return (ErrorCode::NONE, hw.0, log_start.0, Vec::new());
+    }
+    match p.log.read_to(offset, budget.max(1), hw) {
+        Ok(info) => {
+            let bytes: u64 = info.slices.iter().map(|s| u64::from(s.len)).sum();
+            if have_data && bytes > u64::from(budget) {
+                return (ErrorCode::NONE, hw.0, log_start.0, Vec::new());
+            }
+            (ErrorCode::NONE, hw.0, info.log_start_offset.0, info.slices)
+        }
+        Err(e) => (
+            super::storage_code(&e, "fetch read"),
+            hw.0,
+            log_start.0,
+            Vec::new(),
+        ),
+    }
+}

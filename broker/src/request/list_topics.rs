@@ -1,0 +1,22 @@
+//! ListTopics: every topic's name and partition count, sorted by name.
+
+use std::sync::Arc;
+
+use warren_protocol::api::topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
+
+use super::Reply;
+use crate::response::Response;
+use crate::server::Shared;
+
+pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>) -> Reply {
+    let topics = shared
+        .topics
+        .list()
+        .iter()
+        .map(|t| TopicListing {
+            name: t.config.name.clone(),
+            partitions: t.config.partitions,
+        })
+        .collect();
+    Reply::Now(Response::ok(cid, &ListTopicsResponse { topics }))
+}

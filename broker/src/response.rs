@@ -1,0 +1,59 @@
+//! An outgoing response frame as a list of chunks: bytes the broker built, and
+//! file ranges the connection sends with `sendfile(2)`.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use warren_protocol::ErrorCode;
+use warren_protocol::api::{Body, ErrorBody};
+use warren_protocol::frame::{LENGTH_FIELD_BYTES, RESPONSE_HEADER_BYTES};
+use warren_storage::FileSlice;
+
+/// One piece of a response.
+pub enum Chunk {
+    Bytes(Bytes),
+    /// Record bytes sent straight from the segment file.
+    File(FileSlice),
+}
+
+/// A whole response frame, length prefix included.
+pub struct Response {
+    pub chunks: Vec<Chunk>,
+}
+
+impl Response {
+    /// A frame with an encoded body.
+    pub fn frame(correlation_id: u32, error_code: ErrorCode, body: &[u8]) -> Response {
+        let mut b =
+            BytesMut::with_capacity(LENGTH_FIELD_BYTES + RESPONSE_HEADER_BYTES + body.len());
+        b.put_u32((RESPONSE_HEADER_BYTES + body.len()) as u32);
+        b.put_u32(correlation_id);
+        b.put_u16(error_code.0);
+        b.put_slice(body);
+        Response {
+            chunks: vec![Chunk::Bytes(b.freeze())],
+        }
+    }
+
+    /// A successful response with `body`.
+    pub fn ok<B: Body>(correlation_id: u32, body: &B) -> Response {
+        let mut b = BytesMut::new();
+        match body.encode(&mut b) {
+            Ok(()) => Response::frame(correlation_id, ErrorCode::NONE, &b),
+            Err(e) => Response::error(
+                correlation_id,
+                ErrorCode::UNKNOWN_SERVER_ERROR,
+                format!("encoding the response: {e}"),
+            ),
+        }
+    }
+
+    /// A failed response: the header's code and an [`ErrorBody`].
+    pub fn error(correlation_id: u32, code: ErrorCode, message: impl Into<String>) -> Response {
+        let mut b = BytesMut::new();
+        // Encoding an ErrorBody cannot fail (strings are cut to fit).
+        let _ = ErrorBody {
+            message: message.into(),
+        }
+        .encode(&mut b);
+        Response::frame(correlation_id, code, &b)
+    }
+}

@@ -1,0 +1,234 @@
+//! Starting, running and stopping the broker: the listeners, the accept loop,
+//! the HTTP endpoint, and graceful shutdown.
+//!
+//! Shutdown (SIGINT/SIGTERM via [`RunningBroker::run_until_signal`], or
+//! [`RunningBroker::shutdown`]): cancel the shared token, so the accept loop
+//! stops accepting, readers stop reading new requests, and long-poll fetches
+//! answer with what they have; wait (up to `shutdown_timeout_ms`) for every
+//! connection to send its in-flight replies; then close every log, which
+//! fsyncs it and writes a clean recovery point, so the next start scans
+//! nothing. The connection tasks each hold a clone of an `mpsc::Sender`; the
+//! receiver returning `None` means all of them have finished (mini-redis's
+//! pattern).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use warren_storage::LogManager;
+
+use crate::config::BrokerConfig;
+use crate::error::{Error, Result};
+use crate::topics::Topics;
+
+/// State every connection shares.
+pub struct Shared {
+    pub config: BrokerConfig,
+    pub topics: Topics,
+    /// Cancelled when the broker starts shutting down.
+    pub shutdown: CancellationToken,
+    /// The address clients reach this broker at (Metadata).
+    pub advertised: SocketAddr,
+}
+
+/// The broker; see [`Broker::start`].
+pub struct Broker;
+
+/// A started broker. Dropping it without [`shutdown`](Self::shutdown) leaves
+/// its tasks to the runtime; the logs then recover at the next start.
+pub struct RunningBroker {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    http_addr: SocketAddr,
+    accept: JoinHandle<()>,
+    http: JoinHandle<()>,
+    connections_done: mpsc::Receiver<()>,
+}
+
+impl Broker {
+    /// Opens the data directory (recovering it after a crash), binds both
+    /// listeners and starts serving.
+    ///
+    /// # Errors
+    /// Invalid config, a data dir that cannot be opened or is locked by another
+    /// broker, or an address that cannot be bound.
+    pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
+        config.validate()?;
+        let data_dir = config.data_dir.clone();
+        let manager = tokio::task::spawn_blocking(move || -> Result<Arc<LogManager>> {
+            std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
+                path: data_dir.clone(),
+                source: warren_storage::Error::Io {
+                    op: "create data dir",
+                    path: data_dir.clone(),
+                    source: e,
+                },
+            })?;
+            let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
+                path: data_dir.clone(),
+                source,
+            })?;
+            Ok(Arc::new(manager))
+        })
+        .await
+        .map_err(|e| Error::Io {
+            what: "opening the data dir",
+            source: std::io::Error::other(e),
+        })??;
+        manager
+            .start_background(Duration::from_millis(config.retention_check_ms))
+            .map_err(|source| Error::Storage {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let http_listener = TcpListener::bind(config.http)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.http,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Io {
+            what: "reading the listener's address",
+            source,
+        })?;
+        let http_addr = http_listener.local_addr().map_err(|source| Error::Io {
+            what: "reading the HTTP listener's address",
+            source,
+        })?;
+        let topics = Topics::new(manager);
+        tracing::info!(
+            listen = %local_addr,
+            http = %http_addr,
+            data_dir = %config.data_dir.display(),
+            topics = topics.list().len(),
+            "warren broker started"
+        );
+        let shared = Arc::new(Shared {
+            config,
+            topics,
+            shutdown: CancellationToken::new(),
+            advertised: local_addr,
+        });
+        let (done_tx, connections_done) = mpsc::channel(1);
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
+        let http = tokio::spawn(crate::http::serve(http_listener, Arc::clone(&shared)));
+        Ok(RunningBroker {
+            shared,
+            local_addr,
+            http_addr,
+            accept,
+            http,
+            connections_done,
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sender<()>) {
+    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = shared.shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                backoff = Duration::from_millis(5);
+                if let Err(e) = socket.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "set TCP_NODELAY failed");
+                }
+                let shared = Arc::clone(&shared);
+                let done = done.clone();
+                tokio::spawn(async move {
+                    crate::connection::run(socket, peer, shared).await;
+                    drop(permit);
+                    drop(done);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "accept failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+impl RunningBroker {
+    /// The native protocol address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully.
+    ///
+    /// # Errors
+    /// As [`shutdown`](Self::shutdown), or if the signal handlers cannot be installed.
+    pub async fn run_until_signal(self) -> Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let io = |source| Error::Io {
+            what: "installing signal handlers",
+            source,
+        };
+        let mut term = signal(SignalKind::terminate()).map_err(io)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(io)?;
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+        self.shutdown().await
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to
+    /// `shutdown_timeout_ms`), then closes every log cleanly.
+    ///
+    /// # Errors
+    /// [`Error::Close`] if a log fails to close (it is then recovered at the
+    /// next start).
+    pub async fn shutdown(mut self) -> Result<()> {
+        self.shared.shutdown.cancel();
+        let _ = (&mut self.accept).await;
+        let timeout = Duration::from_millis(self.shared.config.shutdown_timeout_ms);
+        if tokio::time::timeout(timeout, self.connections_done.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after {timeout:?}; closing anyway");
+        }
+        let _ = (&mut self.http).await;
+        let shared = Arc::clone(&self.shared);
+        let closed = tokio::task::spawn_blocking(move || shared.topics.manager().close())
+            .await
+            .map_err(|e| Error::Io {
+                what: "closing logs",
+                source: std::io::Error::other(e),
+            })?;
+        closed.map_err(Error::Close)?;
+        tracing::info!("warren broker stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! The broker spoken to byte by byte: a real broker on 127.0.0.1:0, raw frames
+//! over a real socket, no client crate. Covers the protocol-level guarantees:
+//! error responses, pipelining order, long-poll timing, hostile input.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Decoder, Encoder};
+use warren_broker::{Broker, BrokerConfig, RunningBroker};
+use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
+use warren_protocol::api::produce::{ProducePartition, ProduceRequest, ProduceTopic};
+use warren_protocol::api::topics::CreateTopicRequest;
+use warren_protocol::api::{self, ErrorBody, Request};
+use warren_protocol::frame::{RequestFrame, RequestHeader, ResponseCodec, ResponseFrame};
+use warren_protocol::{Compression, ErrorCode, RecordBatch, RecordBatchBuilder};
+
+struct Raw {
+    stream: TcpStream,
+    codec: ResponseCodec,
+    buf: BytesMut,
+    next_id: u32,
+}
+
+impl Raw {
+    async fn connect(addr: SocketAddr) -> Result<Raw> {
+        Ok(Raw {
+            stream: TcpStream::connect(addr).await?,
+            codec: ResponseCodec::default(),
+            buf: BytesMut::new(),
+            next_id: 1,
+        })
+    }
+
+    async fn send_frame(&mut self, api_key: u16, api_version: u16, body: Bytes) -> Result<u32> {
+        let correlation_id = self.next_id;
+        self.next_id += 1;
+        let mut out = BytesMut::new();
+        self.codec.encode(
+            RequestFrame {
+                header: RequestHeader {
+                    api_key,
+                    api_version,
+                    correlation_id,
+                },
+                body,
+            },
+            &mut out,
+        )?;
+        self.stream.write_all(&out).await?;
+        Ok(correlation_id)
+    }
+
+    async fn send<R: Request>(&mut self, req: &R) -> Result<u32> {
+        self.send_frame(R::API_KEY as u16, R::VERSION, api::encode(req)?)
+            .await
+    }
+
+    async fn recv(&mut self) -> Result<ResponseFrame> {
+        loop {
+            if let Some(f) = self.codec.decode(&mut self.buf)? {
+                return Ok(f);
+            }
+            let n =
+                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
+                    .await
+                    .context("no response in 10 s")??;
+            if n == 0 {
+                bail!("connection closed");
+            }
+        }
+    }
+
+    async fn call<R: Request>(&mut self, req: &R) -> Result<R::Response> {
+        let id = self.send(req).await?;
+        let f = self.recv().await?;
+        assert_eq!(f.header.correlation_id, id);
+        if f.header.error_code != 0 {
+            let e: ErrorBody = api::decode(f.body)?;
+            bail!("{:?}: {}", ErrorCode(f.header.error_code), e.message);
+        }
+        Ok(api::decode(f.body)?)
+    }
+}
+
+async fn start(dir: &std::path::Path) -> Result<RunningBroker> {
+    Ok(Broker::start(BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        http: "127.0.0.1:0".parse()?,
+        ..BrokerConfig::default()
+    })
+    .await?)
+}
+
+fn batch(values: &[&str]) -> Result<Bytes> {
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    for v in values {
+        b.append(1_700_000_000_000, None, Some(v.as_bytes()), &[]);
+    }
+    Ok(b.build()?)
+}
+
+fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest {
+        acks,
+        timeout_ms: 10_000,
+        topics: vec![ProduceTopic {
+            topic: topic.into(),
+            partitions: vec![ProducePartition {
+                partition,
+                routing_key: None,
+                records,
+            }],
+        }],
+    }
+}
+
+fn fetch(topic: &str, offset: u64, max_wait_ms: u32) -> FetchRequest {
+    FetchRequest {
+        max_wait_ms,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        topics: vec![FetchTopic {
+            topic: topic.into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: offset,
+                partition_max_bytes: 1 << 20,
+            }],
+        }],
+    }
+}
+
+async fn create(c: &mut Raw, name: &str, partitions: u32, durability: &str) -> Result<()> {
+    c.call(&CreateTopicRequest {
+        name: name.into(),
+        partitions,
+        configs: vec![("durability".into(), durability.into())],
+    })
+    .await?;
+    Ok(())
+}
+
+fn values_of(records: Bytes) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let len = warren_protocol::record_batch::peek_batch_len(&rest)?
+            .context("partial batch in a fetch response")?;
+        let b = RecordBatch::new(rest.split_to(len))?;
+        b.verify_crc()?;
+        for r in b.records()? {
+            out.push(String::from_utf8(r.value.context("null value")?.to_vec())?);
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn produce_then_fetch_returns_the_same_records() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    for durability in ["fsync", "none"] {
+        let topic = format!("t-{durability}");
+        create(&mut c, &topic, 1, durability).await?;
+        let r = c.call(&produce(&topic, 0, batch(&["a", "b"])?, -1)).await?;
+        let p = r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.base_offset), (ErrorCode::NONE, 0));
+        let r = c.call(&produce(&topic, 0, batch(&["c"])?, 1)).await?;
+        assert_eq!(r.topics[0].partitions[0].base_offset, 2);
+        let f = c.call(&fetch(&topic, 0, 1000)).await?;
+        let p = &f.topics[0].partitions[0];
+        assert_eq!(p.error_code, ErrorCode::NONE);
+        let got = values_of(p.records.clone())?;
+        // Under fsync the acks=1 batch becomes visible after its background fsync.
+        assert!(got == ["a", "b", "c"] || got == ["a", "b"], "{got:?}");
+        let f = c.call(&fetch(&topic, 99, 0)).await?;
+        assert_eq!(
+            f.topics[0].partitions[0].error_code,
+            ErrorCode::OFFSET_OUT_OF_RANGE
+        );
+    }
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn errors_come_back_as_codes_and_the_connection_survives() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    // Unknown api key, unsupported version, malformed body: error responses.
+    c.send_frame(999, 0, Bytes::new()).await?;
+    assert_eq!(
+        c.recv().await?.header.error_code,
+        ErrorCode::UNKNOWN_API_KEY.0
+    );
+    c.send_frame(6, 77, Bytes::new()).await?;
+    assert_eq!(
+        c.recv().await?.header.error_code,
+        ErrorCode::UNSUPPORTED_VERSION.0
+    );
+    c.send_frame(
+        6,
+        0,
+        Bytes::from_static(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"),
+    )
+    .await?;
+    assert_eq!(
+        c.recv().await?.header.error_code,
+        ErrorCode::INVALID_REQUEST.0
+    );
+    // Per-partition errors.
+    create(&mut c, "small", 1, "none").await?;
+    let err = c.call(&produce("nope", 0, batch(&["x"])?, 1)).await?;
+    assert_eq!(
+        err.topics[0].partitions[0].error_code,
+        ErrorCode::UNKNOWN_TOPIC
+    );
+    let err = c.call(&produce("small", 5, batch(&["x"])?, 1)).await?;
+    assert_eq!(
+        err.topics[0].partitions[0].error_code,
+        ErrorCode::UNKNOWN_PARTITION
+    );
+    let mut corrupt = BytesMut::from(&batch(&["x"])?[..]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let err = c.call(&produce("small", 0, corrupt.freeze(), 1)).await?;
+    assert_eq!(
+        err.topics[0].partitions[0].error_code,
+        ErrorCode::CORRUPT_MESSAGE
+    );
+    let big = "x".repeat(1 << 20);
+    let err = c.call(&produce("small", 0, batch(&[&big])?, 1)).await?;
+    assert_eq!(
+        err.topics[0].partitions[0].error_code,
+        ErrorCode::MESSAGE_TOO_LARGE
+    );
+    let err = c
+        .call(&produce("small", 0, batch(&["x"])?, 3))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("INVALID_REQUIRED_ACKS"), "{err}");
+    // Nothing was written by any of them.
+    let f = c.call(&fetch("small", 0, 0)).await?;
+    assert_eq!(f.topics[0].partitions[0].high_watermark, 0);
+    let err = create(&mut c, "small", 1, "none").await.unwrap_err();
+    assert!(err.to_string().contains("TOPIC_ALREADY_EXISTS"), "{err}");
+    let err = create(&mut c, "bad/name", 1, "none").await.unwrap_err();
+    assert!(err.to_string().contains("INVALID_TOPIC_NAME"), "{err}");
+    let err = create(&mut c, "z", 0, "none").await.unwrap_err();
+    assert!(err.to_string().contains("INVALID_PARTITIONS"), "{err}");
+    let err = create(&mut c, "z", 1, "sometimes").await.unwrap_err();
+    assert!(err.to_string().contains("INVALID_CONFIG"), "{err}");
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "p", 1, "fsync").await?;
+    // A long poll first, then produces behind it: the fetch's answer must still
+    // come first, and the produces must not wait for its timeout to be applied.
+    let mut ids = vec![c.send(&fetch("p", 0, 2000)).await?];
+    for i in 0..20 {
+        ids.push(
+            c.send(&produce("p", 0, batch(&[&i.to_string()])?, -1))
+                .await?,
+        );
+    }
+    let started = Instant::now();
+    for id in ids {
+        let f = c.recv().await?;
+        assert_eq!(f.header.correlation_id, id);
+        assert_eq!(f.header.error_code, 0);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the fetch was woken by the produces"
+    );
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_on_produce_and_otherwise_waits_max_wait() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut admin = Raw::connect(broker.local_addr()).await?;
+    for durability in ["none", "fsync"] {
+        let topic = format!("lp-{durability}");
+        create(&mut admin, &topic, 1, durability).await?;
+        // Nothing arrives: the fetch answers empty, not before max_wait_ms.
+        let mut consumer = Raw::connect(broker.local_addr()).await?;
+        let started = Instant::now();
+        let f = consumer.call(&fetch(&topic, 0, 300)).await?;
+        let waited = started.elapsed();
+        assert!(f.topics[0].partitions[0].records.is_empty());
+        assert!(
+            waited >= Duration::from_millis(300),
+            "answered after {waited:?}"
+        );
+        // Data arrives while it waits: it answers right after the produce.
+        consumer.send(&fetch(&topic, 0, 10_000)).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let produced_at = Instant::now();
+        admin
+            .call(&produce(&topic, 0, batch(&["wake"])?, -1))
+            .await?;
+        let f = consumer.recv().await?;
+        let latency = produced_at.elapsed();
+        let body: warren_protocol::api::fetch::FetchResponse = api::decode(f.body)?;
+        assert_eq!(
+            values_of(body.topics[0].partitions[0].records.clone())?,
+            ["wake"]
+        );
+        assert!(
+            latency < Duration::from_millis(1000),
+            "woken after {latency:?}"
+        );
+        eprintln!("{durability}: long poll answered {latency:?} after the produce was sent");
+    }
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn garbage_and_oversize_frames_close_only_their_own_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut producer = Raw::connect(broker.local_addr()).await?;
+    create(&mut producer, "steady", 1, "none").await?;
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    for round in 0..20u32 {
+        let mut bad = TcpStream::connect(broker.local_addr()).await?;
+        let junk: Vec<u8> = match round % 4 {
+            // A length prefix far over max_frame_bytes: refused before allocation.
+            0 => vec![0x7f, 0xff, 0xff, 0xff, 1, 2, 3],
+            // Shorter than a request header.
+            1 => vec![0, 0, 0, 3, 1, 2, 3],
+            // A frame cut short, then the socket closes.
+            2 => vec![0, 0, 1, 0, 0, 6, 0, 0],
+            // Random bytes.
+            _ => (0..4096)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect(),
+        };
+        let _ = bad.write_all(&junk).await;
+        if round % 4 != 2 {
+            // The broker closes the connection (or answers an error); it never hangs.
+            let mut sink = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), bad.read_to_end(&mut sink)).await;
+            assert!(read.is_ok(), "round {round}: connection left open");
+        }
+        drop(bad);
+        let r = producer
+            .call(&produce("steady", 0, batch(&[&round.to_string()])?, 1))
+            .await?;
+        assert_eq!(r.topics[0].partitions[0].base_offset, i64::from(round));
+    }
+    broker.shutdown().await?;
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! `warren serve`: runs the broker in the foreground until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use warren_broker::{Broker, BrokerConfig};
+
+/// Run the broker in the foreground (stop it with Ctrl-C or SIGTERM).
+///
+/// Settings come from, highest precedence first: these flags, the TOML file
+/// given with --config, WARREN_* environment variables, then the defaults.
+#[derive(Debug, Args)]
+#[command(after_long_help = AFTER_HELP)]
+pub struct ServeArgs {
+    /// Data directory [default: ./warren-data] [env: WARREN_DATA_DIR] [toml: data_dir]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Native protocol address [default: 127.0.0.1:7171] [env: WARREN_LISTEN] [toml: listen]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// HTTP address (/healthz) [default: 127.0.0.1:7180] [env: WARREN_HTTP] [toml: http]
+    #[arg(long, value_name = "ADDR")]
+    http: Option<SocketAddr>,
+    /// TOML configuration file (keys as listed below)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Default durability of new topics: fsync, none or interval:<ms> [default: fsync]
+    /// [env: WARREN_LOG_DURABILITY] [toml: log.durability]
+    #[arg(long, value_name = "MODE")]
+    durability: Option<String>,
+    /// Print the effective configuration as TOML and exit
+    #[arg(long)]
+    print_config: bool,
+}
+
+const AFTER_HELP: &str = "\
+Every setting, with its TOML key, environment variable and default:
+  data_dir               WARREN_DATA_DIR               ./warren-data
+  listen                 WARREN_LISTEN                 127.0.0.1:7171
+  http                   WARREN_HTTP                   127.0.0.1:7180
+  max_connections        WARREN_MAX_CONNECTIONS        1024
+  max_frame_bytes        WARREN_MAX_FRAME_BYTES        16777216 (16 MiB)
+  max_inflight_requests  WARREN_MAX_INFLIGHT_REQUESTS  128 per connection
+  max_inflight_bytes     WARREN_MAX_INFLIGHT_BYTES     33554432 (32 MiB) per connection
+  shutdown_timeout_ms    WARREN_SHUTDOWN_TIMEOUT_MS    10000
+  retention_check_ms     WARREN_RETENTION_CHECK_MS     300000
+Defaults for new topics ([log] table in TOML):
+  log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
+  log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)
+  log.segment_ms         WARREN_LOG_SEGMENT_MS         604800000 (7 days)
+  log.retention_bytes    WARREN_LOG_RETENTION_BYTES    unlimited
+  log.retention_ms       WARREN_LOG_RETENTION_MS       604800000 (7 days)
+  log.max_message_bytes  WARREN_LOG_MAX_MESSAGE_BYTES  1048576 (1 MiB)
+  log.index_interval_bytes WARREN_LOG_INDEX_INTERVAL_BYTES 4096
+  log.max_index_bytes    WARREN_LOG_MAX_INDEX_BYTES    10485760 (10 MiB)
+Logs go to stderr; RUST_LOG sets the level (default: info).";
+
+impl ServeArgs {
+    fn overrides(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        if let Some(d) = &self.data_dir {
+            t.insert("data_dir".into(), d.display().to_string().into());
+        }
+        if let Some(a) = self.listen {
+            t.insert("listen".into(), a.to_string().into());
+        }
+        if let Some(a) = self.http {
+            t.insert("http".into(), a.to_string().into());
+        }
+        if let Some(d) = &self.durability {
+            let mut log = toml::Table::new();
+            log.insert("durability".into(), d.clone().into());
+            t.insert("log".into(), log.into());
+        }
+        t
+    }
+}
+
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let config = BrokerConfig::load(args.config.as_deref(), std::env::vars(), args.overrides())?;
+    if args.print_config {
+        print!(
+            "{}",
+            toml::to_string(&config).context("printing the config")?
+        );
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("warren-broker")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let broker = Broker::start(config).await?;
+        broker.run_until_signal().await?;
+        anyhow::Ok(())
+    })
+}
