@@ -2,163 +2,17 @@
 //! over a real socket, no client crate. Covers the protocol-level guarantees:
 //! error responses, pipelining order, long-poll timing, hostile input.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use bytes::{Bytes, BytesMut};
+use common::{Raw, batch, create, fetch, produce, start, values_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Decoder, Encoder};
-use warren_broker::{Broker, BrokerConfig, RunningBroker};
-use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
-use warren_protocol::api::produce::{ProducePartition, ProduceRequest, ProduceTopic};
-use warren_protocol::api::topics::CreateTopicRequest;
-use warren_protocol::api::{self, ErrorBody, Request};
-use warren_protocol::frame::{RequestFrame, RequestHeader, ResponseCodec, ResponseFrame};
-use warren_protocol::{Compression, ErrorCode, RecordBatch, RecordBatchBuilder};
-
-struct Raw {
-    stream: TcpStream,
-    codec: ResponseCodec,
-    buf: BytesMut,
-    next_id: u32,
-}
-
-impl Raw {
-    async fn connect(addr: SocketAddr) -> Result<Raw> {
-        Ok(Raw {
-            stream: TcpStream::connect(addr).await?,
-            codec: ResponseCodec::default(),
-            buf: BytesMut::new(),
-            next_id: 1,
-        })
-    }
-
-    async fn send_frame(&mut self, api_key: u16, api_version: u16, body: Bytes) -> Result<u32> {
-        let correlation_id = self.next_id;
-        self.next_id += 1;
-        let mut out = BytesMut::new();
-        self.codec.encode(
-            RequestFrame {
-                header: RequestHeader {
-                    api_key,
-                    api_version,
-                    correlation_id,
-                },
-                body,
-            },
-            &mut out,
-        )?;
-        self.stream.write_all(&out).await?;
-        Ok(correlation_id)
-    }
-
-    async fn send<R: Request>(&mut self, req: &R) -> Result<u32> {
-        self.send_frame(R::API_KEY as u16, R::VERSION, api::encode(req)?)
-            .await
-    }
-
-    async fn recv(&mut self) -> Result<ResponseFrame> {
-        loop {
-            if let Some(f) = self.codec.decode(&mut self.buf)? {
-                return Ok(f);
-            }
-            let n =
-                tokio::time::timeout(Duration::from_secs(10), self.stream.read_buf(&mut self.buf))
-                    .await
-                    .context("no response in 10 s")??;
-            if n == 0 {
-                bail!("connection closed");
-            }
-        }
-    }
-
-    async fn call<R: Request>(&mut self, req: &R) -> Result<R::Response> {
-        let id = self.send(req).await?;
-        let f = self.recv().await?;
-        assert_eq!(f.header.correlation_id, id);
-        if f.header.error_code != 0 {
-            let e: ErrorBody = api::decode(f.body)?;
-            bail!("{:?}: {}", ErrorCode(f.header.error_code), e.message);
-        }
-        Ok(api::decode(f.body)?)
-    }
-}
-
-async fn start(dir: &std::path::Path) -> Result<RunningBroker> {
-    Ok(Broker::start(BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        http: "127.0.0.1:0".parse()?,
-        ..BrokerConfig::default()
-    })
-    .await?)
-}
-
-fn batch(values: &[&str]) -> Result<Bytes> {
-    let mut b = RecordBatchBuilder::new(Compression::None);
-    for v in values {
-        b.append(1_700_000_000_000, None, Some(v.as_bytes()), &[]);
-    }
-    Ok(b.build()?)
-}
-
-fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
-    ProduceRequest {
-        acks,
-        timeout_ms: 10_000,
-        topics: vec![ProduceTopic {
-            topic: topic.into(),
-            partitions: vec![ProducePartition {
-                partition,
-                routing_key: None,
-                records,
-            }],
-        }],
-    }
-}
-
-fn fetch(topic: &str, offset: u64, max_wait_ms: u32) -> FetchRequest {
-    FetchRequest {
-        max_wait_ms,
-        min_bytes: 1,
-        max_bytes: 1 << 20,
-        topics: vec![FetchTopic {
-            topic: topic.into(),
-            partitions: vec![FetchPartition {
-                partition: 0,
-                fetch_offset: offset,
-                partition_max_bytes: 1 << 20,
-            }],
-        }],
-    }
-}
-
-async fn create(c: &mut Raw, name: &str, partitions: u32, durability: &str) -> Result<()> {
-    c.call(&CreateTopicRequest {
-        name: name.into(),
-        partitions,
-        configs: vec![("durability".into(), durability.into())],
-    })
-    .await?;
-    Ok(())
-}
-
-fn values_of(records: Bytes) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut rest = records;
-    while !rest.is_empty() {
-        let len = warren_protocol::record_batch::peek_batch_len(&rest)?
-            .context("partial batch in a fetch response")?;
-        let b = RecordBatch::new(rest.split_to(len))?;
-        b.verify_crc()?;
-        for r in b.records()? {
-            out.push(String::from_utf8(r.value.context("null value")?.to_vec())?);
-        }
-    }
-    Ok(out)
-}
+use warren_protocol::ErrorCode;
+use warren_protocol::api;
 
 #[tokio::test]
 async fn produce_then_fetch_returns_the_same_records() -> Result<()> {
