@@ -19,6 +19,7 @@
 //!   request order.
 //! - `partition = -1` asks the broker to route by `routing_key` (hash mode:
 //!   [`partition_for_key`](crate::partition_for_key) of the key's bytes);
+//!   with a null `routing_key` the broker places the batch round-robin;
 //!   otherwise `routing_key` is ignored and may be null.
 //! - The response has one entry per request entry, in the same order, with the
 //!   partition the batch went to (`-1` if routing failed), its error code, and
