@@ -229,3 +229,78 @@ async fn garbage_and_oversize_frames_close_only_their_own_connection() -> Result
     broker.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consumer_that_never_reads_its_socket_is_stopped_by_back_pressure() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = warren_broker::Broker::start(warren_broker::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        http: "127.0.0.1:0".parse()?,
+        max_inflight_requests: 4,
+        ..warren_broker::BrokerConfig::default()
+    })
+    .await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "big", 1, "none").await?;
+    let value = "b".repeat(900_000);
+    c.call(&produce("big", 0, batch(&[&value])?, 1)).await?;
+    // Fetch requests for that ~900 KB batch, pipelined, never reading a byte of
+    // the answers: once 4 replies are queued behind a full socket the broker
+    // stops reading, so the requests back up in the kernel and writing stalls.
+    let mut slow = Raw::connect(broker.local_addr()).await?;
+    let mut frame = BytesMut::new();
+    {
+        use tokio_util::codec::Encoder;
+        let body = api::encode(&fetch("big", 0, 0))?;
+        warren_protocol::frame::ResponseCodec::default().encode(
+            warren_protocol::frame::RequestFrame {
+                header: warren_protocol::frame::RequestHeader {
+                    api_key: 7,
+                    api_version: 0,
+                    correlation_id: 1000,
+                },
+                body,
+            },
+            &mut frame,
+        )?;
+    }
+    let attempt: usize = 64 << 20;
+    let mut written = 0usize;
+    let mut stalled = false;
+    while written < attempt {
+        let chunk = frame.repeat(1000);
+        match tokio::time::timeout(Duration::from_secs(1), slow.stream.write_all(&chunk)).await {
+            Ok(r) => {
+                r?;
+                written += chunk.len();
+            }
+            Err(_) => {
+                stalled = true;
+                break;
+            }
+        }
+    }
+    let requests = written / frame.len();
+    eprintln!(
+        "{requests} fetch requests ({} KB) were written before the broker stopped reading",
+        written >> 10
+    );
+    assert!(
+        stalled,
+        "{written} bytes of requests went in: no back-pressure"
+    );
+    // Answering them all would take tens of GB; the broker holds file
+    // ranges, not copies, for the few it has taken. Other clients are not affected.
+    let started = Instant::now();
+    c.call(&produce("big", 0, batch(&["small"])?, 1)).await?;
+    let f = c.call(&fetch("big", 1, 0)).await?;
+    assert_eq!(
+        values_of(f.topics[0].partitions[0].records.clone())?,
+        ["small"]
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(slow);
+    broker.shutdown().await?;
+    Ok(())
+}
