@@ -1,1 +1,69 @@
-//! Placeholder: see the crate's issue.
+//! warren-client: the async Rust client that Warren producers, consumers and
+//! operators embed.
+//!
+//! It speaks Warren's native protocol (see `warren-protocol` and
+//! docs/PROTOCOL.md) over one pipelined TCP connection per client, negotiates
+//! api versions when it connects, and reconnects with backoff when the broker
+//! goes away. Three clients share that connection layer:
+//!
+//! - [`Producer`]: batches records per partition (`linger`, `batch_bytes`,
+//!   zstd), pipelines produce requests, retries retriable failures until
+//!   `delivery_timeout`, and makes `send` wait when its buffer is full.
+//! - [`Consumer`]: reads assigned partitions with long-poll fetches, checks
+//!   every batch's CRC, and keeps one fetch in flight ahead of the caller.
+//! - [`Admin`]: creates, deletes, lists and describes topics; looks up
+//!   offsets and metadata.
+//!
+//! Everything runs on the caller's tokio runtime.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use warren_client::{Consumer, ConsumerConfig, Producer, ProducerConfig, SeekTo};
+//!
+//! # async fn run() -> warren_client::Result<()> {
+//! let producer = Producer::connect(ProducerConfig::new("127.0.0.1:7171")).await?;
+//! // `send` only queues the record; the returned future resolves on acknowledgement.
+//! let delivery = producer.send("orders", Some(b"customer-7"), b"{\"qty\":1}").await?;
+//! producer.flush().await?;
+//! let written = delivery.await?;
+//!
+//! let mut consumer = Consumer::connect(ConsumerConfig::new("127.0.0.1:7171")).await?;
+//! consumer.assign("orders", &[written.partition]);
+//! consumer.seek("orders", written.partition, SeekTo::Earliest).await?;
+//! for record in consumer.poll(Duration::from_secs(1)).await? {
+//!     println!("{}@{}: {:?}", record.partition, record.offset, record.value);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`config`]: [`ConnectionConfig`], [`ProducerConfig`], [`ConsumerConfig`]
+//!   and their defaults.
+//! - [`connection`](crate::connection): one pipelined connection (writer and
+//!   reader tasks, FIFO of pending responses) and the reconnecting `Connector`.
+//! - [`producer`]: [`Producer`], its record accumulator, background sender
+//!   and per-batch delivery futures.
+//! - [`consumer`]: [`Consumer`], fetch decoding and prefetch.
+//! - [`admin`]: the [`Admin`] client.
+//! - [`error`]: the crate's [`Error`] type.
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod admin;
+pub mod config;
+mod connection;
+pub mod consumer;
+pub mod error;
+pub mod producer;
+#[cfg(test)]
+mod test_broker;
+
+pub use admin::{Admin, ListedOffset};
+pub use config::{Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig};
+pub use consumer::{Consumer, ConsumerRecord, SeekTo};
+pub use error::{Error, Result};
+pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
+/// The protocol crate, for its types in this crate's API.
+pub use warren_protocol;
+pub use warren_protocol::api::metadata::MetadataResponse;
+pub use warren_protocol::api::topics::{DescribeTopicResponse, PartitionDescription, TopicListing};
+pub use warren_protocol::{Compression, ErrorCode, Header};

@@ -13,10 +13,20 @@
 //! # Layout
 //! - [`serve`]: `warren serve`, runs the broker until SIGINT/SIGTERM.
 //! - [`dump_log`]: `warren dump-log PATH`, prints the batches and records of a segment file.
+//! - [`topic`]: `warren topic create|list|describe|delete`, topic administration.
+//! - [`produce`]: `warren produce TOPIC`, one message per stdin line, exits once all are acknowledged.
+//! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines.
+//! - [`bench`]: `warren bench produce|consume`, load generators with latency percentiles.
+//! - [`connect`]: `--broker`, the client timeouts and runtime shared by topic, produce and consume.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod bench;
+mod connect;
+mod consume;
 mod dump_log;
+mod produce;
 mod serve;
+mod topic;
 
 use std::process::ExitCode;
 
@@ -40,6 +50,14 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Print every RecordBatch (and record) of a segment `.log` file.
     DumpLog(dump_log::DumpLogArgs),
+    /// Create, list, describe and delete topics.
+    Topic(topic::TopicArgs),
+    /// Send one message per line of standard input to a topic.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records, one per line.
+    Consume(consume::ConsumeArgs),
+    /// Measure produce or consume throughput and latency against a broker.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +77,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Serve(args) => serve::run(args),
         Command::DumpLog(args) => dump_log::run(args),
+        Command::Topic(args) => topic::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

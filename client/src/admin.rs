@@ -1,0 +1,225 @@
+//! [`Admin`]: topic administration, offsets lookup and metadata.
+//!
+//! Each call is one request on the admin's connection (made on first use,
+//! remade after a failure). Reads (list, describe, offsets, metadata) are
+//! retried once on a new connection if the old one turns out to be lost;
+//! create and delete are not (a lost answer does not say whether they
+//! happened).
+//!
+//! Thread-safe: `Admin` is `Send + Sync`; concurrent calls are pipelined.
+
+use std::time::Duration;
+
+use warren_protocol::ErrorCode;
+use warren_protocol::api::ApiKey;
+use warren_protocol::api::list_offsets::{ListOffsetsRequest, ListOffsetsTopic};
+use warren_protocol::api::metadata::{MetadataRequest, MetadataResponse};
+use warren_protocol::api::topics::{
+    CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, DescribeTopicResponse,
+    ListTopicsRequest, TopicListing,
+};
+
+use crate::config::{ConnectionConfig, OffsetSpec};
+use crate::connection::Connector;
+use crate::error::{Error, Result};
+
+/// The apis an admin client needs from the broker.
+const ADMIN_APIS: &[ApiKey] = &[
+    ApiKey::Metadata,
+    ApiKey::CreateTopic,
+    ApiKey::DeleteTopic,
+    ApiKey::DescribeTopic,
+    ApiKey::ListTopics,
+    ApiKey::ListOffsets,
+];
+
+/// The answer of a ListOffsets lookup for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    /// The offset; `None` for a timestamp newer than every record.
+    pub offset: Option<u64>,
+    /// For a timestamp lookup, the timestamp of the batch found; `None` for
+    /// earliest and latest.
+    pub timestamp: Option<i64>,
+}
+
+/// Topic administration; see the module docs.
+///
+/// ```no_run
+/// # async fn run() -> warren_client::Result<()> {
+/// use warren_client::{Admin, ConnectionConfig};
+/// let admin = Admin::connect(ConnectionConfig::new("127.0.0.1:7171")).await?;
+/// admin.create_topic("orders", 4, &[("retention.ms", "86400000")]).await?;
+/// for topic in admin.list_topics().await? {
+///     println!("{} ({} partitions)", topic.name, topic.partitions);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Admin {
+    connector: Connector,
+}
+
+/// Maps a whole-request `UNKNOWN_TOPIC` to [`Error::UnknownTopic`].
+fn topic_error(name: &str, e: Error) -> Error {
+    match e {
+        Error::Broker {
+            code: ErrorCode::UNKNOWN_TOPIC,
+            ..
+        } => Error::UnknownTopic(name.to_owned()),
+        other => other,
+    }
+}
+
+impl Admin {
+    /// Validates `config` and connects (ApiVersions included).
+    ///
+    /// # Errors
+    /// [`Error::Config`]; the connection's errors.
+    pub async fn connect(config: ConnectionConfig) -> Result<Admin> {
+        config.validate()?;
+        let connector = Connector::new(config, ADMIN_APIS);
+        connector.get().await?;
+        Ok(Admin { connector })
+    }
+
+    /// Creates a topic with `partitions` partitions and topic configs
+    /// (`durability`, `retention.bytes`, `retention.ms`, `segment.bytes`,
+    /// `segment.ms`, `max.message.bytes`).
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `TOPIC_ALREADY_EXISTS`, `INVALID_TOPIC_NAME`,
+    /// `INVALID_PARTITIONS` or `INVALID_CONFIG`; connection errors.
+    pub async fn create_topic(&self, name: &str, partitions: u32, configs: &[(&str, &str)]) -> Result<()> {
+        let request = CreateTopicRequest {
+            name: name.to_owned(),
+            partitions,
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        };
+        self.connector.call(&request, Duration::ZERO, false).await?;
+        Ok(())
+    }
+
+    /// Deletes a topic and its data.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; connection errors.
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        let request = DeleteTopicRequest {
+            name: name.to_owned(),
+        };
+        self.connector
+            .call(&request, Duration::ZERO, false)
+            .await
+            .map_err(|e| topic_error(name, e))?;
+        Ok(())
+    }
+
+    /// Every topic with its partition count, sorted by name.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn list_topics(&self) -> Result<Vec<TopicListing>> {
+        Ok(self
+            .connector
+            .call(&ListTopicsRequest, Duration::ZERO, true)
+            .await?
+            .topics)
+    }
+
+    /// A topic's effective configs and each partition's offsets and size.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; connection errors.
+    pub async fn describe_topic(&self, name: &str) -> Result<DescribeTopicResponse> {
+        let request = DescribeTopicRequest {
+            name: name.to_owned(),
+        };
+        self.connector
+            .call(&request, Duration::ZERO, true)
+            .await
+            .map_err(|e| topic_error(name, e))
+    }
+
+    /// The earliest or latest offset of a partition, or the first offset at
+    /// or after a timestamp.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::Partition`] (e.g.
+    /// `UNKNOWN_PARTITION`); connection errors.
+    pub async fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<ListedOffset> {
+        let mut found = list_offsets(&self.connector, topic, &[partition], spec).await?;
+        found.pop().ok_or_else(|| Error::Partition {
+            topic: topic.to_owned(),
+            partition,
+            code: ErrorCode::UNKNOWN_PARTITION,
+        })
+    }
+
+    /// The brokers and the partitions of `topics` (every topic when empty).
+    /// Unknown topics come back with `UNKNOWN_TOPIC` in their entry.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn metadata(&self, topics: &[&str]) -> Result<MetadataResponse> {
+        let request = MetadataRequest {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+        };
+        self.connector.call(&request, Duration::ZERO, true).await
+    }
+}
+
+/// Looks up `spec` for `partitions` of `topic` in one ListOffsets request;
+/// the answers are in the order of `partitions`.
+///
+/// # Errors
+/// The first partition's error ([`Error::UnknownTopic`], [`Error::Partition`]);
+/// a protocol error when the response misses a partition; connection errors.
+pub(crate) async fn list_offsets(
+    connector: &Connector,
+    topic: &str,
+    partitions: &[u32],
+    spec: OffsetSpec,
+) -> Result<Vec<ListedOffset>> {
+    let ts = spec.wire_timestamp();
+    let request = ListOffsetsRequest {
+        topics: vec![ListOffsetsTopic {
+            topic: topic.to_owned(),
+            partitions: partitions.iter().map(|p| (*p, ts)).collect(),
+        }],
+    };
+    let response = connector
+        .call(&request, Duration::ZERO, true)
+        .await
+        .map_err(|e| topic_error(topic, e))?;
+    let answers: Vec<_> = response
+        .topics
+        .iter()
+        .filter(|t| t.topic == topic)
+        .flat_map(|t| t.partitions.iter())
+        .collect();
+    partitions
+        .iter()
+        .map(|p| {
+            let answer = answers.iter().find(|a| a.partition == *p).ok_or_else(|| {
+                Error::from(warren_protocol::Error::InvalidField {
+                    field: "ListOffsets response (a requested partition is missing)",
+                    value: i64::from(*p),
+                })
+            })?;
+            if answer.error_code != ErrorCode::NONE {
+                return Err(Error::from_partition_code(topic, *p, answer.error_code));
+            }
+            Ok(ListedOffset {
+                offset: u64::try_from(answer.offset).ok(),
+                timestamp: match spec {
+                    OffsetSpec::Timestamp(_) if answer.timestamp >= 0 => Some(answer.timestamp),
+                    _ => None,
+                },
+            })
+        })
+        .collect()
+}

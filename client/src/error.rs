@@ -1,0 +1,192 @@
+//! The client's error type.
+//!
+//! One enum for the whole crate, with a variant per situation a caller can act
+//! on: reconnect and retry ([`Error::is_retriable`]), fix a topic name, seek
+//! elsewhere after [`Error::OffsetOutOfRange`], skip a corrupt batch. The error
+//! is `Clone` (its non-`Clone` sources sit behind an `Arc`) because one failed
+//! produce request fails every record of every batch it carried, and each
+//! record's [`DeliveryFuture`](crate::DeliveryFuture) gets its own copy.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use warren_protocol::ErrorCode;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything the client can report.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The TCP connection to the broker could not be made (refused, no route,
+    /// DNS failure). Retriable: the broker may come back.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// An established connection failed (reset, EOF, write error, a response
+    /// that never came) while this request was in flight or queued. The request
+    /// may or may not have been applied by the broker. Retriable.
+    #[error("connection to {addr} lost: {reason}")]
+    ConnectionLost { addr: SocketAddr, reason: String },
+    /// The broker does not speak a version of an api this client needs
+    /// (learned from ApiVersions when connecting).
+    #[error("broker at {addr} does not support {api} version {version}")]
+    UnsupportedApi {
+        addr: SocketAddr,
+        api: &'static str,
+        version: u16,
+    },
+    /// The broker refused the whole request: the response header's error code
+    /// and the message of its error body.
+    #[error("broker error {code:?}: {message}")]
+    Broker { code: ErrorCode, message: String },
+    /// The broker refused one partition's part of a request with `code`.
+    #[error("{topic}/{partition}: {code}")]
+    Partition {
+        topic: String,
+        partition: u32,
+        code: ErrorCode,
+    },
+    /// The topic does not exist.
+    #[error("unknown topic {0:?}")]
+    UnknownTopic(String),
+    /// A fetch asked for an offset outside the partition's log. The consumer
+    /// does not reset by itself: seek to a valid offset (for example
+    /// [`SeekTo::Earliest`](crate::SeekTo::Earliest)) and poll again.
+    #[error(
+        "offset {offset} of {topic}/{partition} is out of range: the log holds [{log_start}, {high_watermark})"
+    )]
+    OffsetOutOfRange {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        log_start: u64,
+        high_watermark: u64,
+    },
+    /// A fetched batch fails its CRC or does not decode. `offset` is the
+    /// position the consumer fetched from; it stays there until the caller
+    /// seeks past the batch.
+    #[error("corrupt batch in {topic}/{partition} at offset {offset}: {source}")]
+    Corrupt {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        #[source]
+        source: Arc<warren_protocol::Error>,
+    },
+    /// A record or batch is larger than a limit: the topic's
+    /// `max.message.bytes` (refused by the broker) or one of the producer's own
+    /// (`buffer_bytes`, the frame limit), as `limit` says.
+    #[error("message of {bytes} bytes for {topic} is too large: {limit}")]
+    MessageTooLarge {
+        topic: String,
+        partition: Option<u32>,
+        bytes: usize,
+        limit: String,
+    },
+    /// An operation did not finish in time: `what` is `"delivery"`
+    /// (`delivery_timeout`), `"request"` (`request_timeout`) or `"connect"`.
+    #[error("{what} timed out after {after:?}")]
+    Timeout { what: &'static str, after: Duration },
+    /// The producer (or its connection) is closed; nothing more is accepted.
+    #[error("the client is closed")]
+    Closed,
+    /// Bytes from the broker did not decode (a malformed frame or body). The
+    /// connection that carried them is closed.
+    #[error("protocol error: {0}")]
+    Protocol(#[source] Arc<warren_protocol::Error>),
+    /// A configuration value or argument is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A consumer was asked about a partition it is not assigned.
+    #[error("{topic}/{partition} is not assigned to this consumer")]
+    NotAssigned { topic: String, partition: u32 },
+}
+
+impl Error {
+    /// True when the same operation may succeed if tried again later:
+    /// connection failures, timeouts and retriable broker error codes
+    /// ([`ErrorCode::is_retriable`]).
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } => true,
+            Error::Broker { code, .. } | Error::Partition { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+
+    /// The broker's error code, for [`Error::Broker`], [`Error::Partition`]
+    /// and the variants that stand for one code (`UnknownTopic`,
+    /// `OffsetOutOfRange`, a broker-side `MessageTooLarge`).
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Broker { code, .. } | Error::Partition { code, .. } => Some(*code),
+            Error::UnknownTopic(_) => Some(ErrorCode::UNKNOWN_TOPIC),
+            Error::OffsetOutOfRange { .. } => Some(ErrorCode::OFFSET_OUT_OF_RANGE),
+            Error::MessageTooLarge {
+                partition: Some(_), ..
+            } => Some(ErrorCode::MESSAGE_TOO_LARGE),
+            _ => None,
+        }
+    }
+
+    /// The error for a per-partition `code` (not `NONE`) in a response about
+    /// `topic`.
+    pub(crate) fn from_partition_code(topic: &str, partition: u32, code: ErrorCode) -> Error {
+        match code {
+            ErrorCode::UNKNOWN_TOPIC => Error::UnknownTopic(topic.to_owned()),
+            _ => Error::Partition {
+                topic: topic.to_owned(),
+                partition,
+                code,
+            },
+        }
+    }
+}
+
+impl From<warren_protocol::Error> for Error {
+    fn from(e: warren_protocol::Error) -> Self {
+        Error::Protocol(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retriable_follows_the_error_code() {
+        let lost = Error::ConnectionLost {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            reason: "eof".into(),
+        };
+        assert!(lost.is_retriable());
+        assert!(
+            Error::Broker {
+                code: ErrorCode::BROKER_SHUTTING_DOWN,
+                message: String::new()
+            }
+            .is_retriable()
+        );
+        assert!(
+            !Error::Partition {
+                topic: "t".into(),
+                partition: 0,
+                code: ErrorCode::CORRUPT_MESSAGE
+            }
+            .is_retriable()
+        );
+        assert!(!Error::UnknownTopic("t".into()).is_retriable());
+        assert!(!Error::Closed.is_retriable());
+        assert_eq!(
+            Error::from_partition_code("t", 1, ErrorCode::UNKNOWN_TOPIC).code(),
+            Some(ErrorCode::UNKNOWN_TOPIC)
+        );
+    }
+}

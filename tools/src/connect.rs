@@ -1,0 +1,72 @@
+//! What every client subcommand shares: the `--broker` option, the connection
+//! settings the CLI uses, the async runtime, and turning a client error into
+//! one line.
+//!
+//! Thread safety: nothing here is shared; each subcommand builds its own runtime.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use warren_client::ConnectionConfig;
+
+/// Longest wait for the TCP connect and the ApiVersions handshake. A refused
+/// connection fails at once; this bounds the wait for an address that drops
+/// packets, well below the client's 10 s default so a script does not hang.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `--broker ADDR`, flattened into every subcommand that talks to a broker.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// Broker address (host:port)
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "WARREN_BROKER",
+        default_value = "127.0.0.1:7171",
+        global = true
+    )]
+    pub broker: String,
+}
+
+impl BrokerArgs {
+    /// The connection settings for this broker.
+    pub fn connection(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            bootstrap: self.broker.clone(),
+            connect_timeout: CONNECT_TIMEOUT,
+            ..ConnectionConfig::default()
+        }
+    }
+}
+
+/// A single-threaded runtime: the CLI does one thing at a time, and the
+/// client's background tasks run whenever `block_on` waits.
+///
+/// # Errors
+/// If the runtime cannot be built (out of file descriptors or threads).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The client error as one message. The client's `Display` already includes
+/// its source (`cannot connect to ADDR: Connection refused`), so keeping the
+/// error chain would print the cause twice under `{:#}`.
+pub fn client_error(err: warren_client::Error) -> anyhow::Error {
+    anyhow::Error::msg(err.to_string())
+}
+
+/// Adds what we were doing to a client result: `creating topic "x": <cause>`.
+pub trait ClientContext<T> {
+    /// # Errors
+    /// The client error, flattened to one message and prefixed with `what`.
+    fn doing(self, what: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
+
+impl<T> ClientContext<T> for Result<T, warren_client::Error> {
+    fn doing(self, what: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|e| client_error(e).context(what()))
+    }
+}

@@ -1,0 +1,340 @@
+//! `warren consume TOPIC`: prints the records of a topic, like Kafka's console
+//! consumer.
+//!
+//! Reads one partition (`--partition`) or all of them, from the end (only new
+//! records, the default), the beginning (`--from-beginning`) or an offset
+//! (`--offset N`, with `--partition`). Stops after `--max-messages`, after
+//! `--timeout-ms` without a new record, or on SIGINT/SIGTERM; all three exit 0.
+//! A summary goes to stderr (`consumed N messages from TOPIC`).
+//!
+//! Output, one record per line:
+//!
+//! ```text
+//! --format text (default): the value's raw bytes, then '\n' (a null value is an empty line)
+//! --format json: {"topic":"orders","partition":0,"offset":7,"timestamp":1700000000000,
+//!                 "key":"k","headers":[{"key":"trace","value":"abc"}],"value":"hello"}
+//! ```
+//!
+//! In JSON a key, value or header value is a string when it is valid UTF-8,
+//! `{"hex":"00ff"}` otherwise, and `null` when absent.
+//!
+//! Stdout is flushed after each poll so a pipe sees records as they come. A
+//! failed write to stdout (a closed pipe, as with `| head`) ends the command
+//! quietly with exit 0: the reader has all it wanted. Rust ignores SIGPIPE, so
+//! that failure arrives as an `EPIPE` error here rather than killing us.
+//!
+//! Thread safety: runs on the calling thread's own runtime; nothing is shared.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde::Serialize;
+use warren_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, SeekTo};
+
+use crate::connect::{BrokerArgs, ClientContext, client_error, runtime};
+
+/// Arguments of `warren consume`.
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub broker: BrokerArgs,
+    /// Topic to read
+    pub topic: String,
+    /// Read only this partition [default: every partition]
+    #[arg(long, value_name = "P")]
+    pub partition: Option<u32>,
+    /// Start at the oldest record kept instead of the end
+    #[arg(long, conflicts_with = "offset")]
+    pub from_beginning: bool,
+    /// Start at this offset (requires --partition)
+    #[arg(long, value_name = "N", requires = "partition")]
+    pub offset: Option<u64>,
+    /// Exit after printing this many records
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<u64>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit when no record arrives for this long [default: wait forever]
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The value's bytes and a newline
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+/// Bytes in JSON: a string when valid UTF-8, `{"hex": "..."}` otherwise,
+/// `null` when absent.
+struct JsonBytes<'a>(Option<&'a [u8]>);
+
+impl Serialize for JsonBytes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            None => s.serialize_none(),
+            Some(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => s.serialize_str(text),
+                Err(_) => {
+                    let mut map = s.serialize_map(Some(1))?;
+                    map.serialize_entry("hex", &hex(bytes))?;
+                    map.end()
+                }
+            },
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct JsonHeader<'a> {
+    key: &'a str,
+    value: JsonBytes<'a>,
+}
+
+/// One record as a JSON line; fields in this order.
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    topic: &'a str,
+    partition: u32,
+    offset: u64,
+    timestamp: i64,
+    key: JsonBytes<'a>,
+    headers: Vec<JsonHeader<'a>>,
+    value: JsonBytes<'a>,
+}
+
+/// Longest single fetch wait; bounded so `--timeout-ms` and the signal
+/// handlers are checked at least this often even on a quiet topic.
+const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `consume` until `--max-messages`, `--timeout-ms` of silence, or a
+/// signal.
+///
+/// # Errors
+/// The connection's errors, an unknown topic or partition, an offset out of
+/// range, a corrupt batch. Not a failed write to stdout (see the module docs).
+pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
+    runtime()?.block_on(consume(args))
+}
+
+/// Why the loop ended.
+enum End {
+    /// `--max-messages`, `--timeout-ms` or a signal.
+    Done,
+    /// Stdout is gone: stop without a word.
+    StdoutClosed,
+}
+
+async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let topic = args.topic.as_str();
+    let partitions = partitions(args).await?;
+    let start_at = if args.from_beginning {
+        OffsetSpec::Earliest
+    } else {
+        OffsetSpec::Latest
+    };
+    let config = ConsumerConfig {
+        connection: args.broker.connection(),
+        start_at,
+        ..ConsumerConfig::default()
+    };
+    let mut consumer = Consumer::connect(config).await.map_err(client_error)?;
+    consumer.assign(topic, &partitions);
+    if let (Some(offset), Some(partition)) = (args.offset, args.partition) {
+        consumer
+            .seek(topic, partition, SeekTo::Offset(offset))
+            .await
+            .doing(|| format!("consuming from {topic}"))?;
+    }
+    let signal_error = |e| anyhow::Error::new(e).context("installing signal handlers");
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let idle_limit = args.timeout_ms.map(Duration::from_millis);
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let mut consumed = 0u64;
+    let mut last_record = Instant::now();
+    let end = 'poll: loop {
+        if consumed >= max {
+            break End::Done;
+        }
+        let wait = match idle_limit {
+            Some(limit) => {
+                let left = limit.saturating_sub(last_record.elapsed());
+                if left.is_zero() {
+                    break End::Done;
+                }
+                left.min(MAX_POLL_WAIT)
+            }
+            None => MAX_POLL_WAIT,
+        };
+        let records = tokio::select! {
+            records = consumer.poll(wait) => records.doing(|| format!("consuming from {topic}"))?,
+            _ = interrupt.recv() => break End::Done,
+            _ = terminate.recv() => break End::Done,
+        };
+        if !records.is_empty() {
+            last_record = Instant::now();
+        }
+        for record in &records {
+            if consumed >= max {
+                break;
+            }
+            if write_record(&mut out, args.format, record).is_err() {
+                break 'poll End::StdoutClosed;
+            }
+            consumed += 1;
+        }
+        if out.flush().is_err() {
+            break End::StdoutClosed;
+        }
+    };
+    if let End::Done = end {
+        // A failed flush here is the StdoutClosed case too: still quiet.
+        let _ = out.flush();
+        eprintln!("consumed {consumed} messages from {topic}");
+    }
+    Ok(())
+}
+
+/// The partitions to read: `--partition`, checked against the topic, or all.
+async fn partitions(args: &ConsumeArgs) -> anyhow::Result<Vec<u32>> {
+    let topic = args.topic.as_str();
+    let admin = Admin::connect(args.broker.connection())
+        .await
+        .map_err(client_error)?;
+    let count = admin
+        .describe_topic(topic)
+        .await
+        .doing(|| format!("consuming from {topic}"))?
+        .partitions
+        .len();
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    match args.partition {
+        Some(p) if p >= count => {
+            bail!("consuming from {topic}: the topic has no partition {p} (it has {count})")
+        }
+        Some(p) => Ok(vec![p]),
+        None => Ok((0..count).collect()),
+    }
+}
+
+/// Writes one record in `format`, newline included.
+fn write_record(out: &mut impl Write, format: Format, r: &ConsumerRecord) -> io::Result<()> {
+    match format {
+        Format::Text => {
+            out.write_all(r.value.as_deref().unwrap_or_default())?;
+            out.write_all(b"\n")
+        }
+        Format::Json => {
+            let json = JsonRecord {
+                topic: &r.topic,
+                partition: r.partition,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: JsonBytes(r.key.as_deref()),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|h| JsonHeader {
+                        key: &h.key,
+                        value: JsonBytes(h.value.as_deref()),
+                    })
+                    .collect(),
+                value: JsonBytes(r.value.as_deref()),
+            };
+            serde_json::to_writer(&mut *out, &json).map_err(io::Error::from)?;
+            out.write_all(b"\n")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use warren_client::Header;
+
+    use super::*;
+
+    fn record(key: Option<&'static [u8]>, value: Option<&'static [u8]>) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: Arc::from("orders"),
+            partition: 2,
+            offset: 7,
+            timestamp: 1_700_000_000_000,
+            key: key.map(Bytes::from_static),
+            value: value.map(Bytes::from_static),
+            headers: vec![
+                Header::new("trace", "abc"),
+                Header::new("bin", vec![0xffu8, 0x00]),
+                Header {
+                    key: "none".into(),
+                    value: None,
+                },
+            ],
+        }
+    }
+
+    fn json(r: &ConsumerRecord) -> String {
+        let mut out = Vec::new();
+        write_record(&mut out, Format::Json, r).ok();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn json_has_every_field_in_order_and_hex_for_non_utf8() {
+        assert_eq!(
+            json(&record(Some(b"k"), Some(&[0x00, 0xff, 0x10]))),
+            "{\"topic\":\"orders\",\"partition\":2,\"offset\":7,\"timestamp\":1700000000000,\
+             \"key\":\"k\",\"headers\":[{\"key\":\"trace\",\"value\":\"abc\"},\
+             {\"key\":\"bin\",\"value\":{\"hex\":\"ff00\"}},{\"key\":\"none\",\"value\":null}],\
+             \"value\":{\"hex\":\"00ff10\"}}\n"
+        );
+    }
+
+    #[test]
+    fn json_null_key_and_value_are_null_and_text_is_escaped() {
+        let line = json(&record(None, None));
+        assert!(line.contains("\"key\":null"), "{line}");
+        assert!(line.ends_with("\"value\":null}\n"), "{line}");
+        let line = json(&record(Some(b"\xc3\xbc"), Some(b"a \"quoted\"\nline")));
+        assert!(line.contains("\"key\":\"\u{fc}\""), "{line}");
+        assert!(
+            line.contains("\"value\":\"a \\\"quoted\\\"\\nline\""),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn text_is_the_raw_value_and_a_newline() {
+        let mut out = Vec::new();
+        write_record(
+            &mut out,
+            Format::Text,
+            &record(None, Some(&[0xff, b' ', 0x00])),
+        )
+        .ok();
+        write_record(&mut out, Format::Text, &record(None, None)).ok();
+        assert_eq!(out, [0xff, b' ', 0x00, b'\n', b'\n']);
+    }
+}
