@@ -73,8 +73,14 @@ async fn one_hundred_thousand_records_across_four_partitions_come_back_unchanged
                 .with_context(|| format!("unexpected record at {}@{}", r.partition, r.offset))?;
             let key = format!("key-{}", i % KEYS);
             let value = format!("{i}:{}", "v".repeat((i % 301) as usize));
-            ensure!(r.key.as_deref() == Some(key.as_bytes()), "key of record {i}");
-            ensure!(r.value.as_deref() == Some(value.as_bytes()), "value of record {i}");
+            ensure!(
+                r.key.as_deref() == Some(key.as_bytes()),
+                "key of record {i}"
+            );
+            ensure!(
+                r.value.as_deref() == Some(value.as_bytes()),
+                "value of record {i}"
+            );
             ensure!(
                 r.headers
                     == vec![
@@ -86,7 +92,12 @@ async fn one_hundred_thousand_records_across_four_partitions_come_back_unchanged
             ensure!(r.partition == warren_protocol::partition_for_key(key.as_bytes(), PARTITIONS));
             // Offsets within a partition come back contiguous, from 0...
             let expected = next_offset.entry(r.partition).or_insert(0);
-            ensure!(r.offset == *expected, "partition {} skipped to {}", r.partition, r.offset);
+            ensure!(
+                r.offset == *expected,
+                "partition {} skipped to {}",
+                r.partition,
+                r.offset
+            );
             *expected += 1;
             // ...and one key's records in the order they were sent.
             if let Some(prev) = last_seq_per_key.insert(key, i) {
@@ -96,7 +107,10 @@ async fn one_hundred_thousand_records_across_four_partitions_come_back_unchanged
         }
     }
     ensure!(next_offset.values().sum::<u64>() == u64::from(RECORDS));
-    ensure!(next_offset.len() == PARTITIONS as usize, "every partition got records");
+    ensure!(
+        next_offset.len() == PARTITIONS as usize,
+        "every partition got records"
+    );
     // Nothing more is there.
     ensure!(consumer.poll(Duration::from_millis(100)).await?.is_empty());
     broker.shutdown().await?;

@@ -90,7 +90,12 @@ impl Admin {
     /// # Errors
     /// [`Error::Broker`] with `TOPIC_ALREADY_EXISTS`, `INVALID_TOPIC_NAME`,
     /// `INVALID_PARTITIONS` or `INVALID_CONFIG`; connection errors.
-    pub async fn create_topic(&self, name: &str, partitions: u32, configs: &[(&str, &str)]) -> Result<()> {
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
         let request = CreateTopicRequest {
             name: name.to_owned(),
             partitions,
@@ -150,7 +155,12 @@ impl Admin {
     /// # Errors
     /// [`Error::UnknownTopic`]; [`Error::Partition`] (e.g.
     /// `UNKNOWN_PARTITION`); connection errors.
-    pub async fn list_offsets(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<ListedOffset> {
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<ListedOffset> {
         let mut found = list_offsets(&self.connector, topic, &[partition], spec).await?;
         found.pop().ok_or_else(|| Error::Partition {
             topic: topic.to_owned(),

@@ -115,11 +115,7 @@ impl ConnectionConfig {
 
     /// The wait before reconnect attempt number `failures + 1`.
     pub(crate) fn backoff(&self, failures: u32) -> Duration {
-        exponential(
-            self.reconnect_backoff,
-            self.reconnect_backoff_max,
-            failures,
-        )
+        exponential(self.reconnect_backoff, self.reconnect_backoff_max, failures)
     }
 }
 

@@ -351,7 +351,11 @@ impl Connection {
     /// # Errors
     /// Connection errors; [`Error::Broker`] for a response header error code;
     /// a protocol error for an undecodable body.
-    pub(crate) async fn call<R: Request>(&self, request: &R, timeout: Duration) -> Result<R::Response> {
+    pub(crate) async fn call<R: Request>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
         let deadline = Instant::now() + timeout;
         let permit = tokio::time::timeout_at(deadline, self.slot())
             .await
@@ -672,16 +676,27 @@ mod tests {
             })
         })
         .await;
-        let conn = Arc::new(Connection::connect(&config(broker.addr()), &[ApiKey::ListTopics]).await.unwrap());
+        let conn = Arc::new(
+            Connection::connect(&config(broker.addr()), &[ApiKey::ListTopics])
+                .await
+                .unwrap(),
+        );
         let mut rxs = Vec::new();
         for _ in 0..20 {
             let permit = conn.slot().await.unwrap();
             let body = api::encode(&ListTopicsRequest).unwrap();
             // Split the (empty) body into parts to exercise the gather path.
-            rxs.push(conn.send(permit, ApiKey::ListTopics, vec![body, Bytes::new()], true).unwrap());
+            rxs.push(
+                conn.send(permit, ApiKey::ListTopics, vec![body, Bytes::new()], true)
+                    .unwrap(),
+            );
         }
         for (i, rx) in rxs.into_iter().enumerate() {
-            let frame = conn.wait(rx, Duration::from_secs(5)).await.unwrap().unwrap();
+            let frame = conn
+                .wait(rx, Duration::from_secs(5))
+                .await
+                .unwrap()
+                .unwrap();
             let resp: ListTopicsResponse = decode_response(frame).unwrap();
             // Correlation id 0 was the ApiVersions handshake.
             assert_eq!(resp.topics[0].name, format!("t{}", i + 1));
@@ -690,11 +705,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_header_error_code_is_a_typed_broker_error() {
-        let broker = MockBroker::start(|_| {
-            Reaction::error(ErrorCode::INVALID_REQUEST, "bad body")
-        })
-        .await;
-        let conn = Connection::connect(&config(broker.addr()), &[]).await.unwrap();
+        let broker =
+            MockBroker::start(|_| Reaction::error(ErrorCode::INVALID_REQUEST, "bad body")).await;
+        let conn = Connection::connect(&config(broker.addr()), &[])
+            .await
+            .unwrap();
         let err = conn
             .call(&ListTopicsRequest, Duration::from_secs(5))
             .await
@@ -720,7 +735,14 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, Error::UnsupportedApi { api: "Produce", version: 0, .. }),
+            matches!(
+                err,
+                Error::UnsupportedApi {
+                    api: "Produce",
+                    version: 0,
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -728,7 +750,9 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_connection_fails_pending_requests_as_retriable() {
         let broker = MockBroker::start(|_| Reaction::Close).await;
-        let conn = Connection::connect(&config(broker.addr()), &[]).await.unwrap();
+        let conn = Connection::connect(&config(broker.addr()), &[])
+            .await
+            .unwrap();
         let err = conn
             .call(&ListTopicsRequest, Duration::from_secs(5))
             .await
@@ -752,29 +776,47 @@ mod tests {
 
     #[tokio::test]
     async fn a_wrong_correlation_id_closes_the_connection() {
-        let broker = MockBroker::start(|req| Reaction::RespondWithId(
-            req.header.correlation_id.wrapping_add(7),
-            api::encode(&ListTopicsResponse::default()).unwrap(),
-        ))
+        let broker = MockBroker::start(|req| {
+            Reaction::RespondWithId(
+                req.header.correlation_id.wrapping_add(7),
+                api::encode(&ListTopicsResponse::default()).unwrap(),
+            )
+        })
         .await;
-        let conn = Connection::connect(&config(broker.addr()), &[]).await.unwrap();
+        let conn = Connection::connect(&config(broker.addr()), &[])
+            .await
+            .unwrap();
         let err = conn
             .call(&ListTopicsRequest, Duration::from_secs(5))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::ConnectionLost { ref reason, .. } if reason.contains("correlation")), "{err:?}");
+        assert!(
+            matches!(err, Error::ConnectionLost { ref reason, .. } if reason.contains("correlation")),
+            "{err:?}"
+        );
         assert!(conn.is_dead());
     }
 
     #[tokio::test]
     async fn a_request_timeout_closes_the_connection() {
         let broker = MockBroker::start(|_| Reaction::Hang).await;
-        let conn = Connection::connect(&config(broker.addr()), &[]).await.unwrap();
+        let conn = Connection::connect(&config(broker.addr()), &[])
+            .await
+            .unwrap();
         let err = conn
             .call(&ListTopicsRequest, Duration::from_millis(50))
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Timeout { what: "request", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                Error::Timeout {
+                    what: "request",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(conn.is_dead());
     }
 
@@ -788,19 +830,37 @@ mod tests {
             }
         })
         .await;
-        let conn = Connection::connect(&config(broker.addr()), &[]).await.unwrap();
+        let conn = Connection::connect(&config(broker.addr()), &[])
+            .await
+            .unwrap();
         // A large body goes out through the vectored path.
         let big = Bytes::from(vec![7u8; 200_000]);
         let permit = conn.slot().await.unwrap();
         let rx = conn
-            .send(permit, ApiKey::Produce, vec![Bytes::from_static(b"x"), big.clone(), big], false)
+            .send(
+                permit,
+                ApiKey::Produce,
+                vec![Bytes::from_static(b"x"), big.clone(), big],
+                false,
+            )
             .unwrap();
-        assert!(conn.wait(rx, Duration::from_secs(5)).await.unwrap().is_none());
+        assert!(
+            conn.wait(rx, Duration::from_secs(5))
+                .await
+                .unwrap()
+                .is_none()
+        );
         // The next request still lines up with its response.
-        let resp = conn.call(&ListTopicsRequest, Duration::from_secs(5)).await.unwrap();
+        let resp = conn
+            .call(&ListTopicsRequest, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert!(resp.topics.is_empty());
         let seen = broker.requests();
-        let produce = seen.iter().find(|r| r.header.api_key == ApiKey::Produce as u16).unwrap();
+        let produce = seen
+            .iter()
+            .find(|r| r.header.api_key == ApiKey::Produce as u16)
+            .unwrap();
         assert_eq!(produce.body.len(), 400_001);
     }
 
@@ -834,7 +894,10 @@ mod tests {
             &[],
         );
         let err = connector.get().await.unwrap_err();
-        assert!(matches!(err, Error::Connect { ref addr, .. } if addr.contains("127.0.0.1")), "{err:?}");
+        assert!(
+            matches!(err, Error::Connect { ref addr, .. } if addr.contains("127.0.0.1")),
+            "{err:?}"
+        );
         assert!(err.is_retriable());
         assert!(connector.get().await.is_err());
     }

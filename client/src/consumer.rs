@@ -167,7 +167,11 @@ impl Consumer {
         });
         let name: Arc<str> = Arc::from(topic);
         for p in partitions {
-            if self.assigned.iter().any(|a| &*a.topic == topic && a.partition == *p) {
+            if self
+                .assigned
+                .iter()
+                .any(|a| &*a.topic == topic && a.partition == *p)
+            {
                 continue;
             }
             let position = kept.iter().find(|(k, _)| k == p).and_then(|(_, pos)| *pos);
@@ -220,15 +224,20 @@ impl Consumer {
     /// [`Error::NotAssigned`]; the ListOffsets errors ([`Error::UnknownTopic`],
     /// [`Error::Partition`], connection errors).
     pub async fn seek(&mut self, topic: &str, partition: u32, to: SeekTo) -> Result<()> {
-        let index = self.find(topic, partition).ok_or_else(|| Error::NotAssigned {
-            topic: topic.to_owned(),
-            partition,
-        })?;
+        let index = self
+            .find(topic, partition)
+            .ok_or_else(|| Error::NotAssigned {
+                topic: topic.to_owned(),
+                partition,
+            })?;
         let offset = match to {
             SeekTo::Offset(o) => o,
             SeekTo::Earliest => self.resolve(topic, partition, OffsetSpec::Earliest).await?,
             SeekTo::Latest => self.resolve(topic, partition, OffsetSpec::Latest).await?,
-            SeekTo::Timestamp(ts) => self.resolve(topic, partition, OffsetSpec::Timestamp(ts)).await?,
+            SeekTo::Timestamp(ts) => {
+                self.resolve(topic, partition, OffsetSpec::Timestamp(ts))
+                    .await?
+            }
         };
         self.in_flight = None;
         self.stashed = None;
@@ -246,11 +255,14 @@ impl Consumer {
             return Ok(offset);
         }
         let latest = list_offsets(&self.connector, topic, &[partition], OffsetSpec::Latest).await?;
-        latest.first().and_then(|f| f.offset).ok_or_else(|| Error::Partition {
-            topic: topic.to_owned(),
-            partition,
-            code: ErrorCode::OFFSET_OUT_OF_RANGE,
-        })
+        latest
+            .first()
+            .and_then(|f| f.offset)
+            .ok_or_else(|| Error::Partition {
+                topic: topic.to_owned(),
+                partition,
+                code: ErrorCode::OFFSET_OUT_OF_RANGE,
+            })
     }
 
     /// Resolves the start of every partition without a position, one
@@ -264,7 +276,8 @@ impl Consumer {
             }
         }
         for (topic, partitions) in missing {
-            let found = list_offsets(&self.connector, &topic, &partitions, self.config.start_at).await?;
+            let found =
+                list_offsets(&self.connector, &topic, &partitions, self.config.start_at).await?;
             for (p, listed) in partitions.iter().zip(found) {
                 let offset = match listed.offset {
                     Some(o) => o,
@@ -343,26 +356,29 @@ impl Consumer {
                 Some(f) => f,
                 None => self.send_fetch(timeout).await?,
             };
-            let reply = match tokio::time::timeout_at(deadline + POLL_GRACE, &mut in_flight.rx).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(_)) => Err(Error::ConnectionLost {
-                    addr: in_flight.conn.addr(),
-                    reason: "connection closed with a fetch in flight".into(),
-                }),
-                Err(_) => {
-                    let limit = in_flight.max_wait + self.connector.config().request_timeout;
-                    if in_flight.sent_at.elapsed() > limit {
-                        in_flight.conn.close(format!("no fetch response within {limit:?}"));
-                        return Err(Error::Timeout {
-                            what: "request",
-                            after: limit,
-                        });
+            let reply =
+                match tokio::time::timeout_at(deadline + POLL_GRACE, &mut in_flight.rx).await {
+                    Ok(Ok(reply)) => reply,
+                    Ok(Err(_)) => Err(Error::ConnectionLost {
+                        addr: in_flight.conn.addr(),
+                        reason: "connection closed with a fetch in flight".into(),
+                    }),
+                    Err(_) => {
+                        let limit = in_flight.max_wait + self.connector.config().request_timeout;
+                        if in_flight.sent_at.elapsed() > limit {
+                            in_flight
+                                .conn
+                                .close(format!("no fetch response within {limit:?}"));
+                            return Err(Error::Timeout {
+                                what: "request",
+                                after: limit,
+                            });
+                        }
+                        // Keep waiting for it at the next poll.
+                        self.in_flight = Some(in_flight);
+                        return Ok(Vec::new());
                     }
-                    // Keep waiting for it at the next poll.
-                    self.in_flight = Some(in_flight);
-                    return Ok(Vec::new());
-                }
-            };
+                };
             let frame = match reply {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
@@ -397,7 +413,11 @@ impl Consumer {
 
     /// Decodes a fetch response, moving positions; returns the records and
     /// the first partition error.
-    fn apply(&mut self, response: FetchResponse, offsets: &[(Arc<str>, u32, u64)]) -> (Vec<ConsumerRecord>, Option<Error>) {
+    fn apply(
+        &mut self,
+        response: FetchResponse,
+        offsets: &[(Arc<str>, u32, u64)],
+    ) -> (Vec<ConsumerRecord>, Option<Error>) {
         let mut records = Vec::new();
         let mut first_error = None;
         for t in response.topics {
@@ -421,8 +441,13 @@ impl Consumer {
                 let error = match p.error_code {
                     ErrorCode::NONE => {
                         assigned.high_watermark = Some(p.high_watermark);
-                        let (next, error) =
-                            decode_records(topic, p.partition, *fetch_offset, p.records, &mut records);
+                        let (next, error) = decode_records(
+                            topic,
+                            p.partition,
+                            *fetch_offset,
+                            p.records,
+                            &mut records,
+                        );
                         assigned.position = Some(next);
                         error
                     }
@@ -547,7 +572,12 @@ mod tests {
     fn batch(base: i64, values: &[&str], compression: Compression) -> Bytes {
         let mut b = RecordBatchBuilder::new(compression);
         for (i, v) in values.iter().enumerate() {
-            b.append(1000 + i as i64, Some(b"k"), Some(v.as_bytes()), &[Header::new("h", v.to_string())]);
+            b.append(
+                1000 + i as i64,
+                Some(b"k"),
+                Some(v.as_bytes()),
+                &[Header::new("h", v.to_string())],
+            );
         }
         let mut bytes = BytesMut::from(&b.build().unwrap()[..]);
         set_base_offset(&mut bytes, base).unwrap();
@@ -573,7 +603,10 @@ mod tests {
         let (next, err) = decode_records(&topic, 2, 11, data, &mut out);
         assert!(err.is_none());
         assert_eq!(next, 15);
-        let got: Vec<_> = out.iter().map(|r| (r.offset, r.value.clone().unwrap())).collect();
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| (r.offset, r.value.clone().unwrap()))
+            .collect();
         assert_eq!(
             got,
             [(11, "b"), (12, "c"), (13, "d"), (14, "e")]
@@ -597,8 +630,16 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(next, 2);
         match err {
-            Some(Error::Corrupt { offset: 2, partition: 0, ref source, .. }) => {
-                assert!(matches!(**source, warren_protocol::Error::ChecksumMismatch { .. }));
+            Some(Error::Corrupt {
+                offset: 2,
+                partition: 0,
+                ref source,
+                ..
+            }) => {
+                assert!(matches!(
+                    **source,
+                    warren_protocol::Error::ChecksumMismatch { .. }
+                ));
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -608,7 +649,10 @@ mod tests {
     fn a_partial_last_batch_is_left_for_the_next_fetch() {
         let topic: Arc<str> = Arc::from("t");
         let second = batch(1, &["b"], Compression::None);
-        let data = concat(&[batch(0, &["a"], Compression::None), second.slice(..second.len() - 3)]);
+        let data = concat(&[
+            batch(0, &["a"], Compression::None),
+            second.slice(..second.len() - 3),
+        ]);
         let mut out = Vec::new();
         let (next, err) = decode_records(&topic, 0, 0, data, &mut out);
         assert!(err.is_none());

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use tempfile::TempDir;
 use warren_client::{
     Acks, Admin, Compression, ConnectionConfig, Consumer, ConsumerConfig, ConsumerRecord,
-    DeliveryFuture, Error, ErrorCode, Header, OffsetSpec, Producer, ProducerConfig,
-    ProducerRecord, SeekTo,
+    DeliveryFuture, Error, ErrorCode, Header, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
+    SeekTo,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -127,7 +127,9 @@ async fn consume(consumer: &mut Consumer, n: usize) -> Result<Vec<ConsumerRecord
     Ok(out)
 }
 
-async fn await_all(futures: Vec<DeliveryFuture>) -> Result<Vec<warren_client::RecordMetadata>, Error> {
+async fn await_all(
+    futures: Vec<DeliveryFuture>,
+) -> Result<Vec<warren_client::RecordMetadata>, Error> {
     let mut out = Vec::with_capacity(futures.len());
     for f in futures {
         out.push(f.await?);
@@ -146,7 +148,9 @@ async fn records_round_trip_across_four_partitions_in_order() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
         let admin = broker.admin().await?;
-        admin.create_topic("orders", 4, &[("durability", "none")]).await?;
+        admin
+            .create_topic("orders", 4, &[("durability", "none")])
+            .await?;
         let producer = Producer::connect(broker.producer_config()).await?;
         let mut sent = Vec::new();
         let mut futures = Vec::new();
@@ -166,8 +170,10 @@ async fn records_round_trip_across_four_partitions_in_order() -> TestResult {
         consumer.assign("orders", &[0, 1, 2, 3]);
         let records = consume(&mut consumer, 2000).await?;
         assert_eq!(records.len(), 2000);
-        let by_position: HashMap<(u32, u64), &ConsumerRecord> =
-            records.iter().map(|r| ((r.partition, r.offset), r)).collect();
+        let by_position: HashMap<(u32, u64), &ConsumerRecord> = records
+            .iter()
+            .map(|r| ((r.partition, r.offset), r))
+            .collect();
         for ((key, value, i), meta) in sent.iter().zip(&metas) {
             assert_eq!(
                 meta.partition,
@@ -181,7 +187,11 @@ async fn records_round_trip_across_four_partitions_in_order() -> TestResult {
         }
         // Each partition's records come back in offset order, from 0 without gaps.
         for p in 0..4 {
-            let offsets: Vec<u64> = records.iter().filter(|r| r.partition == p).map(|r| r.offset).collect();
+            let offsets: Vec<u64> = records
+                .iter()
+                .filter(|r| r.partition == p)
+                .map(|r| r.offset)
+                .collect();
             assert!(!offsets.is_empty());
             assert_eq!(offsets, (0..offsets.len() as u64).collect::<Vec<_>>());
             assert_eq!(consumer.position("orders", p), Some(offsets.len() as u64));
@@ -205,7 +215,11 @@ async fn every_acks_mode_delivers() -> TestResult {
             .await?;
             let mut futures = Vec::new();
             for i in 0..100u32 {
-                futures.push(producer.send("acks", None, format!("{acks:?}-{i}").as_bytes()).await?);
+                futures.push(
+                    producer
+                        .send("acks", None, format!("{acks:?}-{i}").as_bytes())
+                        .await?,
+                );
             }
             producer.flush().await?;
             for meta in await_all(futures).await? {
@@ -220,7 +234,11 @@ async fn every_acks_mode_delivers() -> TestResult {
         for acks in ["None", "Leader", "All"] {
             let n = records
                 .iter()
-                .filter(|r| r.value.as_deref().is_some_and(|v| v.starts_with(format!("{acks}-").as_bytes())))
+                .filter(|r| {
+                    r.value
+                        .as_deref()
+                        .is_some_and(|v| v.starts_with(format!("{acks}-").as_bytes()))
+                })
                 .count();
             assert_eq!(n, 100, "{acks}");
         }
@@ -234,7 +252,9 @@ async fn zstd_batches_round_trip_and_shrink_on_disk() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
         let admin = broker.admin().await?;
-        admin.create_topic("zstd", 1, &[("durability", "none")]).await?;
+        admin
+            .create_topic("zstd", 1, &[("durability", "none")])
+            .await?;
         let producer = Producer::connect(ProducerConfig {
             compression: Compression::Zstd,
             ..broker.producer_config()
@@ -244,14 +264,21 @@ async fn zstd_batches_round_trip_and_shrink_on_disk() -> TestResult {
         let mut futures = Vec::new();
         for i in 0..1000u32 {
             let v = format!("{i}:{value}");
-            futures.push(producer.send("zstd", Some(&i.to_be_bytes()), v.as_bytes()).await?);
+            futures.push(
+                producer
+                    .send("zstd", Some(&i.to_be_bytes()), v.as_bytes())
+                    .await?,
+            );
         }
         producer.flush().await?;
         await_all(futures).await?;
         let raw_bytes = 1000 * value.len() as u64;
         let described = admin.describe_topic("zstd").await?;
         let on_disk: u64 = described.partitions.iter().map(|p| p.size_bytes).sum();
-        assert!(on_disk * 5 < raw_bytes, "{on_disk} on disk for {raw_bytes} raw");
+        assert!(
+            on_disk * 5 < raw_bytes,
+            "{on_disk} on disk for {raw_bytes} raw"
+        );
 
         let mut consumer = Consumer::connect(broker.consumer_config()).await?;
         consumer.assign("zstd", &[0]);
@@ -281,14 +308,18 @@ async fn seek_to_earliest_latest_and_timestamp() -> TestResult {
         .await?;
         let t0 = now_ms() - 100_000;
         for i in 0..10i64 {
-            let record = ProducerRecord::new("seek", format!("v{i}")).partition(1).timestamp(t0 + i * 1000);
+            let record = ProducerRecord::new("seek", format!("v{i}"))
+                .partition(1)
+                .timestamp(t0 + i * 1000);
             let f = producer.send_record(record).await?;
             f.await?;
         }
 
         let mut consumer = Consumer::connect(broker.consumer_config()).await?;
         consumer.assign("seek", &[1]);
-        consumer.seek("seek", 1, SeekTo::Timestamp(t0 + 5000)).await?;
+        consumer
+            .seek("seek", 1, SeekTo::Timestamp(t0 + 5000))
+            .await?;
         assert_eq!(consumer.position("seek", 1), Some(5));
         let records = consume(&mut consumer, 5).await?;
         assert_eq!(records.first().map(|r| r.offset), Some(5));
@@ -298,28 +329,44 @@ async fn seek_to_earliest_latest_and_timestamp() -> TestResult {
         assert_eq!(consumer.position("seek", 1), Some(0));
         let records = consume(&mut consumer, 10).await?;
         assert_eq!(records.len(), 10);
-        assert_eq!(records.first().map(|r| r.value.clone()), Some(Some(Bytes::from("v0"))));
+        assert_eq!(
+            records.first().map(|r| r.value.clone()),
+            Some(Some(Bytes::from("v0")))
+        );
 
         consumer.seek("seek", 1, SeekTo::Latest).await?;
         assert_eq!(consumer.position("seek", 1), Some(10));
         assert!(consumer.poll(Duration::from_millis(100)).await?.is_empty());
-        let f = producer.send_record(ProducerRecord::new("seek", "new").partition(1)).await?;
+        let f = producer
+            .send_record(ProducerRecord::new("seek", "new").partition(1))
+            .await?;
         assert_eq!(f.await?.offset, Some(10));
         let records = consume(&mut consumer, 1).await?;
         assert_eq!(records.len(), 1);
         assert_eq!(records.first().map(|r| r.offset), Some(10));
 
         // A timestamp newer than every record: the end of the log.
-        consumer.seek("seek", 1, SeekTo::Timestamp(now_ms() + 3_600_000)).await?;
+        consumer
+            .seek("seek", 1, SeekTo::Timestamp(now_ms() + 3_600_000))
+            .await?;
         assert_eq!(consumer.position("seek", 1), Some(11));
         let listed = admin.list_offsets("seek", 1, OffsetSpec::Latest).await?;
         assert_eq!(listed.offset, Some(11));
-        let listed = admin.list_offsets("seek", 1, OffsetSpec::Timestamp(t0 + 2500)).await?;
+        let listed = admin
+            .list_offsets("seek", 1, OffsetSpec::Timestamp(t0 + 2500))
+            .await?;
         assert_eq!(listed.offset, Some(3));
 
         // Not assigned: a typed error.
-        let err = consumer.seek("seek", 0, SeekTo::Earliest).await.err().ok_or("seek succeeded")?;
-        assert!(matches!(err, Error::NotAssigned { partition: 0, .. }), "{err:?}");
+        let err = consumer
+            .seek("seek", 0, SeekTo::Earliest)
+            .await
+            .err()
+            .ok_or("seek succeeded")?;
+        assert!(
+            matches!(err, Error::NotAssigned { partition: 0, .. }),
+            "{err:?}"
+        );
         Ok(())
     })
     .await
@@ -342,7 +389,11 @@ async fn out_of_range_offsets_are_a_typed_error_without_reset() -> TestResult {
         let mut consumer = Consumer::connect(broker.consumer_config()).await?;
         consumer.assign("range", &[0]);
         consumer.seek("range", 0, SeekTo::Offset(1000)).await?;
-        let err = consumer.poll(Duration::from_millis(100)).await.err().ok_or("poll succeeded")?;
+        let err = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .err()
+            .ok_or("poll succeeded")?;
         match err {
             Error::OffsetOutOfRange {
                 ref topic,
@@ -371,26 +422,62 @@ async fn unknown_topics_are_typed_errors_everywhere() -> TestResult {
         let broker = TestBroker::start().await?;
         let admin = broker.admin().await?;
         let producer = Producer::connect(broker.producer_config()).await?;
-        let err = producer.send("missing", None, b"v").await.err().ok_or("send succeeded")?;
-        assert!(matches!(err, Error::UnknownTopic(ref t) if t == "missing"), "{err:?}");
+        let err = producer
+            .send("missing", None, b"v")
+            .await
+            .err()
+            .ok_or("send succeeded")?;
+        assert!(
+            matches!(err, Error::UnknownTopic(ref t) if t == "missing"),
+            "{err:?}"
+        );
 
         let mut consumer = Consumer::connect(broker.consumer_config()).await?;
         consumer.assign("missing", &[0]);
-        let err = consumer.poll(Duration::from_millis(100)).await.err().ok_or("poll succeeded")?;
-        assert!(matches!(err, Error::UnknownTopic(ref t) if t == "missing"), "{err:?}");
+        let err = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .err()
+            .ok_or("poll succeeded")?;
+        assert!(
+            matches!(err, Error::UnknownTopic(ref t) if t == "missing"),
+            "{err:?}"
+        );
         // With a position given, the fetch reports it.
         consumer.seek("missing", 0, SeekTo::Offset(0)).await?;
-        let err = consumer.poll(Duration::from_millis(100)).await.err().ok_or("poll succeeded")?;
-        assert!(matches!(err, Error::UnknownTopic(ref t) if t == "missing"), "{err:?}");
+        let err = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .err()
+            .ok_or("poll succeeded")?;
+        assert!(
+            matches!(err, Error::UnknownTopic(ref t) if t == "missing"),
+            "{err:?}"
+        );
 
-        let err = admin.describe_topic("missing").await.err().ok_or("describe succeeded")?;
+        let err = admin
+            .describe_topic("missing")
+            .await
+            .err()
+            .ok_or("describe succeeded")?;
         assert!(matches!(err, Error::UnknownTopic(_)), "{err:?}");
-        let err = admin.delete_topic("missing").await.err().ok_or("delete succeeded")?;
+        let err = admin
+            .delete_topic("missing")
+            .await
+            .err()
+            .ok_or("delete succeeded")?;
         assert!(matches!(err, Error::UnknownTopic(_)), "{err:?}");
-        let err = admin.list_offsets("missing", 0, OffsetSpec::Latest).await.err().ok_or("list succeeded")?;
+        let err = admin
+            .list_offsets("missing", 0, OffsetSpec::Latest)
+            .await
+            .err()
+            .ok_or("list succeeded")?;
         assert!(matches!(err, Error::UnknownTopic(_)), "{err:?}");
         let meta = admin.metadata(&["missing"]).await?;
-        assert_eq!(meta.topics.first().map(|t| t.error_code), Some(ErrorCode::UNKNOWN_TOPIC));
+        assert_eq!(
+            meta.topics.first().map(|t| t.error_code),
+            Some(ErrorCode::UNKNOWN_TOPIC)
+        );
         Ok(())
     })
     .await
@@ -401,11 +488,21 @@ async fn admin_creates_lists_describes_and_deletes_topics() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
         let admin = broker.admin().await?;
-        admin.create_topic("b-topic", 3, &[("retention.ms", "60000")]).await?;
+        admin
+            .create_topic("b-topic", 3, &[("retention.ms", "60000")])
+            .await?;
         admin.create_topic("a-topic", 1, &[]).await?;
-        let err = admin.create_topic("a-topic", 1, &[]).await.err().ok_or("created twice")?;
+        let err = admin
+            .create_topic("a-topic", 1, &[])
+            .await
+            .err()
+            .ok_or("created twice")?;
         assert_eq!(err.code(), Some(ErrorCode::TOPIC_ALREADY_EXISTS), "{err:?}");
-        let err = admin.create_topic("bad", 1, &[("no.such.key", "1")]).await.err().ok_or("bad config")?;
+        let err = admin
+            .create_topic("bad", 1, &[("no.such.key", "1")])
+            .await
+            .err()
+            .ok_or("bad config")?;
         assert_eq!(err.code(), Some(ErrorCode::INVALID_CONFIG), "{err:?}");
         let listed: Vec<(String, u32)> = admin
             .list_topics()
@@ -413,10 +510,18 @@ async fn admin_creates_lists_describes_and_deletes_topics() -> TestResult {
             .into_iter()
             .map(|t| (t.name, t.partitions))
             .collect();
-        assert_eq!(listed, [("a-topic".to_string(), 1), ("b-topic".to_string(), 3)]);
+        assert_eq!(
+            listed,
+            [("a-topic".to_string(), 1), ("b-topic".to_string(), 3)]
+        );
         let described = admin.describe_topic("b-topic").await?;
         assert_eq!(described.partitions.len(), 3);
-        assert!(described.configs.iter().any(|(k, v)| k == "retention.ms" && v == "60000"));
+        assert!(
+            described
+                .configs
+                .iter()
+                .any(|(k, v)| k == "retention.ms" && v == "60000")
+        );
         let meta = admin.metadata(&[]).await?;
         assert_eq!(meta.topics.len(), 2);
         assert!(!meta.brokers.is_empty());

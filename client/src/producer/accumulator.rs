@@ -80,7 +80,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// An upper bound of a record's encoded size: its bytes plus the widest
 /// varints of every length field.
-pub(crate) fn record_size_bound(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
+pub(crate) fn record_size_bound(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> usize {
     let mut n = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
     for h in headers {
         n += h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10;
@@ -390,7 +394,13 @@ impl Accumulator {
         }
     }
 
-    fn new_batch(&self, topic: &Arc<TopicBatches>, partition: u32, hint: usize, first: usize) -> ProducerBatch {
+    fn new_batch(
+        &self,
+        topic: &Arc<TopicBatches>,
+        partition: u32,
+        hint: usize,
+        first: usize,
+    ) -> ProducerBatch {
         let id = self.next_batch_id.fetch_add(1, Ordering::Relaxed);
         let mut builder = RecordBatchBuilder::new(self.config.compression);
         // About as much as the last batch here took: a hot partition gets a
@@ -455,7 +465,8 @@ impl Accumulator {
     pub(crate) fn drain(&self, now: Instant, max_bytes: usize) -> Drained {
         let mut out = Drained::default();
         let mut bytes = 0usize;
-        let urgent = self.flushing.load(Ordering::Acquire) > 0 || self.closing.load(Ordering::Acquire);
+        let urgent =
+            self.flushing.load(Ordering::Acquire) > 0 || self.closing.load(Ordering::Acquire);
         let topics = self.all_topics();
         if topics.is_empty() {
             return out;
@@ -532,7 +543,8 @@ impl Accumulator {
             self.complete(batch, Err(error));
         }
         // Keep each topic's batches together for the request's layout.
-        out.batches.sort_by(|a, b| a.topic.name.cmp(&b.topic.name).then(a.id.cmp(&b.id)));
+        out.batches
+            .sort_by(|a, b| a.topic.name.cmp(&b.topic.name).then(a.id.cmp(&b.id)));
         out
     }
 
@@ -585,7 +597,12 @@ mod tests {
         }
     }
 
-    fn append(acc: &Accumulator, topic: &Arc<TopicBatches>, placement: Placement, value: &[u8]) -> DeliveryFuture {
+    fn append(
+        acc: &Accumulator,
+        topic: &Arc<TopicBatches>,
+        placement: Placement,
+        value: &[u8],
+    ) -> DeliveryFuture {
         let size = record_size_bound(None, Some(value), &[]);
         acc.memory.try_acquire_many(size as u32).unwrap().forget();
         let record = RecordRef {
@@ -634,7 +651,12 @@ mod tests {
         let acc = Accumulator::new(config(4096));
         let topic = acc.add_topic("t", 1);
         drop(append(&acc, &topic, Placement::Fixed(0), b"small"));
-        drop(append(&acc, &topic, Placement::Fixed(0), &vec![0u8; 10_000]));
+        drop(append(
+            &acc,
+            &topic,
+            Placement::Fixed(0),
+            &vec![0u8; 10_000],
+        ));
         drop(append(&acc, &topic, Placement::Fixed(0), b"small"));
         let drained = acc.drain(Instant::now() + Duration::from_secs(1), usize::MAX);
         let counts: Vec<_> = drained.batches.iter().map(|b| b.record_count).collect();
@@ -711,7 +733,13 @@ mod tests {
         let again = acc.drain(later, usize::MAX).batches;
         assert!(again[0].id < again[1].id);
         for b in again {
-            acc.complete(b, Ok(BatchDelivered { partition: 0, base_offset: Some(7) }));
+            acc.complete(
+                b,
+                Ok(BatchDelivered {
+                    partition: 0,
+                    base_offset: Some(7),
+                }),
+            );
         }
         assert_eq!(acc.available_memory(), before);
         assert!(acc.is_idle());
@@ -734,7 +762,13 @@ mod tests {
         acc.requeue(batch);
         let drained = acc.drain(later + Duration::from_secs(1), usize::MAX);
         assert!(drained.batches.is_empty());
-        assert!(matches!(f.try_result(), Some(Err(Error::Timeout { what: "delivery", .. }))));
+        assert!(matches!(
+            f.try_result(),
+            Some(Err(Error::Timeout {
+                what: "delivery",
+                ..
+            }))
+        ));
         assert!(acc.is_idle());
     }
 }

@@ -198,8 +198,14 @@ impl Producer {
     /// [`Error::UnknownTopic`]; [`Error::MessageTooLarge`] for a record that
     /// can never fit the buffer or a frame; [`Error::Closed`] after
     /// [`close`](Self::close); metadata request errors.
-    pub async fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8]) -> Result<DeliveryFuture> {
-        self.send_parts(topic, None, key, Some(value), &[], None).await
+    pub async fn send(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<DeliveryFuture> {
+        self.send_parts(topic, None, key, Some(value), &[], None)
+            .await
     }
 
     /// Sends a [`ProducerRecord`]: as [`send`](Self::send), with an explicit

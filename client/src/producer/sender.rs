@@ -234,7 +234,11 @@ fn retry_or_fail(shared: &ProducerShared, mut batch: ProducerBatch, error: Error
     }
 }
 
-fn handle_reply(shared: &ProducerShared, batches: Vec<ProducerBatch>, reply: Result<Option<ResponseFrame>>) {
+fn handle_reply(
+    shared: &ProducerShared,
+    batches: Vec<ProducerBatch>,
+    reply: Result<Option<ResponseFrame>>,
+) {
     let acc = &shared.accumulator;
     let response = match reply {
         Ok(None) => {
@@ -320,7 +324,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::producer::accumulator::{AccumulatorConfig, Placement, RecordRef, record_size_bound};
+    use crate::producer::accumulator::{
+        AccumulatorConfig, Placement, RecordRef, record_size_bound,
+    };
     use warren_protocol::RecordBatch;
     use warren_protocol::api::produce::ProduceRequest;
 
@@ -356,14 +362,25 @@ mod tests {
         let layout: Vec<(String, Vec<i32>)> = req
             .topics
             .iter()
-            .map(|t| (t.topic.clone(), t.partitions.iter().map(|p| p.partition).collect()))
+            .map(|t| {
+                (
+                    t.topic.clone(),
+                    t.partitions.iter().map(|p| p.partition).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             layout,
-            [("alpha".to_string(), vec![2, 0]), ("beta".to_string(), vec![0])]
+            [
+                ("alpha".to_string(), vec![2, 0]),
+                ("beta".to_string(), vec![0])
+            ]
         );
         let batch = RecordBatch::new(req.topics[0].partitions[0].records.clone()).unwrap();
         batch.verify_crc().unwrap();
-        assert_eq!(batch.records().unwrap()[0].value.as_deref(), Some(&b"x"[..]));
+        assert_eq!(
+            batch.records().unwrap()[0].value.as_deref(),
+            Some(&b"x"[..])
+        );
     }
 }

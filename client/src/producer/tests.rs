@@ -74,7 +74,9 @@ fn produce(log: &Log, req: &RequestFrame, code: ErrorCode) -> (i16, ProduceRespo
                     }
                     let batch = RecordBatch::new(p.records.clone()).unwrap();
                     batch.verify_crc().unwrap();
-                    let stored = log.entry((t.topic.clone(), p.partition as u32)).or_default();
+                    let stored = log
+                        .entry((t.topic.clone(), p.partition as u32))
+                        .or_default();
                     let base = stored.len() as i64;
                     for mut r in batch.records().unwrap() {
                         r.offset += base;
@@ -160,7 +162,10 @@ async fn records_arrive_in_order_with_the_offsets_their_futures_report() {
     for records in log.values() {
         let mut last: HashMap<Vec<u8>, u32> = HashMap::new();
         for r in records {
-            let v: u32 = std::str::from_utf8(&r.value.as_ref().unwrap()[6..]).unwrap().parse().unwrap();
+            let v: u32 = std::str::from_utf8(&r.value.as_ref().unwrap()[6..])
+                .unwrap()
+                .parse()
+                .unwrap();
             let k = r.key.as_ref().unwrap().to_vec();
             if let Some(prev) = last.insert(k, v) {
                 assert!(prev < v);
@@ -201,7 +206,14 @@ async fn send_record_keeps_headers_timestamps_and_explicit_partitions() {
         .send_record(ProducerRecord::new("t", "x").partition(4))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Partition { partition: 4, code: ErrorCode::UNKNOWN_PARTITION, .. }));
+    assert!(matches!(
+        err,
+        Error::Partition {
+            partition: 4,
+            code: ErrorCode::UNKNOWN_PARTITION,
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
@@ -221,7 +233,9 @@ async fn keyless_records_fill_one_partition_at_a_time() {
     }
     producer.flush().await.unwrap();
     let log = log.lock().unwrap();
-    let counts: Vec<usize> = (0..4).map(|p| log.get(&("t".to_string(), p)).map_or(0, Vec::len)).collect();
+    let counts: Vec<usize> = (0..4)
+        .map(|p| log.get(&("t".to_string(), p)).map_or(0, Vec::len))
+        .collect();
     assert_eq!(counts.iter().sum::<usize>(), 32);
     assert!(counts.iter().filter(|c| **c > 0).count() >= 3, "{counts:?}");
 }
@@ -294,7 +308,10 @@ async fn non_retriable_errors_fail_every_record_of_the_batch() {
     .unwrap();
     let a = producer.send("t", None, b"a").await.unwrap();
     let b = producer.send("t", None, b"b").await.unwrap();
-    assert!(matches!(producer.flush().await, Err(Error::MessageTooLarge { .. })));
+    assert!(matches!(
+        producer.flush().await,
+        Err(Error::MessageTooLarge { .. })
+    ));
     for f in [a, b] {
         let err = f.await.unwrap_err();
         assert!(
@@ -314,9 +331,24 @@ async fn unknown_topics_and_oversized_records_are_refused_at_send() {
     .await
     .unwrap();
     let err = producer.send("nope", None, b"v").await.unwrap_err();
-    assert!(matches!(err, Error::UnknownTopic(ref t) if t == "nope"), "{err:?}");
-    let err = producer.send("t", None, &vec![0u8; 65 << 10]).await.unwrap_err();
-    assert!(matches!(err, Error::MessageTooLarge { partition: None, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::UnknownTopic(ref t) if t == "nope"),
+        "{err:?}"
+    );
+    let err = producer
+        .send("t", None, &vec![0u8; 65 << 10])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::MessageTooLarge {
+                partition: None,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -357,9 +389,19 @@ async fn a_full_buffer_makes_send_wait_until_batches_complete() {
         f.await.unwrap();
     }
     // 200 KB through a 16 KiB buffer at one response per 20 ms: sends had to wait.
-    assert!(start.elapsed() >= Duration::from_millis(100), "{:?}", start.elapsed());
-    assert_eq!(log.lock().unwrap().values().map(Vec::len).sum::<usize>(), 200);
-    assert_eq!(producer.inner.shared.accumulator.available_memory(), 16 << 10);
+    assert!(
+        start.elapsed() >= Duration::from_millis(100),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        log.lock().unwrap().values().map(Vec::len).sum::<usize>(),
+        200
+    );
+    assert_eq!(
+        producer.inner.shared.accumulator.available_memory(),
+        16 << 10
+    );
 }
 
 #[tokio::test]
@@ -376,8 +418,20 @@ async fn undeliverable_batches_time_out() {
     cfg.delivery_timeout = Duration::from_millis(300);
     let producer = Producer::connect(cfg).await.unwrap();
     let f = producer.send("t", None, b"v").await.unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(5), f).await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::Timeout { what: "delivery", .. }), "{err:?}");
+    let err = tokio::time::timeout(Duration::from_secs(5), f)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                what: "delivery",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -388,5 +442,8 @@ async fn a_closed_producer_refuses_sends() {
     let f = producer.send("t", None, b"v").await.unwrap();
     producer.close().await.unwrap();
     assert!(f.await.is_ok());
-    assert!(matches!(other.send("t", None, b"v").await, Err(Error::Closed)));
+    assert!(matches!(
+        other.send("t", None, b"v").await,
+        Err(Error::Closed)
+    ));
 }
