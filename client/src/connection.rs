@@ -264,17 +264,22 @@ impl Connection {
         self.shared.close(reason.into());
     }
 
-    /// Waits for an in-flight slot (see the module docs).
+    /// Waits for an in-flight slot (see the module docs). Slots come back
+    /// as responses arrive, or all at once when the connection closes.
     ///
     /// # Errors
-    /// `ConnectionLost` if the connection dies meanwhile... it does not: slots
-    /// come back when pending requests fail, so this only waits.
+    /// [`Error::Closed`] only if the semaphore were closed, which it never is.
     pub(crate) async fn slot(&self) -> Result<OwnedSemaphorePermit> {
         self.in_flight
             .clone()
             .acquire_owned()
             .await
             .map_err(|_| Error::Closed)
+    }
+
+    /// An in-flight slot if one is free now.
+    pub(crate) fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.in_flight.clone().try_acquire_owned().ok()
     }
 
     /// Queues a request made of `parts` for the writer task. The returned

@@ -25,6 +25,15 @@
 //! - A lost connection is retried once per poll on a new connection (fetches
 //!   are reads).
 //!
+//! Responses come back in request order on the consumer's one connection, so
+//! a `seek` or `assign` that abandons a fetch still in flight (a prefetch
+//! long-polling at the end of a partition) closes that connection rather than
+//! queue behind the long poll; the next request reconnects.
+//!
+//! Cancellation: a `poll` future dropped while it waits leaves its fetch in
+//! flight for the next poll; records are never taken from a response unless
+//! they are returned.
+//!
 //! Not thread-safe by design: `poll`, `seek` and `assign` take `&mut self`.
 //! Use one consumer per task.
 
@@ -32,7 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 use tracing::debug;
 use warren_protocol::api::ApiKey;
@@ -57,13 +66,17 @@ const POLL_GRACE: Duration = Duration::from_millis(100);
 pub struct ConsumerRecord {
     /// The topic (shared by every record of a poll: no allocation per record).
     pub topic: Arc<str>,
+    /// The partition.
     pub partition: u32,
+    /// The record's offset in the partition.
     pub offset: u64,
     /// Milliseconds since the Unix epoch.
     pub timestamp: i64,
+    /// The key, if any (a slice of the fetched batch: no copy).
     pub key: Option<Bytes>,
-    /// `None` for a tombstone.
+    /// The value; `None` for a tombstone.
     pub value: Option<Bytes>,
+    /// The record's headers, in order.
     pub headers: Vec<Header>,
 }
 
@@ -154,7 +167,7 @@ impl Consumer {
     /// An empty list unassigns the topic. Nothing is checked with the broker
     /// here: an unknown topic or partition is reported by the next poll.
     pub fn assign(&mut self, topic: &str, partitions: &[u32]) {
-        self.in_flight = None;
+        self.abandon_fetch("assignment changed");
         let mut kept = Vec::new();
         self.assigned.retain_mut(|a| {
             if &*a.topic != topic {
@@ -230,6 +243,7 @@ impl Consumer {
                 topic: topic.to_owned(),
                 partition,
             })?;
+        self.abandon_fetch("seek");
         let offset = match to {
             SeekTo::Offset(o) => o,
             SeekTo::Earliest => self.resolve(topic, partition, OffsetSpec::Earliest).await?,
@@ -239,12 +253,24 @@ impl Consumer {
                     .await?
             }
         };
-        self.in_flight = None;
         self.stashed = None;
         if let Some(a) = self.assigned.get_mut(index) {
             a.position = Some(offset);
         }
         Ok(())
+    }
+
+    /// Drops the fetch in flight, if any. Its connection is closed unless the
+    /// answer is already in: responses come back in request order, so the
+    /// next request would otherwise queue behind a long poll that can last
+    /// the whole `max_wait_ms`. Nothing else is pending on the consumer's
+    /// connection (its methods take `&mut self`); the next request reconnects.
+    fn abandon_fetch(&mut self, why: &str) {
+        if let Some(mut f) = self.in_flight.take()
+            && f.rx.try_recv().is_err()
+        {
+            f.conn.close(format!("fetch abandoned: {why}"));
+        }
     }
 
     /// One partition's offset for `spec`; a timestamp past every record
@@ -292,10 +318,20 @@ impl Consumer {
         Ok(())
     }
 
-    /// Sends a fetch from the current positions.
+    /// Sends a fetch from the current positions, connecting if needed.
     async fn send_fetch(&self, max_wait: Duration) -> Result<InFlight> {
         let conn = self.connector.get().await?;
         let permit = conn.slot().await?;
+        self.fetch_on(conn, permit, max_wait)
+    }
+
+    /// Sends a fetch from the current positions on `conn`, without waiting.
+    fn fetch_on(
+        &self,
+        conn: Arc<Connection>,
+        permit: OwnedSemaphorePermit,
+        max_wait: Duration,
+    ) -> Result<InFlight> {
         let mut topics: Vec<FetchTopic> = Vec::new();
         let mut offsets = Vec::with_capacity(self.assigned.len());
         for a in &self.assigned {
@@ -333,6 +369,23 @@ impl Consumer {
         })
     }
 
+    /// Sends the next fetch on the connection the last one used, if it is
+    /// alive and has a free slot. Never waits, so a `poll` cancelled after
+    /// its records were taken cannot lose them here.
+    fn prefetch(&mut self, conn: &Arc<Connection>, max_wait: Duration) {
+        if conn.is_dead() {
+            return;
+        }
+        let Some(permit) = conn.try_slot() else {
+            return;
+        };
+        match self.fetch_on(conn.clone(), permit, max_wait) {
+            Ok(f) => self.in_flight = Some(f),
+            // Best effort: the next poll sends a fetch.
+            Err(e) => debug!(error = %e, "prefetch not sent"),
+        }
+    }
+
     /// Fetches records from every assigned partition, waiting up to about
     /// `timeout` for some to arrive (see the module docs). An empty vector
     /// means none arrived in time.
@@ -352,33 +405,40 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         let mut retried = false;
         loop {
-            let mut in_flight = match self.in_flight.take() {
-                Some(f) => f,
-                None => self.send_fetch(timeout).await?,
+            if self.in_flight.is_none() {
+                self.in_flight = Some(self.send_fetch(timeout).await?);
+            }
+            // The fetch stays in `self` while we wait: a poll cancelled here
+            // leaves it for the next poll.
+            let Some(waiting) = self.in_flight.as_mut() else {
+                continue;
             };
-            let reply =
-                match tokio::time::timeout_at(deadline + POLL_GRACE, &mut in_flight.rx).await {
-                    Ok(Ok(reply)) => reply,
-                    Ok(Err(_)) => Err(Error::ConnectionLost {
-                        addr: in_flight.conn.addr(),
-                        reason: "connection closed with a fetch in flight".into(),
-                    }),
-                    Err(_) => {
-                        let limit = in_flight.max_wait + self.connector.config().request_timeout;
-                        if in_flight.sent_at.elapsed() > limit {
-                            in_flight
-                                .conn
-                                .close(format!("no fetch response within {limit:?}"));
-                            return Err(Error::Timeout {
-                                what: "request",
-                                after: limit,
-                            });
-                        }
-                        // Keep waiting for it at the next poll.
-                        self.in_flight = Some(in_flight);
-                        return Ok(Vec::new());
+            let waited = tokio::time::timeout_at(deadline + POLL_GRACE, &mut waiting.rx).await;
+            let Some(in_flight) = self.in_flight.take() else {
+                continue;
+            };
+            let reply = match waited {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(_)) => Err(Error::ConnectionLost {
+                    addr: in_flight.conn.addr(),
+                    reason: "connection closed with a fetch in flight".into(),
+                }),
+                Err(_) => {
+                    let limit = in_flight.max_wait + self.connector.config().request_timeout;
+                    if in_flight.sent_at.elapsed() > limit {
+                        in_flight
+                            .conn
+                            .close(format!("no fetch response within {limit:?}"));
+                        return Err(Error::Timeout {
+                            what: "request",
+                            after: limit,
+                        });
                     }
-                };
+                    // Keep waiting for it at the next poll.
+                    self.in_flight = Some(in_flight);
+                    return Ok(Vec::new());
+                }
+            };
             let frame = match reply {
                 Ok(Some(frame)) => frame,
                 Ok(None) => {
@@ -399,11 +459,7 @@ impl Consumer {
                 Some(e) if records.is_empty() => return Err(e),
                 Some(e) => self.stashed = Some(e),
                 None if self.config.prefetch && !records.is_empty() => {
-                    // Best effort: if it cannot be sent, the next poll sends one.
-                    match self.send_fetch(timeout).await {
-                        Ok(f) => self.in_flight = Some(f),
-                        Err(e) => debug!(error = %e, "prefetch not sent"),
-                    }
+                    self.prefetch(&in_flight.conn, timeout);
                 }
                 None => {}
             }
@@ -680,6 +736,126 @@ mod tests {
             }
             let mut out = Vec::new();
             let _ = decode_records(&topic, 0, 0, good.slice(..i), &mut out);
+        }
+    }
+
+    mod with_mock_broker {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use warren_protocol::api::fetch::{FetchPartitionResponse, FetchTopicResponse};
+
+        use super::*;
+        use crate::config::ConnectionConfig;
+        use crate::test_broker::{MockBroker, Reaction};
+
+        /// A fetch response with records `from..from + 3` of partition 0 of "t".
+        fn fetch_response(req: &warren_protocol::frame::RequestFrame) -> FetchResponse {
+            let fetch: FetchRequest = api::decode(req.body.clone()).unwrap();
+            let from = fetch.topics[0].partitions[0].fetch_offset;
+            FetchResponse {
+                topics: vec![FetchTopicResponse {
+                    topic: "t".into(),
+                    partitions: vec![FetchPartitionResponse {
+                        partition: 0,
+                        error_code: ErrorCode::NONE,
+                        high_watermark: from + 3,
+                        log_start_offset: 0,
+                        records: batch(from as i64, &["a", "b", "c"], Compression::None),
+                    }],
+                }],
+            }
+        }
+
+        async fn consumer(broker: &MockBroker, prefetch: bool) -> Consumer {
+            let mut c = Consumer::connect(ConsumerConfig {
+                connection: ConnectionConfig {
+                    reconnect_backoff: Duration::from_millis(5),
+                    ..ConnectionConfig::new(broker.addr().to_string())
+                },
+                prefetch,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            c.assign("t", &[0]);
+            c.seek("t", 0, SeekTo::Offset(0)).await.unwrap();
+            c
+        }
+
+        #[tokio::test]
+        async fn a_cancelled_poll_leaves_its_fetch_for_the_next_one() {
+            let broker = MockBroker::start(|req| {
+                Reaction::RespondAfter(
+                    Duration::from_millis(300),
+                    api::encode(&fetch_response(req)).unwrap(),
+                )
+            })
+            .await;
+            let mut c = consumer(&broker, false).await;
+            let cancelled =
+                tokio::time::timeout(Duration::from_millis(50), c.poll(Duration::from_secs(2)))
+                    .await;
+            assert!(cancelled.is_err());
+            let records = c.poll(Duration::from_secs(2)).await.unwrap();
+            assert_eq!(records.len(), 3);
+            assert_eq!(c.position("t", 0), Some(3));
+            assert_eq!(broker.requests().len(), 1);
+        }
+
+        #[tokio::test]
+        async fn a_lost_connection_is_retried_once_and_prefetch_continues() {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let seen = calls.clone();
+            let broker = MockBroker::start(move |req| {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Reaction::Close
+                } else {
+                    Reaction::respond(&fetch_response(req))
+                }
+            })
+            .await;
+            let mut c = consumer(&broker, true).await;
+            let records = c.poll(Duration::from_secs(2)).await.unwrap();
+            let offsets: Vec<u64> = records.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, [0, 1, 2]);
+            // The prefetch went out before poll returned; the next poll takes it.
+            let records = c.poll(Duration::from_secs(2)).await.unwrap();
+            assert_eq!(records.first().map(|r| r.offset), Some(3));
+            assert!(calls.load(Ordering::SeqCst) >= 3);
+        }
+
+        #[tokio::test]
+        async fn out_of_range_is_reported_with_the_log_range() {
+            let broker = MockBroker::start(|_| {
+                Reaction::respond(&FetchResponse {
+                    topics: vec![FetchTopicResponse {
+                        topic: "t".into(),
+                        partitions: vec![FetchPartitionResponse {
+                            partition: 0,
+                            error_code: ErrorCode::OFFSET_OUT_OF_RANGE,
+                            high_watermark: 9,
+                            log_start_offset: 4,
+                            records: Bytes::new(),
+                        }],
+                    }],
+                })
+            })
+            .await;
+            let mut c = consumer(&broker, true).await;
+            let err = c.poll(Duration::from_secs(1)).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::OffsetOutOfRange {
+                        offset: 0,
+                        log_start: 4,
+                        high_watermark: 9,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(c.position("t", 0), Some(0));
         }
     }
 }

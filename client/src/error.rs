@@ -25,7 +25,9 @@ pub enum Error {
     /// DNS failure). Retriable: the broker may come back.
     #[error("cannot connect to {addr}: {source}")]
     Connect {
+        /// The address as configured (`bootstrap`).
         addr: String,
+        /// What the connect or the name lookup reported.
         #[source]
         source: Arc<io::Error>,
     },
@@ -33,24 +35,40 @@ pub enum Error {
     /// that never came) while this request was in flight or queued. The request
     /// may or may not have been applied by the broker. Retriable.
     #[error("connection to {addr} lost: {reason}")]
-    ConnectionLost { addr: SocketAddr, reason: String },
+    ConnectionLost {
+        /// The broker's address.
+        addr: SocketAddr,
+        /// What ended the connection.
+        reason: String,
+    },
     /// The broker does not speak a version of an api this client needs
     /// (learned from ApiVersions when connecting).
     #[error("broker at {addr} does not support {api} version {version}")]
     UnsupportedApi {
+        /// The broker's address.
         addr: SocketAddr,
+        /// The api's name (`"Produce"`).
         api: &'static str,
+        /// The version the client speaks.
         version: u16,
     },
     /// The broker refused the whole request: the response header's error code
     /// and the message of its error body.
     #[error("broker error {code:?}: {message}")]
-    Broker { code: ErrorCode, message: String },
+    Broker {
+        /// The header's error code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
     /// The broker refused one partition's part of a request with `code`.
     #[error("{topic}/{partition}: {code}")]
     Partition {
+        /// The topic.
         topic: String,
+        /// The partition.
         partition: u32,
+        /// The partition's error code.
         code: ErrorCode,
     },
     /// The topic does not exist.
@@ -63,10 +81,15 @@ pub enum Error {
         "offset {offset} of {topic}/{partition} is out of range: the log holds [{log_start}, {high_watermark})"
     )]
     OffsetOutOfRange {
+        /// The topic.
         topic: String,
+        /// The partition.
         partition: u32,
+        /// The offset fetched from (the consumer's position).
         offset: u64,
+        /// The oldest offset the partition still holds.
         log_start: u64,
+        /// The offset after the last readable record.
         high_watermark: u64,
     },
     /// A fetched batch fails its CRC or does not decode. `offset` is the
@@ -74,9 +97,13 @@ pub enum Error {
     /// seeks past the batch.
     #[error("corrupt batch in {topic}/{partition} at offset {offset}: {source}")]
     Corrupt {
+        /// The topic.
         topic: String,
+        /// The partition.
         partition: u32,
+        /// The consumer's position, where the bad batch starts.
         offset: u64,
+        /// What is wrong with the batch (`ChecksumMismatch`, `Truncated`, ...).
         #[source]
         source: Arc<warren_protocol::Error>,
     },
@@ -85,15 +112,25 @@ pub enum Error {
     /// (`buffer_bytes`, the frame limit), as `limit` says.
     #[error("message of {bytes} bytes for {topic} is too large: {limit}")]
     MessageTooLarge {
+        /// The topic.
         topic: String,
+        /// The partition, when the broker refused the batch; `None` when the
+        /// producer refused the record before sending it.
         partition: Option<u32>,
+        /// Size of the refused batch (broker) or record (producer), in bytes.
         bytes: usize,
+        /// Which limit was exceeded.
         limit: String,
     },
     /// An operation did not finish in time: `what` is `"delivery"`
     /// (`delivery_timeout`), `"request"` (`request_timeout`) or `"connect"`.
     #[error("{what} timed out after {after:?}")]
-    Timeout { what: &'static str, after: Duration },
+    Timeout {
+        /// `"delivery"`, `"request"` or `"connect"`.
+        what: &'static str,
+        /// The limit that passed.
+        after: Duration,
+    },
     /// The producer (or its connection) is closed; nothing more is accepted.
     #[error("the client is closed")]
     Closed,
@@ -106,7 +143,12 @@ pub enum Error {
     Config(String),
     /// A consumer was asked about a partition it is not assigned.
     #[error("{topic}/{partition} is not assigned to this consumer")]
-    NotAssigned { topic: String, partition: u32 },
+    NotAssigned {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
 }
 
 impl Error {

@@ -39,7 +39,7 @@
 //! # Layout
 //! - [`config`]: [`ConnectionConfig`], [`ProducerConfig`], [`ConsumerConfig`]
 //!   and their defaults.
-//! - [`connection`](crate::connection): one pipelined connection (writer and
+//! - `connection`: one pipelined connection (writer and
 //!   reader tasks, FIFO of pending responses) and the reconnecting `Connector`.
 //! - [`producer`]: [`Producer`], its record accumulator, background sender
 //!   and per-batch delivery futures.
@@ -47,6 +47,7 @@
 //! - [`admin`]: the [`Admin`] client.
 //! - [`error`]: the crate's [`Error`] type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+#![warn(missing_docs)]
 
 pub mod admin;
 pub mod config;

@@ -625,3 +625,37 @@ async fn clients_reconnect_after_the_broker_restarts() -> TestResult {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seek_does_not_wait_behind_a_prefetched_long_poll() -> TestResult {
+    bounded(async {
+        let broker = TestBroker::start().await?;
+        let admin = broker.admin().await?;
+        admin.create_topic("prefetch", 1, &[]).await?;
+        let producer = Producer::connect(broker.producer_config()).await?;
+        let mut futures = Vec::new();
+        for i in 0..10u32 {
+            futures.push(producer.send("prefetch", None, &i.to_be_bytes()).await?);
+        }
+        producer.flush().await?;
+        await_all(futures).await?;
+
+        let mut consumer = Consumer::connect(broker.consumer_config()).await?;
+        consumer.assign("prefetch", &[0]);
+        // Returns the 10 records and leaves a fetch at offset 10 in flight,
+        // which the broker holds for up to 5 s.
+        let first = consumer.poll(Duration::from_secs(5)).await?;
+        assert_eq!(first.len(), 10);
+        let start = std::time::Instant::now();
+        consumer.seek("prefetch", 0, SeekTo::Earliest).await?;
+        let again = consumer.poll(Duration::from_secs(5)).await?;
+        assert_eq!(again.len(), 10);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        Ok(())
+    })
+    .await
+}

@@ -276,7 +276,9 @@ impl Accumulator {
     /// # Errors
     /// [`Error::Closed`] once the producer closes.
     pub(crate) async fn reserve(&self, bytes: usize) -> Result<()> {
-        let n = u32::try_from(bytes).map_err(|_| Error::Closed)?;
+        // Records are bounded by the frame limit long before u32::MAX.
+        let n = u32::try_from(bytes)
+            .map_err(|_| Error::Config(format!("a record of {bytes} bytes cannot be buffered")))?;
         match self.memory.try_acquire_many(n) {
             Ok(permit) => permit.forget(),
             Err(tokio::sync::TryAcquireError::Closed) => return Err(Error::Closed),
@@ -445,13 +447,24 @@ impl Accumulator {
     /// partition's queue, to be sent after `retry_at`.
     pub(crate) fn requeue(&self, batch: ProducerBatch) {
         let topic = batch.topic.clone();
-        if let Some(mut part) = topic.partition(batch.partition) {
-            let at = part
-                .ready
-                .iter()
-                .position(|b| b.id > batch.id)
-                .unwrap_or(part.ready.len());
-            part.ready.insert(at, batch);
+        match topic.partition(batch.partition) {
+            Some(mut part) => {
+                let at = part
+                    .ready
+                    .iter()
+                    .position(|b| b.id > batch.id)
+                    .unwrap_or(part.ready.len());
+                part.ready.insert(at, batch);
+            }
+            None => {
+                // Batches are only made for existing partitions; never leak one.
+                let error = Error::from_partition_code(
+                    &topic.name,
+                    batch.partition,
+                    warren_protocol::ErrorCode::UNKNOWN_PARTITION,
+                );
+                self.complete(batch, Err(error));
+            }
         }
         self.wake.notify_one();
     }

@@ -47,13 +47,16 @@ const PRODUCER_APIS: &[ApiKey] = &[ApiKey::Metadata, ApiKey::Produce];
 /// A record to send with [`Producer::send_record`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerRecord {
+    /// The topic.
     pub topic: String,
     /// The partition; `None` to choose by key hash ([`warren_protocol::partition_for_key`])
     /// or, without a key, the topic's sticky partition.
     pub partition: Option<u32>,
+    /// The key; it picks the partition when `partition` is `None`.
     pub key: Option<Bytes>,
     /// `None` is a tombstone (a null value).
     pub value: Option<Bytes>,
+    /// Headers, kept in order.
     pub headers: Vec<Header>,
     /// Milliseconds since the Unix epoch; `None` for the time of `send`.
     pub timestamp: Option<i64>,
