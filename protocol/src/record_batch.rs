@@ -389,6 +389,8 @@ impl RecordBatch {
 #[derive(Debug)]
 pub struct RecordBatchBuilder {
     compression: Compression,
+    /// `BATCH_HEADER_LEN` placeholder bytes, then the encoded records: an
+    /// uncompressed batch is built in place, without copying the records.
     records: BytesMut,
     count: i32,
     base_timestamp: Option<i64>,
@@ -401,9 +403,11 @@ pub struct RecordBatchBuilder {
 impl RecordBatchBuilder {
     /// An empty builder; offsets start at delta 0, the producer is not idempotent.
     pub fn new(compression: Compression) -> Self {
+        let mut records = BytesMut::with_capacity(BATCH_HEADER_LEN);
+        records.put_bytes(0, BATCH_HEADER_LEN);
         RecordBatchBuilder {
             compression,
-            records: BytesMut::new(),
+            records,
             count: 0,
             base_timestamp: None,
             max_timestamp: -1,
@@ -461,7 +465,7 @@ impl RecordBatchBuilder {
 
     /// Size of the batch if built now, before compression.
     pub fn estimated_bytes(&self) -> usize {
-        BATCH_HEADER_LEN + self.records.len()
+        self.records.len()
     }
 
     /// Encodes the batch with base_offset 0 and a correct CRC.
@@ -469,31 +473,41 @@ impl RecordBatchBuilder {
     /// # Errors
     /// `BatchTooLarge` beyond `i32::MAX` bytes; `Compression` if zstd fails.
     pub fn build(self) -> Result<Bytes> {
-        let records = match self.compression {
-            Compression::None => self.records.freeze(),
+        let mut buf = match self.compression {
+            Compression::None => self.records,
             Compression::Zstd => {
-                Bytes::from(zstd::bulk::compress(&self.records, 3).map_err(Error::Compression)?)
+                let block = self.records.get(BATCH_HEADER_LEN..).unwrap_or_default();
+                let compressed = zstd::bulk::compress(block, 3).map_err(Error::Compression)?;
+                let mut buf = BytesMut::with_capacity(BATCH_HEADER_LEN + compressed.len());
+                buf.put_bytes(0, BATCH_HEADER_LEN);
+                buf.put_slice(&compressed);
+                buf
             }
         };
-        let total = BATCH_HEADER_LEN + records.len();
+        let total = buf.len();
         let batch_length = i32::try_from(total - LOG_OVERHEAD)
             .map_err(|_| Error::BatchTooLarge { bytes: total })?;
         let base_timestamp = self.base_timestamp.unwrap_or(-1);
-        let mut buf = BytesMut::with_capacity(total);
-        buf.put_i64(0);
-        buf.put_i32(batch_length);
-        buf.put_i32(-1); // partition_leader_epoch: no leader epochs until replication
-        buf.put_i8(MAGIC);
-        buf.put_u32(0); // crc, filled in below
-        buf.put_i16(i16::from(self.compression.id()));
-        buf.put_i32((self.count - 1).max(0));
-        buf.put_i64(base_timestamp);
-        buf.put_i64(self.max_timestamp);
-        buf.put_i64(self.producer_id);
-        buf.put_i16(self.producer_epoch);
-        buf.put_i32(self.base_sequence);
-        buf.put_i32(self.count);
-        buf.put_slice(&records);
+        let mut header = [0u8; BATCH_HEADER_LEN];
+        {
+            let mut h = &mut header[..];
+            h.put_i64(0);
+            h.put_i32(batch_length);
+            h.put_i32(-1); // partition_leader_epoch: no leader epochs until replication
+            h.put_i8(MAGIC);
+            h.put_u32(0); // crc, filled in below
+            h.put_i16(i16::from(self.compression.id()));
+            h.put_i32((self.count - 1).max(0));
+            h.put_i64(base_timestamp);
+            h.put_i64(self.max_timestamp);
+            h.put_i64(self.producer_id);
+            h.put_i16(self.producer_epoch);
+            h.put_i32(self.base_sequence);
+            h.put_i32(self.count);
+        }
+        if let Some(front) = buf.get_mut(..BATCH_HEADER_LEN) {
+            front.copy_from_slice(&header);
+        }
         let crc = compute_crc(&buf);
         if let Some(field) = buf.get_mut(CRC_OFFSET..CRC_START) {
             field.copy_from_slice(&crc.to_be_bytes());
