@@ -659,3 +659,29 @@ async fn seek_does_not_wait_behind_a_prefetched_long_poll() -> TestResult {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_smaller_than_the_reserve_size_work_with_a_small_message_limit() -> TestResult {
+    bounded(async {
+        let broker = TestBroker::start().await?;
+        let admin = broker.admin().await?;
+        admin
+            .create_topic("small", 1, &[("max.message.bytes", "2048")])
+            .await?;
+        // batch_bytes below the accumulator's 4 KiB initial reservation once
+        // made the first send panic.
+        let producer = Producer::connect(ProducerConfig {
+            batch_bytes: 2048,
+            ..broker.producer_config()
+        })
+        .await?;
+        let mut futures = Vec::new();
+        for i in 0..3000u32 {
+            futures.push(producer.send("small", None, i.to_string().as_bytes()).await?);
+        }
+        producer.flush().await?;
+        assert_eq!(await_all(futures).await?.len(), 3000);
+        Ok(())
+    })
+    .await
+}

@@ -58,6 +58,16 @@ pub fn client_error(err: warren_client::Error) -> anyhow::Error {
     anyhow::Error::msg(err.to_string())
 }
 
+/// A failed `connect` of a client as one message that names the broker:
+/// [`warren_client::Error::Connect`] already does (`cannot connect to ADDR:
+/// Connection refused`); a timeout or a failed handshake gets the same prefix.
+pub fn connect_error(broker: &BrokerArgs, err: warren_client::Error) -> anyhow::Error {
+    match err {
+        warren_client::Error::Connect { .. } => client_error(err),
+        other => client_error(other).context(format!("cannot connect to {}", broker.broker)),
+    }
+}
+
 /// Adds what we were doing to a client result: `creating topic "x": <cause>`.
 pub trait ClientContext<T> {
     /// # Errors

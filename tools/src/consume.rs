@@ -5,7 +5,9 @@
 //! records, the default), the beginning (`--from-beginning`) or an offset
 //! (`--offset N`, with `--partition`). Stops after `--max-messages`, after
 //! `--timeout-ms` without a new record, or on SIGINT/SIGTERM; all three exit 0.
-//! A summary goes to stderr (`consumed N messages from TOPIC`).
+//! A summary goes to stderr (`consumed N messages from TOPIC`). Losing the
+//! broker is an error (exit 1) once the client's one reconnect attempt per
+//! poll has failed; there is no waiting for it to come back.
 //!
 //! Output, one record per line:
 //!
@@ -19,9 +21,14 @@
 //! `{"hex":"00ff"}` otherwise, and `null` when absent.
 //!
 //! Stdout is flushed after each poll so a pipe sees records as they come. A
-//! failed write to stdout (a closed pipe, as with `| head`) ends the command
-//! quietly with exit 0: the reader has all it wanted. Rust ignores SIGPIPE, so
-//! that failure arrives as an `EPIPE` error here rather than killing us.
+//! write to a closed pipe (as with `| head`) ends the command quietly with
+//! exit 0: the reader has all it wanted. (Rust ignores SIGPIPE, so that write
+//! fails with `EPIPE` rather than killing us.) A reader that goes away while
+//! we wait for records is noticed too, without a write: every
+//! [`STDOUT_CHECK`] stdout is polled for POLLERR/POLLHUP, so
+//! `warren consume t --from-beginning | head -3` ends once `head` has its
+//! lines even when no new record comes. Any other failed write to stdout (a
+//! full disk) is an error, exit 1: records would be lost.
 //!
 //! Thread safety: runs on the calling thread's own runtime; nothing is shared.
 
@@ -32,7 +39,7 @@ use anyhow::bail;
 use serde::Serialize;
 use warren_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, SeekTo};
 
-use crate::connect::{BrokerArgs, ClientContext, client_error, runtime};
+use crate::connect::{BrokerArgs, ClientContext, connect_error, runtime};
 
 /// Arguments of `warren consume`.
 #[derive(Debug, clap::Args)]
@@ -53,7 +60,7 @@ pub struct ConsumeArgs {
     /// Exit after printing this many records
     #[arg(long, value_name = "N")]
     pub max_messages: Option<u64>,
-    /// Output format
+    /// Output: text (each value's bytes and a newline) or json (one object per line)
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Exit when no record arrives for this long [default: wait forever]
@@ -64,9 +71,7 @@ pub struct ConsumeArgs {
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// The value's bytes and a newline
     Text,
-    /// One JSON object per line
     Json,
 }
 
@@ -122,12 +127,16 @@ struct JsonRecord<'a> {
 /// handlers are checked at least this often even on a quiet topic.
 const MAX_POLL_WAIT: Duration = Duration::from_secs(5);
 
+/// How often an idle consumer checks whether stdout's reader has gone.
+const STDOUT_CHECK: Duration = Duration::from_millis(200);
+
 /// Runs `consume` until `--max-messages`, `--timeout-ms` of silence, or a
 /// signal.
 ///
 /// # Errors
 /// The connection's errors, an unknown topic or partition, an offset out of
-/// range, a corrupt batch. Not a failed write to stdout (see the module docs).
+/// range, a corrupt batch, a failed write to stdout other than a closed pipe
+/// (see the module docs).
 pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
     runtime()?.block_on(consume(args))
 }
@@ -154,7 +163,9 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
         start_at,
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::connect(config).await.map_err(client_error)?;
+    let mut consumer = Consumer::connect(config)
+        .await
+        .map_err(|e| connect_error(&args.broker, e))?;
     consumer.assign(topic, &partitions);
     if let (Some(offset), Some(partition)) = (args.offset, args.partition) {
         consumer
@@ -190,6 +201,7 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
             records = consumer.poll(wait) => records.doing(|| format!("consuming from {topic}"))?,
             _ = interrupt.recv() => break End::Done,
             _ = terminate.recv() => break End::Done,
+            () = stdout_closed() => break End::StdoutClosed,
         };
         if !records.is_empty() {
             last_record = Instant::now();
@@ -198,21 +210,59 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
             if consumed >= max {
                 break;
             }
-            if write_record(&mut out, args.format, record).is_err() {
-                break 'poll End::StdoutClosed;
+            if let Some(end) = stdout_gone(write_record(&mut out, args.format, record))? {
+                break 'poll end;
             }
             consumed += 1;
         }
-        if out.flush().is_err() {
-            break End::StdoutClosed;
+        if let Some(end) = stdout_gone(out.flush())? {
+            break end;
         }
     };
-    if let End::Done = end {
-        // A failed flush here is the StdoutClosed case too: still quiet.
-        let _ = out.flush();
+    if let End::Done = end
+        && stdout_gone(out.flush())?.is_none()
+    {
         eprintln!("consumed {consumed} messages from {topic}");
     }
     Ok(())
+}
+
+/// Sorts out a write to stdout: `None` when it worked, [`End::StdoutClosed`]
+/// when the reader has gone (EPIPE), an error otherwise (a full disk, say:
+/// that loses records, so it is not quiet).
+fn stdout_gone(written: io::Result<()>) -> anyhow::Result<Option<End>> {
+    match written {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(Some(End::StdoutClosed)),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
+/// Resolves once stdout is a pipe or socket whose reader has gone, checking
+/// every [`STDOUT_CHECK`]; never resolves for a file or a terminal that stays.
+async fn stdout_closed() {
+    use std::os::fd::AsFd;
+
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let stdout = io::stdout();
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    loop {
+        tokio::time::sleep(STDOUT_CHECK).await;
+        // No events asked for: poll(2) reports only POLLERR, POLLHUP and
+        // POLLNVAL, which it always may.
+        let mut fds = [PollFd::from_borrowed_fd(stdout.as_fd(), PollFlags::empty())];
+        if let Ok(n) = poll(&mut fds, Some(&now))
+            && n > 0
+            && fds
+                .iter()
+                .any(|f| f.revents().intersects(PollFlags::ERR | PollFlags::HUP))
+        {
+            return;
+        }
+    }
 }
 
 /// The partitions to read: `--partition`, checked against the topic, or all.
@@ -220,7 +270,7 @@ async fn partitions(args: &ConsumeArgs) -> anyhow::Result<Vec<u32>> {
     let topic = args.topic.as_str();
     let admin = Admin::connect(args.broker.connection())
         .await
-        .map_err(client_error)?;
+        .map_err(|e| connect_error(&args.broker, e))?;
     let count = admin
         .describe_topic(topic)
         .await

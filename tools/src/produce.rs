@@ -7,6 +7,10 @@
 //! round-trips through `warren consume`. An empty line is an empty message, and
 //! a last line without a newline is a message too.
 //!
+//! Batches are capped at what the topic accepts (`max.message.bytes`, looked
+//! up with DescribeTopic before the first send), so many short lines never
+//! make a batch the broker refuses whole.
+//!
 //! Every send's [`DeliveryFuture`] is kept until its result is known; the
 //! first failed delivery (or refused send) ends the command with a one-line
 //! error naming the message's line number. Futures are checked in send order
@@ -25,9 +29,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use warren_client::{Acks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+use warren_client::{Acks, Admin, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 
-use crate::connect::{BrokerArgs, client_error, runtime};
+use crate::connect::{BrokerArgs, ClientContext, client_error, connect_error, runtime};
+
+/// The smallest `batch_bytes` we give the client. Its config takes 1024, but
+/// the accumulator panics (`clamp` with min > max) on a batch_bytes below its
+/// 4 KiB initial batch reservation, so we stay at 4 KiB until that is fixed.
+const MIN_BATCH_BYTES: usize = 4 << 10;
 
 /// Read buffer for standard input.
 const STDIN_BUFFER_BYTES: usize = 64 << 10;
@@ -71,14 +80,18 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
 
 async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     let start = Instant::now();
+    let topic = &args.topic;
+    let defaults = ProducerConfig::default();
     let config = ProducerConfig {
         connection: args.broker.connection(),
         linger: Duration::from_millis(args.linger_ms),
         acks: args.acks,
-        ..ProducerConfig::default()
+        batch_bytes: batch_bytes(args, defaults.batch_bytes).await?,
+        ..defaults
     };
-    let producer = Producer::connect(config).await.map_err(client_error)?;
-    let topic = &args.topic;
+    let producer = Producer::connect(config)
+        .await
+        .map_err(|e| connect_error(&args.broker, e))?;
     let key = args
         .key
         .as_ref()
@@ -123,12 +136,42 @@ async fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
             bail!("message {number} was not delivered to {topic}: {e}");
         }
     }
-    producer.close().await.map_err(client_error)?;
+    producer
+        .close()
+        .await
+        .doing(|| format!("producing to {topic}"))?;
     eprintln!(
         "produced {messages} messages ({bytes} bytes) to {topic} in {} ms",
         start.elapsed().as_millis()
     );
     Ok(())
+}
+
+/// The producer's `batch_bytes` for the topic: the default, lowered to the
+/// largest batch the topic accepts (`max.message.bytes`, at most
+/// `segment.bytes`). Otherwise many small lines would fill a batch the broker
+/// refuses whole. The client takes no less than [`MIN_BATCH_BYTES`].
+///
+/// # Errors
+/// The connection's errors; an unknown topic.
+async fn batch_bytes(args: &ProduceArgs, default: usize) -> anyhow::Result<usize> {
+    let topic = &args.topic;
+    let admin = Admin::connect(args.broker.connection())
+        .await
+        .map_err(|e| connect_error(&args.broker, e))?;
+    let description = admin
+        .describe_topic(topic)
+        .await
+        .doing(|| format!("producing to {topic}"))?;
+    let config = |key: &str| -> Option<usize> {
+        let (_, value) = description.configs.iter().find(|(k, _)| k == key)?;
+        value.parse().ok()
+    };
+    let limit = [config("max.message.bytes"), config("segment.bytes")]
+        .into_iter()
+        .flatten()
+        .fold(default, usize::min);
+    Ok(limit.max(MIN_BATCH_BYTES))
 }
 
 /// Drops the deliveries at the front of `pending` that succeeded; fails on the

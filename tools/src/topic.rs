@@ -26,7 +26,7 @@ use clap::{Args, Subcommand};
 use warren_client::Admin;
 use warren_protocol::api::topics::DescribeTopicResponse;
 
-use crate::connect::{BrokerArgs, ClientContext, client_error, runtime};
+use crate::connect::{BrokerArgs, ClientContext, connect_error, runtime};
 
 /// Arguments of `warren topic`.
 #[derive(Debug, Args)]
@@ -64,23 +64,23 @@ pub struct CreateArgs {
     /// Number of partitions (1..=10000)
     #[arg(long, value_name = "N")]
     pub partitions: u32,
-    /// When an append is durable: fsync, none or interval:<ms>  [config: durability]
+    /// When an append is durable: fsync, none or interval:<ms> [config: durability]
     #[arg(long, value_name = "MODE", value_parser = parse_durability)]
     pub durability: Option<String>,
     /// Delete the oldest segments while a partition is larger; -1 = unlimited
     /// [config: retention.bytes]
     #[arg(long, value_name = "B", allow_hyphen_values = true)]
     pub retention_bytes: Option<i64>,
-    /// Delete segments whose newest record is older; -1 = unlimited  [config: retention.ms]
+    /// Delete segments whose newest record is older; -1 = unlimited [config: retention.ms]
     #[arg(long, value_name = "MS", allow_hyphen_values = true)]
     pub retention_ms: Option<i64>,
-    /// Roll a partition's active segment before it exceeds this  [config: segment.bytes]
+    /// Roll a partition's active segment before it exceeds this [config: segment.bytes]
     #[arg(long, value_name = "B")]
     pub segment_bytes: Option<u64>,
-    /// Roll the active segment once it has held data this long  [config: segment.ms]
+    /// Roll the active segment once it has held data this long [config: segment.ms]
     #[arg(long, value_name = "MS")]
     pub segment_ms: Option<u64>,
-    /// Largest record batch a produce may carry  [config: max.message.bytes]
+    /// Largest record batch a produce may carry [config: max.message.bytes]
     #[arg(long, value_name = "B")]
     pub max_message_bytes: Option<u64>,
 }
@@ -134,7 +134,7 @@ pub fn run(args: &TopicArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let admin = Admin::connect(args.broker.connection())
             .await
-            .map_err(client_error)?;
+            .map_err(|e| connect_error(&args.broker, e))?;
         let stdout = io::stdout();
         let mut out = stdout.lock();
         match &args.command {

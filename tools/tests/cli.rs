@@ -9,32 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::BrokerProcess;
-use run::{check_ok, run, single_error_line, stderr, stdout};
+use run::{
+    COMMAND_DEADLINE, check_ok, json_lines, run, single_error_line, stderr, stdout, warren,
+    warren_ok,
+};
 use serde_json::Value;
-
-/// Deadline for one CLI command that should finish promptly.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
-
-fn warren(broker: &BrokerProcess, args: &[&str], stdin: &[u8]) -> Result<std::process::Output> {
-    let addr = broker.broker_arg();
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--broker", &addr]);
-    run(&all, stdin, COMMAND_DEADLINE)
-}
-
-fn warren_ok(broker: &BrokerProcess, args: &[&str], stdin: &[u8]) -> Result<std::process::Output> {
-    let output = warren(broker, args, stdin)?;
-    check_ok(&output, &args.join(" "))?;
-    Ok(output)
-}
-
-/// Parses every stdout line as JSON.
-fn json_lines(output: &std::process::Output) -> Result<Vec<Value>> {
-    stdout(output)
-        .lines()
-        .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
-        .collect()
-}
 
 #[test]
 fn cli_round_trip() -> Result<()> {
@@ -272,6 +251,135 @@ fn consume_reads_every_partition_and_starts_at_the_end_by_default() -> Result<()
     Ok(())
 }
 
+#[test]
+fn consume_ends_quietly_when_its_reader_goes() -> Result<()> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir()?;
+    let broker = BrokerProcess::start(dir.path())?;
+    warren_ok(
+        &broker,
+        &["topic", "create", "pipe", "--partitions", "1"],
+        b"",
+    )?;
+    // 5 lines fit in the pipe: the reader's exit is noticed without a write.
+    // 50000 do not: the next write fails with EPIPE.
+    let mut produced = 0;
+    for count in [5, 50_000] {
+        let lines: String = (produced..produced + count)
+            .map(|i| format!("line {i}\n"))
+            .collect();
+        warren_ok(&broker, &["produce", "pipe"], lines.as_bytes())?;
+        produced += count;
+        let mut child = common::warren()
+            .args([
+                "consume",
+                "pipe",
+                "--from-beginning",
+                "--broker",
+                &broker.broker_arg(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        let mut first = String::new();
+        stdout.read_line(&mut first)?;
+        assert_eq!(first, "line 0\n");
+        // Like `head -1`: go away without reading the rest.
+        drop(stdout);
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("consume kept running after its reader left ({count} records)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .context("stderr")?
+            .read_to_string(&mut err)?;
+        ensure!(
+            status.code() == Some(0),
+            "{count} records: {status:?}, stderr: {err}"
+        );
+        ensure!(err.is_empty(), "{count} records: stderr: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn consume_without_a_limit_ends_on_sigint_and_sigterm_with_exit_0() -> Result<()> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir()?;
+    let broker = BrokerProcess::start(dir.path())?;
+    warren_ok(
+        &broker,
+        &["topic", "create", "sig", "--partitions", "2"],
+        b"",
+    )?;
+    warren_ok(&broker, &["produce", "sig", "--partition", "1"], b"only\n")?;
+    for signal in ["-INT", "-TERM"] {
+        let mut child = common::warren()
+            .args([
+                "consume",
+                "sig",
+                "--from-beginning",
+                "--broker",
+                &broker.broker_arg(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        // Once a record is printed the handlers are installed and the
+        // consumer is long-polling for more.
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
+        let mut first = String::new();
+        stdout.read_line(&mut first)?;
+        assert_eq!(first, "only\n");
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()?;
+        ensure!(killed.success());
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("consume ignored SIG{}", &signal[1..]);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .context("stderr")?
+            .read_to_string(&mut err)?;
+        ensure!(
+            status.code() == Some(0),
+            "{signal}: {status:?}, stderr: {err}"
+        );
+        assert_eq!(err, "consumed 1 messages from sig\n");
+    }
+    Ok(())
+}
+
 /// True while `pid` has not exited (a zombie counts as exited).
 fn process_alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -467,11 +575,24 @@ fn produce_reports_a_refused_message_with_one_line() -> Result<()> {
             "--partitions",
             "1",
             "--max-message-bytes",
-            "512",
+            "4096",
         ],
         b"",
     )?;
-    let big = vec![b'x'; 4096];
+    // Many short lines fit: batches are cut at the topic's limit.
+    let lines: String = (0..3000).map(|i| format!("line {i}\n")).collect();
+    let output = warren_ok(
+        &broker,
+        &["produce", "small", "--linger-ms", "50"],
+        lines.as_bytes(),
+    )?;
+    ensure!(
+        stderr(&output).starts_with("produced 3000 messages"),
+        "{}",
+        stderr(&output)
+    );
+    // One line larger than the limit does not.
+    let big = vec![b'x'; 8192];
     let output = warren(&broker, &["produce", "small"], &big)?;
     let line = single_error_line(&output)?;
     ensure!(
@@ -518,6 +639,27 @@ fn unreachable_broker_fails_fast_with_one_line() -> Result<()> {
     let output = run::spawn(cmd, b"")?.wait(COMMAND_DEADLINE)?;
     let line = single_error_line(&output)?;
     ensure!(line.contains(&addr), "{line}");
+    Ok(())
+}
+
+#[test]
+fn silent_broker_fails_within_the_connect_timeout() -> Result<()> {
+    // Bound but never accepted: the kernel completes the TCP handshake, and
+    // the ApiVersions request is never answered.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?.to_string();
+    let start = Instant::now();
+    let output = run(&["topic", "list", "--broker", &addr], b"", COMMAND_DEADLINE)?;
+    let elapsed = start.elapsed();
+    let line = single_error_line(&output)?;
+    ensure!(
+        line.starts_with(&format!("Error: cannot connect to {addr}: "))
+            && line.contains("timed out"),
+        "{line}"
+    );
+    // The CLI's connect timeout is 5 s (the client's default is 10 s).
+    ensure!(elapsed < Duration::from_secs(9), "took {elapsed:?}");
+    drop(listener);
     Ok(())
 }
 

@@ -407,9 +407,11 @@ impl Accumulator {
         let mut builder = RecordBatchBuilder::new(self.config.compression);
         // About as much as the last batch here took: a hot partition gets a
         // whole batch at once (no regrowth copies), a quiet one stays small.
+        // (min, not clamp: batch_bytes may be below MIN_BATCH_RESERVE.)
         let reserve = hint
             .max(first)
-            .clamp(MIN_BATCH_RESERVE, self.config.batch_bytes.max(first));
+            .max(MIN_BATCH_RESERVE)
+            .min(self.config.batch_bytes.max(first));
         builder.reserve(reserve);
         let completion = Arc::new(BatchCompletion::default());
         lock(&self.incomplete).insert(id, completion.clone());

@@ -9,6 +9,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use super::common::BrokerProcess;
+
+/// Deadline for one CLI command that should finish promptly.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A child started by [`spawn`]: collects its output until it exits.
 pub struct Running {
@@ -145,4 +151,82 @@ pub fn single_error_line(output: &Output) -> Result<String> {
         bail!("not a one-line error: {err}");
     }
     Ok(line.to_owned())
+}
+
+/// Runs `warren ARGS --broker <broker>` with `stdin`.
+pub fn warren(broker: &BrokerProcess, args: &[&str], stdin: &[u8]) -> Result<Output> {
+    let addr = broker.broker_arg();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--broker", &addr]);
+    run(&all, stdin, COMMAND_DEADLINE)
+}
+
+/// As [`warren`], failing unless it exits 0.
+pub fn warren_ok(broker: &BrokerProcess, args: &[&str], stdin: &[u8]) -> Result<Output> {
+    let output = warren(broker, args, stdin)?;
+    check_ok(&output, &args.join(" "))?;
+    Ok(output)
+}
+
+/// Parses every stdout line as JSON.
+pub fn json_lines(output: &Output) -> Result<Vec<Value>> {
+    stdout(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
+        .collect()
+}
+
+/// Per partition, `(log_end_offset, high_watermark)` from `warren topic describe`.
+pub fn partition_offsets(broker: &BrokerProcess, topic: &str) -> Result<Vec<(u64, u64)>> {
+    let output = warren_ok(broker, &["topic", "describe", topic], b"")?;
+    let text = stdout(&output);
+    let mut lines = text
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("PARTITION"));
+    lines.next().context("no partition table")?;
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            match cells.as_slice() {
+                [_, _, end, hw, _, _] => Ok((end.parse()?, hw.parse()?)),
+                _ => bail!("bad row: {l}"),
+            }
+        })
+        .collect()
+}
+
+/// The first `count` records of a partition as `(offset, value)`, read with
+/// `warren consume --format json` (values must be UTF-8).
+pub fn read_partition(
+    broker: &BrokerProcess,
+    topic: &str,
+    partition: u32,
+    count: u64,
+) -> Result<Vec<(u64, String)>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let (p, n) = (partition.to_string(), count.to_string());
+    let args = [
+        "consume",
+        topic,
+        "--partition",
+        &p,
+        "--from-beginning",
+        "--max-messages",
+        &n,
+        "--format",
+        "json",
+        "--timeout-ms",
+        "10000",
+    ];
+    let output = warren_ok(broker, &args, b"")?;
+    json_lines(&output)?
+        .iter()
+        .map(|r| {
+            let offset = r["offset"].as_u64().context("offset")?;
+            let value = r["value"].as_str().context("value")?.to_owned();
+            Ok((offset, value))
+        })
+        .collect()
 }
