@@ -677,7 +677,11 @@ async fn batches_smaller_than_the_reserve_size_work_with_a_small_message_limit()
         .await?;
         let mut futures = Vec::new();
         for i in 0..3000u32 {
-            futures.push(producer.send("small", None, i.to_string().as_bytes()).await?);
+            futures.push(
+                producer
+                    .send("small", None, i.to_string().as_bytes())
+                    .await?,
+            );
         }
         producer.flush().await?;
         assert_eq!(await_all(futures).await?.len(), 3000);
