@@ -26,7 +26,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use warren_client::{
     Acks, Admin, Consumer, ConsumerConfig, Error as ClientError, OffsetSpec, Producer,
-    ProducerConfig,
+    ProducerConfig, SeekTo,
 };
 
 use crate::connect::BrokerArgs;
@@ -313,7 +313,19 @@ async fn consume(broker: &BrokerArgs, args: &ConsumeBench) -> Result<()> {
             while consumed.load(Ordering::Relaxed) < total
                 && deadline.is_none_or(|d| Instant::now() < d)
             {
-                let records = consumer.poll(Duration::from_millis(200)).await?;
+                let records = match consumer.poll(Duration::from_millis(200)).await {
+                    Ok(records) => records,
+                    // Retention deleted what this consumer had not read yet
+                    // (a flat-out run over a topic with a size limit): go on
+                    // from the oldest record left, as a lagging consumer would.
+                    Err(ClientError::OffsetOutOfRange {
+                        topic, partition, ..
+                    }) => {
+                        consumer.seek(&topic, partition, SeekTo::Earliest).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let bytes: u64 = records
                     .iter()
                     .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
