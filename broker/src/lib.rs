@@ -21,6 +21,8 @@
 //! - `http`: the HTTP listener (`/healthz`).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 
+#![deny(clippy::unwrap_used, clippy::indexing_slicing)]
+
 pub mod config;
 mod connection;
 pub mod error;
