@@ -138,6 +138,25 @@ impl WireReader {
         Ok(count)
     }
 
+    /// Reads an array whose elements are each at least `min_element_bytes`
+    /// long (see [`array_len`](Self::array_len)) with `read_element`.
+    ///
+    /// # Errors
+    /// As [`array_len`](Self::array_len), and whatever `read_element` returns.
+    pub fn array<T>(
+        &mut self,
+        what: &'static str,
+        min_element_bytes: usize,
+        mut read_element: impl FnMut(&mut WireReader) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let n = self.array_len(what, min_element_bytes)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(read_element(self)?);
+        }
+        Ok(items)
+    }
+
     /// Ends decoding: the body must be used up exactly.
     ///
     /// # Errors
@@ -186,6 +205,19 @@ pub fn put_bytes(dst: &mut BytesMut, b: &[u8]) -> Result<()> {
     dst.put_u32(len);
     dst.put_slice(b);
     Ok(())
+}
+
+/// Writes an array: its count, then each element with `put_element`.
+///
+/// # Errors
+/// Whatever `put_element` returns.
+pub fn put_array<T>(
+    dst: &mut BytesMut,
+    items: &[T],
+    mut put_element: impl FnMut(&mut BytesMut, &T) -> Result<()>,
+) -> Result<()> {
+    put_array_len(dst, items.len());
+    items.iter().try_for_each(|item| put_element(dst, item))
 }
 
 /// Writes an array count.

@@ -33,7 +33,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::{ApiKey, Body, Request};
 use crate::error::Result;
 use crate::error_code::ErrorCode;
-use crate::wire::{WireReader, put_array_len, put_string};
+use crate::wire::{WireReader, put_array, put_array_len, put_string};
 
 /// Bytes of a partition's fixed fields in a fetch response, before `records`.
 pub const PARTITION_HEAD_BYTES: usize = 4 + 2 + 8 + 8 + 4;
@@ -72,43 +72,34 @@ impl Body for FetchRequest {
         dst.put_u32(self.max_wait_ms);
         dst.put_u32(self.min_bytes);
         dst.put_u32(self.max_bytes);
-        put_array_len(dst, self.topics.len());
-        for t in &self.topics {
+        put_array(dst, &self.topics, |dst, t| {
             put_string(dst, &t.topic);
-            put_array_len(dst, t.partitions.len());
-            for p in &t.partitions {
+            put_array(dst, &t.partitions, |dst, p| {
                 dst.put_u32(p.partition);
                 dst.put_u64(p.fetch_offset);
                 dst.put_u32(p.partition_max_bytes);
-            }
-        }
-        Ok(())
+                Ok(())
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
-        let max_wait_ms = r.u32("max_wait_ms")?;
-        let min_bytes = r.u32("min_bytes")?;
-        let max_bytes = r.u32("max_bytes")?;
-        let n = r.array_len("topics", 6)?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let topic = r.string("topic")?;
-            let np = r.array_len("partitions", 16)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                partitions.push(FetchPartition {
-                    partition: r.u32("partition")?,
-                    fetch_offset: r.u64("fetch_offset")?,
-                    partition_max_bytes: r.u32("partition_max_bytes")?,
-                });
-            }
-            topics.push(FetchTopic { topic, partitions });
-        }
         Ok(FetchRequest {
-            max_wait_ms,
-            min_bytes,
-            max_bytes,
-            topics,
+            max_wait_ms: r.u32("max_wait_ms")?,
+            min_bytes: r.u32("min_bytes")?,
+            max_bytes: r.u32("max_bytes")?,
+            topics: r.array("topics", 6, |r| {
+                Ok(FetchTopic {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", 16, |r| {
+                        Ok(FetchPartition {
+                            partition: r.u32("partition")?,
+                            fetch_offset: r.u64("fetch_offset")?,
+                            partition_max_bytes: r.u32("partition_max_bytes")?,
+                        })
+                    })?,
+                })
+            })?,
         })
     }
 }
@@ -161,10 +152,9 @@ pub fn put_topic_head(dst: &mut BytesMut, topic: &str, partitions: usize) {
 
 impl Body for FetchResponse {
     fn encode(&self, dst: &mut BytesMut) -> Result<()> {
-        put_array_len(dst, self.topics.len());
-        for t in &self.topics {
+        put_array(dst, &self.topics, |dst, t| {
             put_topic_head(dst, &t.topic, t.partitions.len());
-            for p in &t.partitions {
+            t.partitions.iter().try_for_each(|p| {
                 let len =
                     u32::try_from(p.records.len()).map_err(|_| crate::Error::BatchTooLarge {
                         bytes: p.records.len(),
@@ -178,36 +168,29 @@ impl Body for FetchResponse {
                     len,
                 );
                 dst.put_slice(&p.records);
-            }
-        }
-        Ok(())
+                Ok(())
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
-        let n = r.array_len("topics", 6)?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let topic = r.string("topic")?;
-            let np = r.array_len("partitions", PARTITION_HEAD_BYTES)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                let partition = r.u32("partition")?;
-                let error_code = ErrorCode(r.u16("error_code")?);
-                let high_watermark = r.u64("high_watermark")?;
-                let log_start_offset = r.u64("log_start_offset")?;
-                // `records` is `bytes`-shaped: a u32 length then the bytes.
-                let records = r.bytes("records")?;
-                partitions.push(FetchPartitionResponse {
-                    partition,
-                    error_code,
-                    high_watermark,
-                    log_start_offset,
-                    records,
-                });
-            }
-            topics.push(FetchTopicResponse { topic, partitions });
-        }
-        Ok(FetchResponse { topics })
+        Ok(FetchResponse {
+            topics: r.array("topics", 6, |r| {
+                Ok(FetchTopicResponse {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", PARTITION_HEAD_BYTES, |r| {
+                        Ok(FetchPartitionResponse {
+                            partition: r.u32("partition")?,
+                            error_code: ErrorCode(r.u16("error_code")?),
+                            high_watermark: r.u64("high_watermark")?,
+                            log_start_offset: r.u64("log_start_offset")?,
+                            // `records` is `bytes`-shaped: a u32 length then the bytes.
+                            records: r.bytes("records")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
     }
 }
 

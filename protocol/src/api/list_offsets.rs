@@ -19,7 +19,7 @@ use bytes::{BufMut, BytesMut};
 use super::{ApiKey, Body, Request};
 use crate::error::Result;
 use crate::error_code::ErrorCode;
-use crate::wire::{WireReader, put_array_len, put_string};
+use crate::wire::{WireReader, put_array, put_string};
 
 /// Ask for the high watermark.
 pub const LATEST: i64 = -1;
@@ -47,31 +47,27 @@ impl Request for ListOffsetsRequest {
 
 impl Body for ListOffsetsRequest {
     fn encode(&self, dst: &mut BytesMut) -> Result<()> {
-        put_array_len(dst, self.topics.len());
-        for t in &self.topics {
+        put_array(dst, &self.topics, |dst, t| {
             put_string(dst, &t.topic);
-            put_array_len(dst, t.partitions.len());
-            for (p, ts) in &t.partitions {
+            put_array(dst, &t.partitions, |dst, (p, ts)| {
                 dst.put_u32(*p);
                 dst.put_i64(*ts);
-            }
-        }
-        Ok(())
+                Ok(())
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
-        let n = r.array_len("topics", 6)?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let topic = r.string("topic")?;
-            let np = r.array_len("partitions", 12)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                partitions.push((r.u32("partition")?, r.i64("timestamp")?));
-            }
-            topics.push(ListOffsetsTopic { topic, partitions });
-        }
-        Ok(ListOffsetsRequest { topics })
+        Ok(ListOffsetsRequest {
+            topics: r.array("topics", 6, |r| {
+                Ok(ListOffsetsTopic {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", 12, |r| {
+                        Ok((r.u32("partition")?, r.i64("timestamp")?))
+                    })?,
+                })
+            })?,
+        })
     }
 }
 
@@ -100,38 +96,34 @@ pub struct ListOffsetsPartitionResponse {
 
 impl Body for ListOffsetsResponse {
     fn encode(&self, dst: &mut BytesMut) -> Result<()> {
-        put_array_len(dst, self.topics.len());
-        for t in &self.topics {
+        put_array(dst, &self.topics, |dst, t| {
             put_string(dst, &t.topic);
-            put_array_len(dst, t.partitions.len());
-            for p in &t.partitions {
+            put_array(dst, &t.partitions, |dst, p| {
                 dst.put_u32(p.partition);
                 dst.put_u16(p.error_code.0);
                 dst.put_i64(p.offset);
                 dst.put_i64(p.timestamp);
-            }
-        }
-        Ok(())
+                Ok(())
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
-        let n = r.array_len("topics", 6)?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let topic = r.string("topic")?;
-            let np = r.array_len("partitions", 22)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                partitions.push(ListOffsetsPartitionResponse {
-                    partition: r.u32("partition")?,
-                    error_code: ErrorCode(r.u16("error_code")?),
-                    offset: r.i64("offset")?,
-                    timestamp: r.i64("timestamp")?,
-                });
-            }
-            topics.push(ListOffsetsTopicResponse { topic, partitions });
-        }
-        Ok(ListOffsetsResponse { topics })
+        Ok(ListOffsetsResponse {
+            topics: r.array("topics", 6, |r| {
+                Ok(ListOffsetsTopicResponse {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", 22, |r| {
+                        Ok(ListOffsetsPartitionResponse {
+                            partition: r.u32("partition")?,
+                            error_code: ErrorCode(r.u16("error_code")?),
+                            offset: r.i64("offset")?,
+                            timestamp: r.i64("timestamp")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
     }
 }
 

@@ -30,7 +30,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::{ApiKey, Body, Request};
 use crate::error::Result;
 use crate::error_code::ErrorCode;
-use crate::wire::{WireReader, put_array_len, put_bytes, put_nullable_string, put_string};
+use crate::wire::{WireReader, put_array, put_bytes, put_nullable_string, put_string};
 
 /// `partition` value asking the broker to route by routing key.
 pub const ROUTE_BY_KEY: i32 = -1;
@@ -84,41 +84,32 @@ impl Body for ProduceRequest {
         dst.reserve(self.record_bytes() + 64);
         dst.put_i16(self.acks);
         dst.put_u32(self.timeout_ms);
-        put_array_len(dst, self.topics.len());
-        for t in &self.topics {
+        put_array(dst, &self.topics, |dst, t| {
             put_string(dst, &t.topic);
-            put_array_len(dst, t.partitions.len());
-            for p in &t.partitions {
+            put_array(dst, &t.partitions, |dst, p| {
                 dst.put_i32(p.partition);
                 put_nullable_string(dst, p.routing_key.as_deref());
-                put_bytes(dst, &p.records)?;
-            }
-        }
-        Ok(())
+                put_bytes(dst, &p.records)
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
-        let acks = r.i16("acks")?;
-        let timeout_ms = r.u32("timeout_ms")?;
-        let n = r.array_len("topics", 6)?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let topic = r.string("topic")?;
-            let np = r.array_len("partitions", 10)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                partitions.push(ProducePartition {
-                    partition: r.i32("partition")?,
-                    routing_key: r.nullable_string("routing_key")?,
-                    records: r.bytes("records")?,
-                });
-            }
-            topics.push(ProduceTopic { topic, partitions });
-        }
         Ok(ProduceRequest {
-            acks,
-            timeout_ms,
-            topics,
+            acks: r.i16("acks")?,
+            timeout_ms: r.u32("timeout_ms")?,
+            topics: r.array("topics", 6, |r| {
+                Ok(ProduceTopic {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", 10, |r| {
+                        Ok(ProducePartition {
+                            partition: r.i32("partition")?,
+                            routing_key: r.nullable_string("routing_key")?,
+                            records: r.bytes("records")?,
+                        })
+                    })?,
+                })
+            })?,
         })
     }
 }
@@ -148,36 +139,32 @@ pub struct ProducePartitionResponse {
 
 impl Body for ProduceResponse {
     fn encode(&self, dst: &mut BytesMut) -> Result<()> {
-        put_array_len(dst, self.topics.len());
-        for t in &self.topics {
+        put_array(dst, &self.topics, |dst, t| {
             put_string(dst, &t.topic);
-            put_array_len(dst, t.partitions.len());
-            for p in &t.partitions {
+            put_array(dst, &t.partitions, |dst, p| {
                 dst.put_i32(p.partition);
                 dst.put_u16(p.error_code.0);
                 dst.put_i64(p.base_offset);
-            }
-        }
-        Ok(())
+                Ok(())
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
-        let n = r.array_len("topics", 6)?;
-        let mut topics = Vec::with_capacity(n);
-        for _ in 0..n {
-            let topic = r.string("topic")?;
-            let np = r.array_len("partitions", 14)?;
-            let mut partitions = Vec::with_capacity(np);
-            for _ in 0..np {
-                partitions.push(ProducePartitionResponse {
-                    partition: r.i32("partition")?,
-                    error_code: ErrorCode(r.u16("error_code")?),
-                    base_offset: r.i64("base_offset")?,
-                });
-            }
-            topics.push(ProduceTopicResponse { topic, partitions });
-        }
-        Ok(ProduceResponse { topics })
+        Ok(ProduceResponse {
+            topics: r.array("topics", 6, |r| {
+                Ok(ProduceTopicResponse {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", 14, |r| {
+                        Ok(ProducePartitionResponse {
+                            partition: r.i32("partition")?,
+                            error_code: ErrorCode(r.u16("error_code")?),
+                            base_offset: r.i64("base_offset")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
     }
 }
 
