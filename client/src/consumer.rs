@@ -10,8 +10,11 @@
 //! is CRC-checked and decoded (zstd too), records below the position are
 //! skipped (a fetch starts at the batch holding the position), and the
 //! position moves past the last batch returned. With `prefetch`, the next
-//! fetch is sent before `poll` returns, so the broker reads while the caller
-//! processes.
+//! fetch is sent as soon as a response's batch headers have been read, before
+//! its records are CRC-checked and decoded, so the broker reads and sends
+//! while the consumer decodes and the caller processes. A partition whose
+//! data then proves corrupt has its position put back at the bad batch, and
+//! the prefetched data for it is dropped.
 //!
 //! Errors are per partition and keep that partition's position:
 //! - `OFFSET_OUT_OF_RANGE` is [`Error::OffsetOutOfRange`] with the log's
@@ -45,9 +48,11 @@ use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 use tracing::debug;
 use warren_protocol::api::ApiKey;
-use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchResponse, FetchTopic};
+use warren_protocol::api::fetch::{
+    FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic,
+};
 use warren_protocol::record_batch::peek_batch_len;
-use warren_protocol::{ErrorCode, Header, RecordBatch, api};
+use warren_protocol::{BatchHeader, ErrorCode, Header, RecordBatch, api};
 
 use crate::admin::list_offsets;
 use crate::config::{ConsumerConfig, OffsetSpec};
@@ -454,28 +459,46 @@ impl Consumer {
                 Err(e) => return Err(e),
             };
             let response: FetchResponse = decode_response(frame)?;
-            let (records, error) = self.apply(response, &in_flight.offsets);
+            let (work, advanced) = self.advance(response, &in_flight.offsets);
+            if work.is_empty() && self.is_stale(&in_flight.offsets) {
+                // A prefetch overtaken by a position put back after a
+                // corrupt batch: fetch again rather than return nothing.
+                continue;
+            }
+            // The next fetch goes out before this one's records are checked
+            // and decoded, so the broker sends while we decode.
+            if self.config.prefetch && advanced {
+                self.prefetch(&in_flight.conn, timeout);
+            }
+            let (records, error) = self.decode(work);
             match error {
                 Some(e) if records.is_empty() => return Err(e),
                 Some(e) => self.stashed = Some(e),
-                None if self.config.prefetch && !records.is_empty() => {
-                    self.prefetch(&in_flight.conn, timeout);
-                }
                 None => {}
             }
             return Ok(records);
         }
     }
 
-    /// Decodes a fetch response, moving positions; returns the records and
-    /// the first partition error.
-    fn apply(
+    /// Whether a fetch sent from `offsets` no longer matches any position.
+    fn is_stale(&self, offsets: &[(Arc<str>, u32, u64)]) -> bool {
+        offsets
+            .iter()
+            .any(|(topic, partition, offset)| self.position(topic, *partition) != Some(*offset))
+    }
+
+    /// First half of applying a fetch response: keeps the partitions whose
+    /// position is still the offset they were fetched from (a seek since
+    /// moves it), records their high watermarks, and moves each position
+    /// past the last whole batch by reading batch headers only. Returns the
+    /// partitions to decode and whether any position moved.
+    fn advance(
         &mut self,
         response: FetchResponse,
         offsets: &[(Arc<str>, u32, u64)],
-    ) -> (Vec<ConsumerRecord>, Option<Error>) {
-        let mut records = Vec::new();
-        let mut first_error = None;
+    ) -> (Vec<Fetched>, bool) {
+        let mut work = Vec::new();
+        let mut advanced = false;
         for t in response.topics {
             for p in t.partitions {
                 let Some((topic, _, fetch_offset)) = offsets
@@ -494,39 +517,101 @@ impl Consumer {
                     // Moved by a seek since this fetch was sent.
                     continue;
                 }
-                let error = match p.error_code {
-                    ErrorCode::NONE => {
-                        assigned.high_watermark = Some(p.high_watermark);
-                        let (next, error) = decode_records(
-                            topic,
-                            p.partition,
-                            *fetch_offset,
-                            p.records,
-                            &mut records,
-                        );
-                        assigned.position = Some(next);
-                        error
-                    }
-                    ErrorCode::OFFSET_OUT_OF_RANGE => Some(Error::OffsetOutOfRange {
-                        topic: topic.to_string(),
-                        partition: p.partition,
-                        offset: *fetch_offset,
-                        log_start: p.log_start_offset,
-                        high_watermark: p.high_watermark,
-                    }),
-                    code if code.is_retriable() => {
-                        debug!(%topic, partition = p.partition, ?code, "fetch will retry the partition");
-                        None
-                    }
-                    code => Some(Error::from_partition_code(topic, p.partition, code)),
-                };
-                if let Some(e) = error {
-                    first_error.get_or_insert(e);
+                let mut scanned = *fetch_offset;
+                if p.error_code == ErrorCode::NONE {
+                    assigned.high_watermark = Some(p.high_watermark);
+                    scanned = scan_batches(*fetch_offset, &p.records);
+                    assigned.position = Some(scanned);
+                    advanced |= scanned > *fetch_offset;
                 }
+                work.push(Fetched {
+                    index,
+                    topic: topic.clone(),
+                    fetch_offset: *fetch_offset,
+                    scanned,
+                    data: p,
+                });
+            }
+        }
+        (work, advanced)
+    }
+
+    /// Second half: CRC-checks and decodes what [`advance`](Self::advance)
+    /// kept. A partition whose data stops short of the scanned position (a
+    /// corrupt batch) has its position put back where decoding stopped, so a
+    /// prefetch sent from the scanned position is ignored for it. Returns the
+    /// records and the first partition error.
+    fn decode(&mut self, work: Vec<Fetched>) -> (Vec<ConsumerRecord>, Option<Error>) {
+        let mut records = Vec::new();
+        let mut first_error = None;
+        for f in work {
+            let partition = f.data.partition;
+            let error = match f.data.error_code {
+                ErrorCode::NONE => {
+                    let (next, error) = decode_records(
+                        &f.topic,
+                        partition,
+                        f.fetch_offset,
+                        f.data.records,
+                        &mut records,
+                    );
+                    if next != f.scanned
+                        && let Some(assigned) = self.assigned.get_mut(f.index)
+                    {
+                        assigned.position = Some(next);
+                    }
+                    error
+                }
+                ErrorCode::OFFSET_OUT_OF_RANGE => Some(Error::OffsetOutOfRange {
+                    topic: f.topic.to_string(),
+                    partition,
+                    offset: f.fetch_offset,
+                    log_start: f.data.log_start_offset,
+                    high_watermark: f.data.high_watermark,
+                }),
+                code if code.is_retriable() => {
+                    debug!(topic = %f.topic, partition, ?code, "fetch will retry the partition");
+                    None
+                }
+                code => Some(Error::from_partition_code(&f.topic, partition, code)),
+            };
+            if let Some(e) = error {
+                first_error.get_or_insert(e);
             }
         }
         (records, first_error)
     }
+}
+
+/// One partition of a fetch response, between [`Consumer::advance`] and
+/// [`Consumer::decode`].
+#[derive(Debug)]
+struct Fetched {
+    /// Index into `Consumer::assigned`.
+    index: usize,
+    topic: Arc<str>,
+    fetch_offset: u64,
+    /// The position past the last whole batch, from the headers alone.
+    scanned: u64,
+    data: FetchPartitionResponse,
+}
+
+/// Where [`decode_records`] leaves the position when every batch in `data`
+/// is sound: past the last whole batch. Reads batch headers only.
+fn scan_batches(fetch_offset: u64, data: &[u8]) -> u64 {
+    let mut next = fetch_offset;
+    let mut rest = data;
+    while let Ok(Some(len)) = peek_batch_len(rest) {
+        let (Some(batch), Some(tail)) = (rest.get(..len), rest.get(len..)) else {
+            break;
+        };
+        let Ok(header) = BatchHeader::parse(batch) else {
+            break;
+        };
+        next = next.max(u64::try_from(header.next_offset()).unwrap_or(0));
+        rest = tail;
+    }
+    next
 }
 
 /// Decodes the batches of one partition's fetch data from `fetch_offset` on,
@@ -822,6 +907,64 @@ mod tests {
             let records = c.poll(Duration::from_secs(2)).await.unwrap();
             assert_eq!(records.first().map(|r| r.offset), Some(3));
             assert!(calls.load(Ordering::SeqCst) >= 3);
+        }
+
+        #[tokio::test]
+        async fn a_prefetch_sent_past_a_corrupt_batch_is_dropped_and_the_error_repeats() {
+            fn corrupt(base: i64) -> Bytes {
+                let mut bad = BytesMut::from(&batch(base, &["c"], Compression::None)[..]);
+                let last = bad.len() - 1;
+                bad[last] ^= 0xff;
+                bad.freeze()
+            }
+            let broker = MockBroker::start(|req| {
+                let fetch: FetchRequest = api::decode(req.body.clone()).unwrap();
+                let from = fetch.topics[0].partitions[0].fetch_offset;
+                let records = match from {
+                    0 => concat(&[
+                        batch(0, &["a", "b"], Compression::None),
+                        corrupt(2),
+                        batch(3, &["d"], Compression::None),
+                    ]),
+                    2 => concat(&[corrupt(2), batch(3, &["d"], Compression::None)]),
+                    _ => batch(from as i64, &["past the corruption"], Compression::None),
+                };
+                Reaction::respond(&FetchResponse {
+                    topics: vec![FetchTopicResponse {
+                        topic: "t".into(),
+                        partitions: vec![FetchPartitionResponse {
+                            partition: 0,
+                            error_code: ErrorCode::NONE,
+                            high_watermark: 9,
+                            log_start_offset: 0,
+                            records,
+                        }],
+                    }],
+                })
+            })
+            .await;
+            let mut c = consumer(&broker, true).await;
+            let records = c.poll(Duration::from_secs(2)).await.unwrap();
+            assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 1]);
+            assert_eq!(c.position("t", 0), Some(2));
+            for _ in 0..3 {
+                let err = c.poll(Duration::from_secs(2)).await.unwrap_err();
+                assert!(matches!(err, Error::Corrupt { offset: 2, .. }), "{err:?}");
+                assert_eq!(c.position("t", 0), Some(2));
+            }
+            // The prefetch went out from the headers' position (4) before the
+            // CRC check found batch 2 bad; its records were never returned.
+            let offsets: Vec<u64> = broker
+                .requests()
+                .iter()
+                .filter(|r| r.header.api_key == ApiKey::Fetch as u16)
+                .map(|r| {
+                    let f: FetchRequest = api::decode(r.body.clone()).unwrap();
+                    f.topics[0].partitions[0].fetch_offset
+                })
+                .collect();
+            assert_eq!(offsets.first(), Some(&0));
+            assert!(offsets.contains(&4), "{offsets:?}");
         }
 
         #[tokio::test]
