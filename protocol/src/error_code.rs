@@ -89,6 +89,19 @@ codes! {
     REQUEST_TIMED_OUT = 18, retriable: true, "the request timed out in the broker";
     /// No binding matches the routing key (routing modes direct and topic).
     UNROUTABLE = 19, retriable: false, "no binding matches the routing key";
+    /// The group has no member of that id (it left, or missed its session
+    /// timeout): join again with an empty member id.
+    UNKNOWN_MEMBER = 20, retriable: false, "the group has no such member (join again)";
+    /// A commit carried a generation that is not the member's current one.
+    STALE_GENERATION = 21, retriable: false, "the generation is not the member's current one";
+    /// A group name that is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    INVALID_GROUP_ID = 22, retriable: false, "the group name is invalid";
+    /// A session timeout outside the broker's allowed range.
+    INVALID_SESSION_TIMEOUT = 23, retriable: false, "the session timeout is outside the broker's range";
+    /// An operator's change (offset reset) refused while the group has members.
+    GROUP_NOT_EMPTY = 24, retriable: false, "the group has members";
+    /// A member committed an offset for a partition it does not own.
+    PARTITION_NOT_ASSIGNED = 25, retriable: false, "the partition is not assigned to this member";
 }
 
 impl fmt::Debug for ErrorCode {

@@ -17,6 +17,11 @@ use warren_protocol::api::fetch::{
     FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic,
     FetchTopicResponse,
 };
+use warren_protocol::api::groups::{
+    CommitOffsetsRequest, CommitOffsetsResponse, CommitPartition, CommitTopic, CommittedOffset,
+    CommittedTopic, FetchOffsetsRequest, FetchOffsetsResponse, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, PartitionErrors, TopicPartitions,
+};
 use warren_protocol::api::list_offsets::{
     EARLIEST, LATEST, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
     ListOffsetsTopic, ListOffsetsTopicResponse,
@@ -84,6 +89,15 @@ fn decode_as_every_body(body: &Bytes) -> Result<(), TestCaseError> {
     decode_is_total_and_canonical::<FetchResponse>(body)?;
     decode_is_total_and_canonical::<ListOffsetsRequest>(body)?;
     decode_is_total_and_canonical::<ListOffsetsResponse>(body)?;
+    decode_is_total_and_canonical::<JoinGroupRequest>(body)?;
+    decode_is_total_and_canonical::<JoinGroupResponse>(body)?;
+    decode_is_total_and_canonical::<HeartbeatRequest>(body)?;
+    decode_is_total_and_canonical::<HeartbeatResponse>(body)?;
+    decode_is_total_and_canonical::<LeaveGroupRequest>(body)?;
+    decode_is_total_and_canonical::<CommitOffsetsRequest>(body)?;
+    decode_is_total_and_canonical::<CommitOffsetsResponse>(body)?;
+    decode_is_total_and_canonical::<FetchOffsetsRequest>(body)?;
+    decode_is_total_and_canonical::<FetchOffsetsResponse>(body)?;
     decode_is_total_and_canonical::<ErrorBody>(body)?;
     Ok(())
 }
@@ -101,6 +115,10 @@ fn wire_byte() -> impl Strategy<Value = u8> {
 
 /// One valid encoding of every body type, with the fields that matter non-empty.
 fn sample_bodies() -> Vec<Bytes> {
+    let assignment = vec![TopicPartitions {
+        topic: "orders".into(),
+        partitions: vec![0, 3],
+    }];
     let produce = ProduceRequest {
         acks: -1,
         timeout_ms: 30_000,
@@ -217,6 +235,67 @@ fn sample_bodies() -> Vec<Bytes> {
                     error_code: ErrorCode::NONE,
                     offset: 42,
                     timestamp: -1,
+                }],
+            }],
+        }),
+        api::encode(&JoinGroupRequest {
+            group: "billing".into(),
+            member_id: String::new(),
+            session_timeout_ms: 10_000,
+            topics: vec!["orders".into()],
+        }),
+        api::encode(&JoinGroupResponse {
+            member_id: "m-1".into(),
+            generation: 1,
+            heartbeat_interval_ms: 300,
+            assignment: assignment.clone(),
+        }),
+        api::encode(&HeartbeatRequest {
+            group: "billing".into(),
+            member_id: "m-1".into(),
+            generation: 1,
+            owned: assignment.clone(),
+        }),
+        api::encode(&HeartbeatResponse {
+            generation: 2,
+            heartbeat_interval_ms: 300,
+            assignment: assignment.clone(),
+        }),
+        api::encode(&LeaveGroupRequest {
+            group: "billing".into(),
+            member_id: "m-1".into(),
+        }),
+        api::encode(&CommitOffsetsRequest {
+            group: "billing".into(),
+            member_id: "m-1".into(),
+            generation: 2,
+            topics: vec![CommitTopic {
+                topic: "orders".into(),
+                partitions: vec![CommitPartition {
+                    partition: 3,
+                    offset: 42,
+                    metadata: Some("host-a".into()),
+                }],
+            }],
+        }),
+        api::encode(&CommitOffsetsResponse {
+            topics: vec![PartitionErrors {
+                topic: "orders".into(),
+                partitions: vec![(3, ErrorCode::STALE_GENERATION)],
+            }],
+        }),
+        api::encode(&FetchOffsetsRequest {
+            group: "billing".into(),
+            topics: assignment,
+        }),
+        api::encode(&FetchOffsetsResponse {
+            topics: vec![CommittedTopic {
+                topic: "orders".into(),
+                partitions: vec![CommittedOffset {
+                    partition: 3,
+                    error_code: ErrorCode::NONE,
+                    offset: 42,
+                    metadata: None,
                 }],
             }],
         }),

@@ -14,6 +14,7 @@
 //! - [`produce`]: Produce (acks, routing by key).
 //! - [`fetch`]: Fetch (the response's record bytes may go out by `sendfile`).
 //! - [`list_offsets`]: ListOffsets (earliest, latest, by timestamp).
+//! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets.
 
 use bytes::{Bytes, BytesMut};
 
@@ -22,6 +23,7 @@ use crate::wire::{WireReader, put_string};
 
 pub mod api_versions;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -40,6 +42,11 @@ pub enum ApiKey {
     Produce = 6,
     Fetch = 7,
     ListOffsets = 8,
+    JoinGroup = 9,
+    Heartbeat = 10,
+    LeaveGroup = 11,
+    CommitOffsets = 12,
+    FetchOffsets = 13,
 }
 
 impl ApiKey {
@@ -54,6 +61,9 @@ impl ApiKey {
         (ApiKey::Produce, 0, 0),
         (ApiKey::Fetch, 0, 0),
         (ApiKey::ListOffsets, 0, 0),
+        // JoinGroup..FetchOffsets join this list when the broker serves them
+        // (the group coordinator); until then a broker answers them with
+        // UNSUPPORTED_VERSION and ApiVersions does not offer them.
     ];
 
     /// The key's name as docs/PROTOCOL.md spells it.
@@ -68,6 +78,11 @@ impl ApiKey {
             ApiKey::Produce => "Produce",
             ApiKey::Fetch => "Fetch",
             ApiKey::ListOffsets => "ListOffsets",
+            ApiKey::JoinGroup => "JoinGroup",
+            ApiKey::Heartbeat => "Heartbeat",
+            ApiKey::LeaveGroup => "LeaveGroup",
+            ApiKey::CommitOffsets => "CommitOffsets",
+            ApiKey::FetchOffsets => "FetchOffsets",
         }
     }
 
@@ -104,6 +119,11 @@ impl TryFrom<u16> for ApiKey {
             6 => ApiKey::Produce,
             7 => ApiKey::Fetch,
             8 => ApiKey::ListOffsets,
+            9 => ApiKey::JoinGroup,
+            10 => ApiKey::Heartbeat,
+            11 => ApiKey::LeaveGroup,
+            12 => ApiKey::CommitOffsets,
+            13 => ApiKey::FetchOffsets,
             other => return Err(Error::UnknownApiKey(other)),
         })
     }
