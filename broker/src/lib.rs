@@ -20,12 +20,14 @@
 //! - [`topics`]: partitions with their high-watermark notifiers.
 //! - `http`: the HTTP listener (`/healthz`).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
+//! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 pub mod config;
 mod connection;
 pub mod error;
+pub mod groups;
 mod http;
 mod request;
 mod response;
