@@ -18,6 +18,7 @@
 //! - `request`: one module per api key (parse, apply, respond).
 //! - `response`: response frames as bytes and file ranges.
 //! - [`topics`]: partitions with their high-watermark notifiers.
+//! - [`routing`]: `topic`-mode bindings, RabbitMQ's pattern rules ([`routing::TopicBindings`]).
 //! - `http`: the HTTP listener (`/healthz`).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
@@ -31,6 +32,7 @@ pub mod groups;
 mod http;
 mod request;
 mod response;
+pub mod routing;
 pub mod server;
 pub mod topics;
 
