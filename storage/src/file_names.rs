@@ -6,6 +6,11 @@
 //!     00000000000000368769.index       20 digits zero-padded so that `ls` sorts
 //!     00000000000000368769.timeindex   the files numerically (as Kafka does)
 //!     recovery-point
+//!
+//! <kv_dir>/                            a key-value store (see `kv.rs`)
+//!     .lock                            flock(2)-ed while a KvStore has it open
+//!     snapshot-00000000000000368769.kv the map as of offset 368769
+//!     log/                             its partition log, laid out as above
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -22,6 +27,37 @@ pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point";
 /// Suffix of a file being written before its atomic rename.
 pub const TMP_SUFFIX: &str = "tmp";
+
+/// Prefix of a key-value store's snapshot files.
+pub const KV_SNAPSHOT_PREFIX: &str = "snapshot-";
+/// Suffix of a key-value store's snapshot files.
+pub const KV_SNAPSHOT_SUFFIX: &str = "kv";
+/// The subdirectory of a key-value store that holds its log.
+pub const KV_LOG_DIR: &str = "log";
+/// The lock file of a key-value store's directory.
+pub const KV_LOCK_FILE: &str = ".lock";
+
+/// `dir/snapshot-<20-digit offset>.kv`: a key-value snapshot as of `offset`,
+/// zero-padded so that `ls` sorts snapshots by offset.
+pub fn kv_snapshot_file(dir: &Path, offset: Offset) -> PathBuf {
+    dir.join(format!(
+        "{KV_SNAPSHOT_PREFIX}{:020}.{KV_SNAPSHOT_SUFFIX}",
+        offset.0
+    ))
+}
+
+/// Parses a snapshot file name into its offset; `None` for anything else
+/// (including the `.tmp` file of a snapshot being written).
+pub fn parse_kv_snapshot_file(name: &str) -> Option<Offset> {
+    let stem = name
+        .strip_prefix(KV_SNAPSHOT_PREFIX)?
+        .strip_suffix(KV_SNAPSHOT_SUFFIX)?
+        .strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Offset(stem.parse().ok()?))
+}
 
 /// The kinds of per-segment files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +145,23 @@ mod tests {
             None,
             "overflows u64"
         );
+    }
+
+    #[test]
+    fn kv_snapshot_names_round_trip() {
+        let p = kv_snapshot_file(Path::new("/kv"), Offset(42));
+        assert_eq!(p, Path::new("/kv/snapshot-00000000000000000042.kv"));
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert_eq!(parse_kv_snapshot_file(name), Some(Offset(42)));
+        let tmp = tmp_path(&p);
+        let tmp_name = tmp.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        assert_eq!(parse_kv_snapshot_file(tmp_name), None);
+        assert_eq!(parse_kv_snapshot_file("snapshot-42.kv"), None);
+        assert_eq!(
+            parse_kv_snapshot_file("snapshot-0000000000000000004x.kv"),
+            None
+        );
+        assert_eq!(parse_kv_snapshot_file("00000000000000000042.log"), None);
     }
 
     #[test]

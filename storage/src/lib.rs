@@ -5,11 +5,14 @@
 //! `.timeindex` (timestamp -> offset), both memory-mapped. The log appends with
 //! group-commit `fsync`, reads by returning file slices for `sendfile`, recovers
 //! from a crash by scanning only what was not flushed, and deletes old segments
-//! for retention. [`LogManager`] owns a whole data directory.
+//! for retention. [`LogManager`] owns a whole data directory. [`KvStore`] is a
+//! durable key-value store built on one such log plus snapshots (consumer-group
+//! offsets live in it).
 //!
 //! # Layout
 //! - [`log_manager`]: a data directory: topics, their partition logs, the dir lock.
 //! - [`log`]: [`PartitionLog`], one partition: append, read, sync, recovery, retention.
+//! - [`kv`]: [`KvStore`], a key-value map on a log: atomic batches, snapshots, compaction.
 //! - [`segment`]: one segment and its two indexes.
 //! - [`offset_index`]: the sparse offset index file.
 //! - [`time_index`]: the time index file.
@@ -28,6 +31,7 @@ pub mod error;
 pub mod file_names;
 pub mod file_slice;
 pub mod index_file;
+pub mod kv;
 pub mod log;
 pub mod log_manager;
 pub mod offset;
@@ -38,6 +42,7 @@ pub mod time_index;
 pub use config::{Durability, LogConfig};
 pub use error::{Error, Result};
 pub use file_slice::FileSlice;
+pub use kv::{KvConfig, KvOp, KvOpenReport, KvStats, KvStore};
 pub use log::{AppendInfo, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome};
 pub use log_manager::{LogManager, TopicConfig, validate_topic_name};
 pub use offset::{FilePosition, Offset, RelativeOffset};

@@ -10,7 +10,9 @@
 //! - **Read** returns [`FileSlice`]s of whole batches for `sendfile`.
 //! - **Recovery** on open scans only segments after the recovery point (nothing after
 //!   a clean close), truncating at the first torn or corrupt batch.
-//! - **Retention** deletes whole oldest segments, never the active one.
+//! - **Retention** deletes whole oldest segments, never the active one;
+//!   [`PartitionLog::delete_segments_before`] does the same below an offset that a
+//!   snapshot covers (the key-value store's compaction).
 //!
 //! Thread-safety: `PartitionLog` is `Send + Sync` and cheap to clone (an `Arc`).
 //! Locks, in the order they may nest:
@@ -830,6 +832,48 @@ impl PartitionLog {
             total -= size;
             doomed.push(segment.clone());
         }
+        self.delete_oldest(&segments, doomed, "retention deleted segments")
+    }
+
+    /// Deletes the oldest segments whose every record lies below `offset`
+    /// (`next_offset <= offset`), never the active one: the log then starts at the
+    /// first segment kept, which holds `offset` or starts at or below it. No record
+    /// at or above `offset` is ever dropped. Used by the key-value store once a
+    /// snapshot covers everything below `offset`; reads below the new start get
+    /// `OffsetOutOfRange`, slices already handed out stay readable.
+    ///
+    /// The deletions are not fsynced into the directory: after a crash a deleted
+    /// segment may come back, which only makes the log start earlier.
+    ///
+    /// # Errors
+    /// `Closed`; I/O errors deleting files (segments already removed from the map
+    /// stay removed).
+    pub fn delete_segments_before(&self, offset: Offset) -> Result<RetentionOutcome> {
+        let inner = &self.inner;
+        let _w = lock(&inner.writer);
+        // As in apply_retention: a closed handle may be stale.
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed(inner.name.to_string()));
+        }
+        let segments = self.segments();
+        let doomed: Vec<Arc<Segment>> = segments
+            .iter()
+            .take(segments.len().saturating_sub(1))
+            .take_while(|s| s.next_offset() <= offset)
+            .cloned()
+            .collect();
+        self.delete_oldest(&segments, doomed, "deleted segments below offset")
+    }
+
+    /// Removes `doomed` (the oldest segments of `segments`, in order, never the
+    /// active one) from the log and deletes their files. The caller holds `writer`.
+    fn delete_oldest(
+        &self,
+        segments: &[Arc<Segment>],
+        doomed: Vec<Arc<Segment>>,
+        what: &'static str,
+    ) -> Result<RetentionOutcome> {
+        let inner = &self.inner;
         let mut outcome = RetentionOutcome {
             log_start_offset: self.log_start_offset(),
             ..RetentionOutcome::default()
@@ -860,7 +904,7 @@ impl PartitionLog {
         }
         outcome.log_start_offset = new_start;
         tracing::info!(partition = %inner.name, segments = outcome.segments_deleted,
-            bytes = outcome.bytes_deleted, log_start_offset = %new_start, "retention deleted segments");
+            bytes = outcome.bytes_deleted, log_start_offset = %new_start, "{what}");
         Ok(outcome)
     }
 
