@@ -19,6 +19,7 @@
 //! - `response`: response frames as bytes and file ranges.
 //! - [`topics`]: partitions with their high-watermark notifiers.
 //! - [`routing`]: `topic`-mode bindings, RabbitMQ's pattern rules ([`routing::TopicBindings`]).
+//! - [`meta`]: the key layout of the broker's metadata store.
 //! - `http`: the HTTP listener (`/healthz`).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
@@ -30,6 +31,7 @@ mod connection;
 pub mod error;
 pub mod groups;
 mod http;
+pub mod meta;
 mod request;
 mod response;
 pub mod routing;

@@ -7,7 +7,7 @@
 //! answer with what they have; wait (up to `shutdown_timeout_ms`) for every
 //! connection to send its in-flight replies; then close every log, which
 //! fsyncs it and writes a clean recovery point, so the next start scans
-//! nothing. The connection tasks each hold a clone of an `mpsc::Sender`; the
+//! nothing; the metadata store ([`Shared::kv`]) is snapshotted and closed too. The connection tasks each hold a clone of an `mpsc::Sender`; the
 //! receiver returning `None` means all of them have finished (mini-redis's
 //! pattern).
 
@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use warren_storage::LogManager;
+use warren_storage::{KvConfig, KvStore, LogManager};
 
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
@@ -29,6 +29,10 @@ use crate::topics::Topics;
 pub struct Shared {
     pub config: BrokerConfig,
     pub topics: Topics,
+    /// The broker's metadata store in `<data_dir>/meta/kv`: committed group
+    /// offsets, bindings, share-group state. Key prefixes are listed in
+    /// [`crate::meta`].
+    pub kv: KvStore,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
@@ -59,26 +63,34 @@ impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         config.validate()?;
         let data_dir = config.data_dir.clone();
-        let manager = tokio::task::spawn_blocking(move || -> Result<Arc<LogManager>> {
-            std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
-                path: data_dir.clone(),
-                source: warren_storage::Error::Io {
-                    op: "create data dir",
+        let (manager, kv) =
+            tokio::task::spawn_blocking(move || -> Result<(Arc<LogManager>, KvStore)> {
+                std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
                     path: data_dir.clone(),
-                    source: e,
-                },
-            })?;
-            let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
-                path: data_dir.clone(),
-                source,
-            })?;
-            Ok(Arc::new(manager))
-        })
-        .await
-        .map_err(|e| Error::Io {
-            what: "opening the data dir",
-            source: std::io::Error::other(e),
-        })??;
+                    source: warren_storage::Error::Io {
+                        op: "create data dir",
+                        path: data_dir.clone(),
+                        source: e,
+                    },
+                })?;
+                let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
+                    path: data_dir.clone(),
+                    source,
+                })?;
+                let kv_dir = manager.meta_dir().join("kv");
+                let kv = KvStore::open(&kv_dir, KvConfig::default()).map_err(|source| {
+                    Error::Storage {
+                        path: kv_dir,
+                        source,
+                    }
+                })?;
+                Ok((Arc::new(manager), kv))
+            })
+            .await
+            .map_err(|e| Error::Io {
+                what: "opening the data dir",
+                source: std::io::Error::other(e),
+            })??;
         manager
             .start_background(Duration::from_millis(config.retention_check_ms))
             .map_err(|source| Error::Storage {
@@ -116,6 +128,7 @@ impl Broker {
         let shared = Arc::new(Shared {
             config,
             topics,
+            kv,
             shutdown: CancellationToken::new(),
             advertised: local_addr,
         });
@@ -221,12 +234,15 @@ impl RunningBroker {
         }
         let _ = (&mut self.http).await;
         let shared = Arc::clone(&self.shared);
-        let closed = tokio::task::spawn_blocking(move || shared.topics.manager().close())
-            .await
-            .map_err(|e| Error::Io {
-                what: "closing logs",
-                source: std::io::Error::other(e),
-            })?;
+        let closed = tokio::task::spawn_blocking(move || {
+            let kv = shared.kv.close();
+            shared.topics.manager().close().and(kv)
+        })
+        .await
+        .map_err(|e| Error::Io {
+            what: "closing logs",
+            source: std::io::Error::other(e),
+        })?;
         closed.map_err(Error::Close)?;
         tracing::info!("warren broker stopped");
         Ok(())

@@ -5,6 +5,7 @@
 //! <data_dir>/
 //!   .lock                      flock(2)-ed while a LogManager has the dir open
 //!   meta/topics/<topic>.json   one TopicConfig per topic, written atomically
+//!   meta/kv/                   the broker's KvStore (group offsets, bindings, share-group state)
 //!   <topic>-<partition>/       one PartitionLog each
 //!   <topic>-<partition>.deleted/  a deletion in progress; removed on open
 //! ```
@@ -153,6 +154,12 @@ impl LogManager {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// `<data_dir>/meta`, where the broker keeps its metadata: the topic configs
+    /// and, in `meta/kv`, the broker's [`KvStore`](crate::KvStore).
+    pub fn meta_dir(&self) -> PathBuf {
+        self.data_dir.join(META_DIR)
     }
 
     fn topic_file(&self, name: &str) -> PathBuf {
