@@ -47,6 +47,15 @@ pub struct BrokerConfig {
     pub shutdown_timeout_ms: u64,
     /// How often retention runs. Default 300 000 ms (5 minutes).
     pub retention_check_ms: u64,
+    /// How often group members are told to heartbeat. A partition that moves
+    /// between members waits up to about two intervals (the old owner learns
+    /// to give it up, then the new owner learns it may take it), so this
+    /// bounds rebalance latency. Default 250 ms.
+    pub group_heartbeat_interval_ms: u32,
+    /// Shortest session timeout a member may ask for. Default 1 000 ms.
+    pub group_min_session_timeout_ms: u32,
+    /// Longest session timeout a member may ask for. Default 300 000 ms.
+    pub group_max_session_timeout_ms: u32,
     /// Settings for topics created without them (each topic's own settings are
     /// stored with it).
     pub log: LogConfig,
@@ -64,6 +73,9 @@ impl Default for BrokerConfig {
             max_inflight_bytes: 32 << 20,
             shutdown_timeout_ms: 10_000,
             retention_check_ms: 300_000,
+            group_heartbeat_interval_ms: 250,
+            group_min_session_timeout_ms: 1_000,
+            group_max_session_timeout_ms: 300_000,
             log: LogConfig::default(),
         }
     }
@@ -123,6 +135,18 @@ impl BrokerConfig {
                 "retention_check_ms must be at least 1".into(),
             ));
         }
+        if self.group_heartbeat_interval_ms == 0
+            || self.group_min_session_timeout_ms <= self.group_heartbeat_interval_ms
+            || self.group_max_session_timeout_ms < self.group_min_session_timeout_ms
+        {
+            return Err(Error::Config(format!(
+                "need 0 < group_heartbeat_interval_ms ({}) < group_min_session_timeout_ms ({}) \
+                 <= group_max_session_timeout_ms ({})",
+                self.group_heartbeat_interval_ms,
+                self.group_min_session_timeout_ms,
+                self.group_max_session_timeout_ms
+            )));
+        }
         self.log
             .validate()
             .map_err(|e| Error::Config(format!("log: {e}")))
@@ -154,6 +178,9 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "max_inflight_bytes",
         "shutdown_timeout_ms",
         "retention_check_ms",
+        "group_heartbeat_interval_ms",
+        "group_min_session_timeout_ms",
+        "group_max_session_timeout_ms",
     ];
     const LOG: &[&str] = &[
         "segment_bytes",

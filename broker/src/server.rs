@@ -23,6 +23,7 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
+use crate::groups::Coordinator;
 use crate::topics::Topics;
 
 /// State every connection shares.
@@ -33,6 +34,8 @@ pub struct Shared {
     /// offsets, bindings, share-group state. Key prefixes are listed in
     /// [`crate::meta`].
     pub kv: KvStore,
+    /// The consumer-group coordinator.
+    pub groups: Coordinator,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
@@ -125,13 +128,16 @@ impl Broker {
             topics = topics.list().len(),
             "warren broker started"
         );
+        let groups = Coordinator::new(&config);
         let shared = Arc::new(Shared {
             config,
             topics,
             kv,
+            groups,
             shutdown: CancellationToken::new(),
             advertised: local_addr,
         });
+        tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
         let http = tokio::spawn(crate::http::serve(http_listener, Arc::clone(&shared)));

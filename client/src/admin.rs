@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use warren_protocol::ErrorCode;
 use warren_protocol::api::ApiKey;
+use warren_protocol::api::groups::{
+    CommitOffsetsRequest, CommitPartition, CommitTopic, DescribeGroupRequest,
+    DescribeGroupResponse, GroupListing, ListGroupsRequest,
+};
 use warren_protocol::api::list_offsets::{ListOffsetsRequest, ListOffsetsTopic};
 use warren_protocol::api::metadata::{MetadataRequest, MetadataResponse};
 use warren_protocol::api::topics::{
@@ -31,6 +35,9 @@ const ADMIN_APIS: &[ApiKey] = &[
     ApiKey::DescribeTopic,
     ApiKey::ListTopics,
     ApiKey::ListOffsets,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroup,
+    ApiKey::CommitOffsets,
 ];
 
 /// The answer of a ListOffsets lookup for one partition.
@@ -105,6 +112,72 @@ impl Admin {
                 .collect(),
         };
         self.connector.call(&request, Duration::ZERO, false).await?;
+        Ok(())
+    }
+
+    /// Every consumer group with members or committed offsets, sorted by name.
+    ///
+    /// # Errors
+    /// Connection errors.
+    pub async fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        let response = self
+            .connector
+            .call(&ListGroupsRequest, Duration::ZERO, true)
+            .await?;
+        Ok(response.groups)
+    }
+
+    /// A group's members and assignment, and per partition its committed
+    /// offset, log end offset and lag. An unknown group has no members and no
+    /// offsets.
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `INVALID_GROUP_ID`; connection errors.
+    pub async fn describe_group(&self, group: &str) -> Result<DescribeGroupResponse> {
+        let request = DescribeGroupRequest {
+            group: group.to_owned(),
+        };
+        self.connector.call(&request, Duration::ZERO, true).await
+    }
+
+    /// Sets a group's committed offsets for `topic` (`(partition, offset)`,
+    /// the offset being the next one to consume); refused while the group has
+    /// members. Returns once durable.
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `GROUP_NOT_EMPTY` or `INVALID_GROUP_ID`;
+    /// [`Error::UnknownTopic`]; [`Error::Partition`] for a partition the topic
+    /// does not have (the others are set); connection errors.
+    pub async fn reset_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(u32, u64)],
+    ) -> Result<()> {
+        let request = CommitOffsetsRequest {
+            group: group.to_owned(),
+            member_id: String::new(),
+            generation: 0,
+            topics: vec![CommitTopic {
+                topic: topic.to_owned(),
+                partitions: offsets
+                    .iter()
+                    .map(|&(partition, offset)| CommitPartition {
+                        partition,
+                        offset,
+                        metadata: None,
+                    })
+                    .collect(),
+            }],
+        };
+        let response = self.connector.call(&request, Duration::ZERO, false).await?;
+        for t in &response.topics {
+            if let Some(&(partition, code)) =
+                t.partitions.iter().find(|(_, c)| *c != ErrorCode::NONE)
+            {
+                return Err(Error::from_partition_code(&t.topic, partition, code));
+            }
+        }
         Ok(())
     }
 

@@ -11,8 +11,12 @@
 //!   `delivery_timeout`, and makes `send` wait when its buffer is full.
 //! - [`Consumer`]: reads assigned partitions with long-poll fetches, checks
 //!   every batch's CRC, and keeps one fetch in flight ahead of the caller.
+//! - [`GroupConsumer`]: a [`Consumer`] in a consumer group: the broker
+//!   assigns its partitions, it heartbeats in the background, commits offsets
+//!   (auto or manual) and reports rebalances.
 //! - [`Admin`]: creates, deletes, lists and describes topics; looks up
-//!   offsets and metadata.
+//!   offsets and metadata; lists and describes groups (with lag) and resets
+//!   their offsets.
 //!
 //! Everything runs on the caller's tokio runtime.
 //!
@@ -44,6 +48,7 @@
 //! - [`producer`]: [`Producer`], its record accumulator, background sender
 //!   and per-batch delivery futures.
 //! - [`consumer`]: [`Consumer`], fetch decoding and prefetch.
+//! - [`group`]: [`GroupConsumer`], group membership and offset commits.
 //! - [`admin`]: the [`Admin`] client.
 //! - [`error`]: the crate's [`Error`] type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -54,6 +59,7 @@ pub mod config;
 mod connection;
 pub mod consumer;
 pub mod error;
+pub mod group;
 pub mod producer;
 #[cfg(test)]
 mod test_broker;
@@ -62,9 +68,11 @@ pub use admin::{Admin, ListedOffset};
 pub use config::{Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};
+pub use group::{GroupConfig, GroupConsumer, Rebalance};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
 /// The protocol crate, for its types in this crate's API.
 pub use warren_protocol;
+pub use warren_protocol::api::groups::{DescribeGroupResponse, GroupListing};
 pub use warren_protocol::api::metadata::MetadataResponse;
 pub use warren_protocol::api::topics::{DescribeTopicResponse, PartitionDescription, TopicListing};
 pub use warren_protocol::{Compression, ErrorCode, Header};

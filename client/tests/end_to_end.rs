@@ -4,116 +4,17 @@
 //! Every loop is bounded in count and every test in time.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tempfile::TempDir;
 use warren_client::{
-    Acks, Admin, Compression, ConnectionConfig, Consumer, ConsumerConfig, ConsumerRecord,
-    DeliveryFuture, Error, ErrorCode, Header, OffsetSpec, Producer, ProducerConfig, ProducerRecord,
-    SeekTo,
+    Acks, Compression, Consumer, ConsumerRecord, DeliveryFuture, Error, ErrorCode, Header,
+    OffsetSpec, Producer, ProducerConfig, ProducerRecord, SeekTo,
 };
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+mod common;
 
-/// A broker on 127.0.0.1 with its data directory.
-struct TestBroker {
-    dir: TempDir,
-    broker: Option<warren_broker::RunningBroker>,
-    addr: SocketAddr,
-}
-
-impl TestBroker {
-    async fn start() -> Result<TestBroker, Box<dyn std::error::Error + Send + Sync>> {
-        let dir = tempfile::tempdir()?;
-        let broker = start_broker(&dir, "127.0.0.1:0".parse()?).await?;
-        let addr = broker.local_addr();
-        Ok(TestBroker {
-            dir,
-            broker: Some(broker),
-            addr,
-        })
-    }
-
-    async fn stop(&mut self) -> TestResult {
-        if let Some(b) = self.broker.take() {
-            b.shutdown().await?;
-        }
-        Ok(())
-    }
-
-    /// Starts a new broker on the same port and data directory.
-    async fn restart(&mut self) -> TestResult {
-        self.stop().await?;
-        let mut last = None;
-        // The port is free once the old listener closed; retry briefly in case
-        // the OS is slow to release it.
-        for _ in 0..50 {
-            match start_broker(&self.dir, self.addr).await {
-                Ok(b) => {
-                    self.broker = Some(b);
-                    return Ok(());
-                }
-                Err(e) => last = Some(e),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(format!("broker did not restart: {last:?}").into())
-    }
-
-    fn connection(&self) -> ConnectionConfig {
-        ConnectionConfig {
-            reconnect_backoff: Duration::from_millis(20),
-            reconnect_backoff_max: Duration::from_millis(200),
-            request_timeout: Duration::from_secs(10),
-            ..ConnectionConfig::new(self.addr.to_string())
-        }
-    }
-
-    fn producer_config(&self) -> ProducerConfig {
-        ProducerConfig {
-            connection: self.connection(),
-            delivery_timeout: Duration::from_secs(20),
-            retry_backoff: Duration::from_millis(20),
-            retry_backoff_max: Duration::from_millis(200),
-            ..Default::default()
-        }
-    }
-
-    fn consumer_config(&self) -> ConsumerConfig {
-        ConsumerConfig {
-            connection: self.connection(),
-            ..Default::default()
-        }
-    }
-
-    async fn admin(&self) -> Result<Admin, Error> {
-        Admin::connect(self.connection()).await
-    }
-}
-
-async fn start_broker(
-    dir: &TempDir,
-    listen: SocketAddr,
-) -> Result<warren_broker::RunningBroker, warren_broker::Error> {
-    let config = warren_broker::BrokerConfig {
-        data_dir: dir.path().to_path_buf(),
-        listen,
-        http: SocketAddr::from(([127, 0, 0, 1], 0)),
-        shutdown_timeout_ms: 2_000,
-        ..Default::default()
-    };
-    warren_broker::Broker::start(config).await
-}
-
-/// Runs a test body with a time limit.
-async fn bounded(body: impl Future<Output = TestResult>) -> TestResult {
-    tokio::time::timeout(Duration::from_secs(90), body)
-        .await
-        .map_err(|_| "test timed out")?
-}
+use common::{TestBroker, TestResult, bounded};
 
 /// Polls until `n` records arrived (at most 200 polls).
 async fn consume(consumer: &mut Consumer, n: usize) -> Result<Vec<ConsumerRecord>, Error> {

@@ -19,8 +19,10 @@ use warren_protocol::api::fetch::{
 };
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitOffsetsResponse, CommitPartition, CommitTopic, CommittedOffset,
-    CommittedTopic, FetchOffsetsRequest, FetchOffsetsResponse, HeartbeatRequest, HeartbeatResponse,
-    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, PartitionErrors, TopicPartitions,
+    CommittedTopic, DescribeGroupRequest, DescribeGroupResponse, FetchOffsetsRequest,
+    FetchOffsetsResponse, GroupListing, GroupMember, HeartbeatRequest, HeartbeatResponse,
+    JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, ListGroupsResponse,
+    PartitionErrors, PartitionLag, TopicLag, TopicPartitions,
 };
 use warren_protocol::api::list_offsets::{
     EARLIEST, LATEST, ListOffsetsPartitionResponse, ListOffsetsRequest, ListOffsetsResponse,
@@ -98,6 +100,10 @@ fn decode_as_every_body(body: &Bytes) -> Result<(), TestCaseError> {
     decode_is_total_and_canonical::<CommitOffsetsResponse>(body)?;
     decode_is_total_and_canonical::<FetchOffsetsRequest>(body)?;
     decode_is_total_and_canonical::<FetchOffsetsResponse>(body)?;
+    decode_is_total_and_canonical::<ListGroupsRequest>(body)?;
+    decode_is_total_and_canonical::<ListGroupsResponse>(body)?;
+    decode_is_total_and_canonical::<DescribeGroupRequest>(body)?;
+    decode_is_total_and_canonical::<DescribeGroupResponse>(body)?;
     decode_is_total_and_canonical::<ErrorBody>(body)?;
     Ok(())
 }
@@ -286,7 +292,39 @@ fn sample_bodies() -> Vec<Bytes> {
         }),
         api::encode(&FetchOffsetsRequest {
             group: "billing".into(),
-            topics: assignment,
+            member_id: "m-1".into(),
+            generation: 2,
+            topics: assignment.clone(),
+        }),
+        api::encode(&ListGroupsRequest),
+        api::encode(&ListGroupsResponse {
+            groups: vec![GroupListing {
+                group: "billing".into(),
+                members: 2,
+            }],
+        }),
+        api::encode(&DescribeGroupRequest {
+            group: "billing".into(),
+        }),
+        api::encode(&DescribeGroupResponse {
+            group: "billing".into(),
+            members: vec![GroupMember {
+                member_id: "m-1".into(),
+                generation: 2,
+                session_timeout_ms: 10_000,
+                topics: vec!["orders".into()],
+                assignment,
+            }],
+            offsets: vec![TopicLag {
+                topic: "orders".into(),
+                partitions: vec![PartitionLag {
+                    partition: 3,
+                    committed: 40,
+                    log_end_offset: 42,
+                    lag: 2,
+                    owner: "m-1".into(),
+                }],
+            }],
         }),
         api::encode(&FetchOffsetsResponse {
             topics: vec![CommittedTopic {

@@ -3,7 +3,12 @@
 //!
 //! Reads one partition (`--partition`) or all of them, from the end (only new
 //! records, the default), the beginning (`--from-beginning`) or an offset
-//! (`--offset N`, with `--partition`). Stops after `--max-messages`, after
+//! (`--offset N`, with `--partition`). With `--group G` it is a member of
+//! consumer group G instead: the broker assigns its partitions, it starts at
+//! the group's committed offsets, and after each batch is written to stdout it
+//! commits the offsets of the records printed (so a consumer killed mid-way
+//! leaves at most that batch to be delivered again); it leaves the group when
+//! it stops. Stops after `--max-messages`, after
 //! `--timeout-ms` without a new record, or on SIGINT/SIGTERM; all three exit 0.
 //! A summary goes to stderr (`consumed N messages from TOPIC`). Losing the
 //! broker is an error (exit 1) once the client's one reconnect attempt per
@@ -37,7 +42,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde::Serialize;
-use warren_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, OffsetSpec, SeekTo};
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use warren_client::{
+    Admin, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode, GroupConfig, GroupConsumer,
+    OffsetSpec, SeekTo,
+};
 
 use crate::connect::{BrokerArgs, ClientContext, connect_error, runtime};
 
@@ -66,6 +77,16 @@ pub struct ConsumeArgs {
     /// Exit when no record arrives for this long [default: wait forever]
     #[arg(long, value_name = "MS")]
     pub timeout_ms: Option<u64>,
+    /// Consume as a member of this consumer group: the broker assigns the
+    /// partitions, reading starts at the group's committed offsets (partitions
+    /// without one start as --from-beginning says), and the offsets of the
+    /// records printed are committed after each batch is written out
+    #[arg(long, value_name = "G", conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// With --group: the broker expels the member after this long without a
+    /// heartbeat
+    #[arg(long, value_name = "MS", default_value_t = 10_000, requires = "group")]
+    pub session_timeout_ms: u64,
 }
 
 /// `--format`.
@@ -149,10 +170,59 @@ enum End {
     StdoutClosed,
 }
 
+/// A plain consumer of assigned partitions, or a group member.
+enum Source {
+    Plain(Consumer),
+    Group(GroupConsumer),
+}
+
+impl Source {
+    async fn poll(&mut self, wait: Duration) -> warren_client::Result<Vec<ConsumerRecord>> {
+        match self {
+            Source::Plain(c) => c.poll(wait).await,
+            Source::Group(c) => c.poll(wait).await,
+        }
+    }
+
+    /// With a group: commits the offset after each partition's last printed record.
+    async fn commit_printed(&mut self, printed: &[ConsumerRecord]) -> anyhow::Result<()> {
+        let Source::Group(c) = self else {
+            return Ok(());
+        };
+        let mut next: BTreeMap<(String, u32), u64> = BTreeMap::new();
+        for r in printed {
+            next.insert((r.topic.to_string(), r.partition), r.offset + 1);
+        }
+        let offsets: Vec<_> = next.into_iter().collect();
+        match c.commit_offsets(&offsets).await {
+            Ok(()) => Ok(()),
+            // A rebalance overtook the commit: the partition's next owner
+            // starts at the previous commit (at-least-once).
+            Err(e)
+                if e.code().is_some_and(|c| {
+                    c == ErrorCode::STALE_GENERATION
+                        || c == ErrorCode::PARTITION_NOT_ASSIGNED
+                        || c == ErrorCode::UNKNOWN_MEMBER
+                }) =>
+            {
+                tracing::debug!(error = %e, "commit overtaken by a rebalance");
+                Ok(())
+            }
+            Err(e) => Err(anyhow::Error::new(e).context("committing offsets")),
+        }
+    }
+
+    async fn close(self) -> anyhow::Result<()> {
+        if let Source::Group(c) = self {
+            c.close().await.context("leaving the group")?;
+        }
+        Ok(())
+    }
+}
+
 async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let topic = args.topic.as_str();
-    let partitions = partitions(args).await?;
     let start_at = if args.from_beginning {
         OffsetSpec::Earliest
     } else {
@@ -163,16 +233,32 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
         start_at,
         ..ConsumerConfig::default()
     };
-    let mut consumer = Consumer::connect(config)
-        .await
-        .map_err(|e| connect_error(&args.broker, e))?;
-    consumer.assign(topic, &partitions);
-    if let (Some(offset), Some(partition)) = (args.offset, args.partition) {
-        consumer
-            .seek(topic, partition, SeekTo::Offset(offset))
+    let mut source = if let Some(group) = &args.group {
+        let group_config = GroupConfig {
+            session_timeout: Duration::from_millis(args.session_timeout_ms),
+            auto_commit: None,
+            ..GroupConfig::new(group.as_str(), &[topic])
+        };
+        Source::Group(
+            GroupConsumer::join(config, group_config)
+                .await
+                .map_err(|e| connect_error(&args.broker, e))
+                .with_context(|| format!("joining group {group}"))?,
+        )
+    } else {
+        let partitions = partitions(args).await?;
+        let mut consumer = Consumer::connect(config)
             .await
-            .doing(|| format!("consuming from {topic}"))?;
-    }
+            .map_err(|e| connect_error(&args.broker, e))?;
+        consumer.assign(topic, &partitions);
+        if let (Some(offset), Some(partition)) = (args.offset, args.partition) {
+            consumer
+                .seek(topic, partition, SeekTo::Offset(offset))
+                .await
+                .doing(|| format!("consuming from {topic}"))?;
+        }
+        Source::Plain(consumer)
+    };
     let signal_error = |e| anyhow::Error::new(e).context("installing signal handlers");
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
@@ -198,7 +284,7 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
             None => MAX_POLL_WAIT,
         };
         let records = tokio::select! {
-            records = consumer.poll(wait) => records.doing(|| format!("consuming from {topic}"))?,
+            records = source.poll(wait) => records.doing(|| format!("consuming from {topic}"))?,
             _ = interrupt.recv() => break End::Done,
             _ = terminate.recv() => break End::Done,
             () = stdout_closed() => break End::StdoutClosed,
@@ -206,6 +292,7 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
         if !records.is_empty() {
             last_record = Instant::now();
         }
+        let mut printed = 0;
         for record in &records {
             if consumed >= max {
                 break;
@@ -214,11 +301,16 @@ async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
                 break 'poll end;
             }
             consumed += 1;
+            printed += 1;
         }
         if let Some(end) = stdout_gone(out.flush())? {
             break end;
         }
+        source
+            .commit_printed(records.get(..printed).unwrap_or_default())
+            .await?;
     };
+    source.close().await?;
     if let End::Done = end
         && stdout_gone(out.flush())?.is_none()
     {

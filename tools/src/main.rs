@@ -24,6 +24,7 @@ mod bench;
 mod connect;
 mod consume;
 mod dump_log;
+mod group;
 mod produce;
 mod serve;
 mod topic;
@@ -56,6 +57,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records, one per line.
     Consume(consume::ConsumeArgs),
+    /// List and describe consumer groups (with lag), reset their offsets.
+    Group(group::GroupArgs),
     /// Measure produce or consume throughput and latency against a broker.
     Bench(bench::BenchArgs),
 }
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => topic::run(args),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
+        Command::Group(args) => group::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

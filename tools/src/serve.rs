@@ -46,6 +46,9 @@ Every setting, with its TOML key, environment variable and default:
   max_inflight_bytes     WARREN_MAX_INFLIGHT_BYTES     33554432 (32 MiB) per connection
   shutdown_timeout_ms    WARREN_SHUTDOWN_TIMEOUT_MS    10000
   retention_check_ms     WARREN_RETENTION_CHECK_MS     300000
+  group_heartbeat_interval_ms  WARREN_GROUP_HEARTBEAT_INTERVAL_MS  250
+  group_min_session_timeout_ms WARREN_GROUP_MIN_SESSION_TIMEOUT_MS 1000
+  group_max_session_timeout_ms WARREN_GROUP_MAX_SESSION_TIMEOUT_MS 300000
 Defaults for new topics ([log] table in TOML):
   log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
   log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)

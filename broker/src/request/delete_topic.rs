@@ -13,7 +13,19 @@ pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>) -> Reply 
     let shared = Arc::clone(shared);
     Reply::later(async move {
         let name = req.name.clone();
-        match tokio::task::spawn_blocking(move || shared.topics.delete(&req.name)).await {
+        // The topic's committed offsets go too, so a new topic of the same
+        // name starts with none (deleted after the topic: a crash between the
+        // two leaves offsets for a topic that is gone, which DescribeGroup
+        // shows with lag -1 and a later delete of a new topic removes).
+        match tokio::task::spawn_blocking(move || {
+            shared.topics.delete(&req.name)?;
+            if let Some(end) = shared.groups.forget_topic(&req.name, &shared.kv)? {
+                shared.kv.sync_to(end)?;
+            }
+            Ok::<_, warren_storage::Error>(())
+        })
+        .await
+        {
             Ok(Ok(())) => {
                 tracing::info!(topic = %name, "topic deleted");
                 Response::ok(cid, &EmptyResponse)

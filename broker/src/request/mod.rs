@@ -16,6 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use warren_protocol::ErrorCode;
+use warren_protocol::api::groups::ListGroupsRequest;
 use warren_protocol::api::{ApiKey, Body, decode};
 use warren_protocol::frame::RequestFrame;
 
@@ -27,6 +28,7 @@ mod create_topic;
 mod delete_topic;
 mod describe_topic;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod list_topics;
 mod metadata;
@@ -83,17 +85,15 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
         ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared)),
         ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared)),
         ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared)),
-        // Defined in the protocol, not yet in ApiKey::SUPPORTED (the group
-        // coordinator is being built), so `check_version` above refused them.
-        ApiKey::JoinGroup
-        | ApiKey::Heartbeat
-        | ApiKey::LeaveGroup
-        | ApiKey::CommitOffsets
-        | ApiKey::FetchOffsets => Reply::Now(Response::error(
-            cid,
-            ErrorCode::UNSUPPORTED_VERSION,
-            format!("{} is not served by this broker yet", key.name()),
-        )),
+        ApiKey::JoinGroup => parse(cid, key, body, |r| groups::join(cid, r, shared)),
+        ApiKey::Heartbeat => parse(cid, key, body, |r| groups::heartbeat(cid, r, shared)),
+        ApiKey::LeaveGroup => parse(cid, key, body, |r| groups::leave(cid, r, shared)),
+        ApiKey::CommitOffsets => parse(cid, key, body, |r| groups::commit(cid, r, shared)),
+        ApiKey::FetchOffsets => parse(cid, key, body, |r| groups::fetch_offsets(cid, r, shared)),
+        ApiKey::ListGroups => parse(cid, key, body, |_: ListGroupsRequest| {
+            groups::list(cid, shared)
+        }),
+        ApiKey::DescribeGroup => parse(cid, key, body, |r| groups::describe(cid, r, shared)),
     }
 }
 

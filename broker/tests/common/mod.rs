@@ -74,6 +74,20 @@ impl Raw {
         }
     }
 
+    /// Like `call`, but a refusal in the response header is `Ok(Err(code))`.
+    pub async fn try_call<R: Request>(
+        &mut self,
+        req: &R,
+    ) -> Result<std::result::Result<R::Response, ErrorCode>> {
+        let id = self.send(req).await?;
+        let f = self.recv().await?;
+        assert_eq!(f.header.correlation_id, id);
+        if f.header.error_code != 0 {
+            return Ok(Err(ErrorCode(f.header.error_code)));
+        }
+        Ok(Ok(api::decode(f.body)?))
+    }
+
     pub async fn call<R: Request>(&mut self, req: &R) -> Result<R::Response> {
         let id = self.send(req).await?;
         let f = self.recv().await?;

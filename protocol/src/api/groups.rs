@@ -1,5 +1,6 @@
 //! Consumer groups: JoinGroup (key 9), Heartbeat (key 10), LeaveGroup
-//! (key 11), CommitOffsets (key 12) and FetchOffsets (key 13).
+//! (key 11), CommitOffsets (key 12), FetchOffsets (key 13), ListGroups
+//! (key 18) and DescribeGroup (key 19).
 //!
 //! The broker assigns partitions (there is no client-side assignor) and moves
 //! them incrementally: a member keeps every partition it owns that is still
@@ -37,7 +38,8 @@
 //!                              partition: u32 | offset: u64 | metadata: nullable_string > >
 //! CommitOffsets response = topics: array< topic: string |
 //!                              partitions: array< partition: u32 | error_code: u16 > >
-//! FetchOffsets request   = group: string | topics: array< topic: string | partitions: array<u32> >
+//! FetchOffsets request   = group: string | member_id: string | generation: u32 |
+//!                          topics: array< topic: string | partitions: array<u32> >
 //! FetchOffsets response  = topics: array< topic: string | partitions: array<
 //!                              partition: u32 | error_code: u16 | offset: i64 |
 //!                              metadata: nullable_string > >
@@ -52,7 +54,33 @@
 //! accepted only while the group has no members, else `GROUP_NOT_EMPTY`.
 //!
 //! FetchOffsets with an empty topic list returns every committed offset of the
-//! group; a partition with nothing committed has offset -1.
+//! group; a partition with nothing committed has offset -1. A member reading
+//! its offsets (to know where to start on a partition it was just given)
+//! sends its id and generation and is fenced as a commit is, in the header:
+//! `UNKNOWN_MEMBER`, or `STALE_GENERATION` when the generation is not its
+//! current one. An empty `member_id` reads without fencing.
+//!
+//! ```text
+//! ListGroups request     = (empty)
+//! ListGroups response    = groups: array< group: string | members: u32 >
+//! DescribeGroup request  = group: string
+//! DescribeGroup response = group: string |
+//!                          members: array< member_id: string | generation: u32 |
+//!                              session_timeout_ms: u32 | topics: array<string> |
+//!                              assignment > |
+//!                          offsets: array< topic: string | partitions: array<
+//!                              partition: u32 | committed: i64 | log_end_offset: i64 |
+//!                              lag: i64 | owner: string > >
+//! ```
+//!
+//! ListGroups lists every group with members or with committed offsets.
+//! DescribeGroup answers for any name (an unknown group has no members and no
+//! offsets). `offsets` has every partition of every topic the group subscribes
+//! to or has committed on: `committed` is -1 when nothing is committed, `lag`
+//! is `log_end_offset - committed` (the whole log, `log_end_offset -
+//! log_start_offset`, when nothing is committed; -1 when the topic no longer
+//! exists, with `log_end_offset` -1), and `owner` is the member consuming the
+//! partition, or empty.
 
 use bytes::{BufMut, BytesMut};
 
@@ -347,6 +375,11 @@ impl Body for CommitOffsetsResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FetchOffsetsRequest {
     pub group: String,
+    /// A member's id, fenced like a commit; empty for a reader outside the
+    /// group (an operator, a lag monitor), never fenced.
+    pub member_id: String,
+    /// The member's generation (ignored with an empty `member_id`).
+    pub generation: u32,
     /// Empty: every committed offset of the group.
     pub topics: Vec<TopicPartitions>,
 }
@@ -359,12 +392,16 @@ impl Request for FetchOffsetsRequest {
 impl Body for FetchOffsetsRequest {
     fn encode(&self, dst: &mut BytesMut) -> Result<()> {
         put_string(dst, &self.group);
+        put_string(dst, &self.member_id);
+        dst.put_u32(self.generation);
         put_assignment(dst, &self.topics)
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
         Ok(FetchOffsetsRequest {
             group: r.string("group")?,
+            member_id: r.string("member_id")?,
+            generation: r.u32("generation")?,
             topics: read_assignment(r, "topics")?,
         })
     }
@@ -418,6 +455,180 @@ impl Body for FetchOffsetsResponse {
                             error_code: ErrorCode(r.u16("error_code")?),
                             offset: r.i64("offset")?,
                             metadata: r.nullable_string("metadata")?,
+                        })
+                    })?,
+                })
+            })?,
+        })
+    }
+}
+
+/// ListGroups request (empty).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListGroupsRequest;
+
+impl Request for ListGroupsRequest {
+    const API_KEY: ApiKey = ApiKey::ListGroups;
+    type Response = ListGroupsResponse;
+}
+
+impl Body for ListGroupsRequest {
+    fn encode(&self, _dst: &mut BytesMut) -> Result<()> {
+        Ok(())
+    }
+
+    fn read(_r: &mut WireReader) -> Result<Self> {
+        Ok(ListGroupsRequest)
+    }
+}
+
+/// One group in a ListGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupListing {
+    pub group: String,
+    /// Members now (0 for a group that only has committed offsets).
+    pub members: u32,
+}
+
+/// ListGroups response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListGroupsResponse {
+    pub groups: Vec<GroupListing>,
+}
+
+impl Body for ListGroupsResponse {
+    fn encode(&self, dst: &mut BytesMut) -> Result<()> {
+        put_array(dst, &self.groups, |dst, g| {
+            put_string(dst, &g.group);
+            dst.put_u32(g.members);
+            Ok(())
+        })
+    }
+
+    fn read(r: &mut WireReader) -> Result<Self> {
+        Ok(ListGroupsResponse {
+            groups: r.array("groups", 6, |r| {
+                Ok(GroupListing {
+                    group: r.string("group")?,
+                    members: r.u32("members")?,
+                })
+            })?,
+        })
+    }
+}
+
+/// DescribeGroup request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeGroupRequest {
+    pub group: String,
+}
+
+impl Request for DescribeGroupRequest {
+    const API_KEY: ApiKey = ApiKey::DescribeGroup;
+    type Response = DescribeGroupResponse;
+}
+
+impl Body for DescribeGroupRequest {
+    fn encode(&self, dst: &mut BytesMut) -> Result<()> {
+        put_string(dst, &self.group);
+        Ok(())
+    }
+
+    fn read(r: &mut WireReader) -> Result<Self> {
+        Ok(DescribeGroupRequest {
+            group: r.string("group")?,
+        })
+    }
+}
+
+/// One member in a DescribeGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub generation: u32,
+    pub session_timeout_ms: u32,
+    pub topics: Vec<String>,
+    /// The partitions it consumes now.
+    pub assignment: Vec<TopicPartitions>,
+}
+
+/// One partition's position in a DescribeGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartitionLag {
+    pub partition: u32,
+    /// The committed offset, -1 if none.
+    pub committed: i64,
+    /// The partition's log end offset, -1 if the topic does not exist.
+    pub log_end_offset: i64,
+    /// Records not yet committed; see the module docs.
+    pub lag: i64,
+    /// The member consuming it, or empty.
+    pub owner: String,
+}
+
+/// One topic's partitions in a DescribeGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TopicLag {
+    pub topic: String,
+    pub partitions: Vec<PartitionLag>,
+}
+
+/// DescribeGroup response.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DescribeGroupResponse {
+    pub group: String,
+    pub members: Vec<GroupMember>,
+    pub offsets: Vec<TopicLag>,
+}
+
+impl Body for DescribeGroupResponse {
+    fn encode(&self, dst: &mut BytesMut) -> Result<()> {
+        put_string(dst, &self.group);
+        put_array(dst, &self.members, |dst, m| {
+            put_string(dst, &m.member_id);
+            dst.put_u32(m.generation);
+            dst.put_u32(m.session_timeout_ms);
+            put_array(dst, &m.topics, |dst, t| {
+                put_string(dst, t);
+                Ok(())
+            })?;
+            put_assignment(dst, &m.assignment)
+        })?;
+        put_array(dst, &self.offsets, |dst, t| {
+            put_string(dst, &t.topic);
+            put_array(dst, &t.partitions, |dst, p| {
+                dst.put_u32(p.partition);
+                dst.put_i64(p.committed);
+                dst.put_i64(p.log_end_offset);
+                dst.put_i64(p.lag);
+                put_string(dst, &p.owner);
+                Ok(())
+            })
+        })
+    }
+
+    fn read(r: &mut WireReader) -> Result<Self> {
+        Ok(DescribeGroupResponse {
+            group: r.string("group")?,
+            members: r.array("members", 18, |r| {
+                Ok(GroupMember {
+                    member_id: r.string("member_id")?,
+                    generation: r.u32("generation")?,
+                    session_timeout_ms: r.u32("session_timeout_ms")?,
+                    topics: r.array("topics", 2, |r| r.string("topic"))?,
+                    assignment: read_assignment(r, "assignment")?,
+                })
+            })?,
+            offsets: r.array("offsets", 6, |r| {
+                Ok(TopicLag {
+                    topic: r.string("topic")?,
+                    partitions: r.array("partitions", 30, |r| {
+                        Ok(PartitionLag {
+                            partition: r.u32("partition")?,
+                            committed: r.i64("committed")?,
+                            log_end_offset: r.i64("log_end_offset")?,
+                            lag: r.i64("lag")?,
+                            owner: r.string("owner")?,
                         })
                     })?,
                 })
@@ -501,6 +712,8 @@ mod tests {
         });
         round_trip(&FetchOffsetsRequest {
             group: "billing".into(),
+            member_id: "m-1".into(),
+            generation: 7,
             topics: assignment(),
         });
         round_trip(&FetchOffsetsResponse {
@@ -514,5 +727,54 @@ mod tests {
                 }],
             }],
         });
+        round_trip(&ListGroupsRequest);
+        round_trip(&ListGroupsResponse {
+            groups: vec![
+                GroupListing {
+                    group: "billing".into(),
+                    members: 3,
+                },
+                GroupListing {
+                    group: "audit".into(),
+                    members: 0,
+                },
+            ],
+        });
+        round_trip(&DescribeGroupRequest {
+            group: "billing".into(),
+        });
+        round_trip(&describe_group_response());
+    }
+
+    pub(crate) fn describe_group_response() -> DescribeGroupResponse {
+        DescribeGroupResponse {
+            group: "billing".into(),
+            members: vec![GroupMember {
+                member_id: "m-1".into(),
+                generation: 4,
+                session_timeout_ms: 10_000,
+                topics: vec!["orders".into()],
+                assignment: assignment(),
+            }],
+            offsets: vec![TopicLag {
+                topic: "orders".into(),
+                partitions: vec![
+                    PartitionLag {
+                        partition: 0,
+                        committed: 40,
+                        log_end_offset: 42,
+                        lag: 2,
+                        owner: "m-1".into(),
+                    },
+                    PartitionLag {
+                        partition: 1,
+                        committed: -1,
+                        log_end_offset: -1,
+                        lag: -1,
+                        owner: String::new(),
+                    },
+                ],
+            }],
+        }
     }
 }

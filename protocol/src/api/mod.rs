@@ -14,7 +14,8 @@
 //! - [`produce`]: Produce (acks, routing by key).
 //! - [`fetch`]: Fetch (the response's record bytes may go out by `sendfile`).
 //! - [`list_offsets`]: ListOffsets (earliest, latest, by timestamp).
-//! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets.
+//! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets,
+//!   ListGroups, DescribeGroup.
 
 use bytes::{Bytes, BytesMut};
 
@@ -47,6 +48,8 @@ pub enum ApiKey {
     LeaveGroup = 11,
     CommitOffsets = 12,
     FetchOffsets = 13,
+    ListGroups = 18,
+    DescribeGroup = 19,
 }
 
 impl ApiKey {
@@ -61,9 +64,13 @@ impl ApiKey {
         (ApiKey::Produce, 0, 0),
         (ApiKey::Fetch, 0, 0),
         (ApiKey::ListOffsets, 0, 0),
-        // JoinGroup..FetchOffsets join this list when the broker serves them
-        // (the group coordinator); until then a broker answers them with
-        // UNSUPPORTED_VERSION and ApiVersions does not offer them.
+        (ApiKey::JoinGroup, 0, 0),
+        (ApiKey::Heartbeat, 0, 0),
+        (ApiKey::LeaveGroup, 0, 0),
+        (ApiKey::CommitOffsets, 0, 0),
+        (ApiKey::FetchOffsets, 0, 0),
+        (ApiKey::ListGroups, 0, 0),
+        (ApiKey::DescribeGroup, 0, 0),
     ];
 
     /// The key's name as docs/PROTOCOL.md spells it.
@@ -83,6 +90,8 @@ impl ApiKey {
             ApiKey::LeaveGroup => "LeaveGroup",
             ApiKey::CommitOffsets => "CommitOffsets",
             ApiKey::FetchOffsets => "FetchOffsets",
+            ApiKey::ListGroups => "ListGroups",
+            ApiKey::DescribeGroup => "DescribeGroup",
         }
     }
 
@@ -124,6 +133,8 @@ impl TryFrom<u16> for ApiKey {
             11 => ApiKey::LeaveGroup,
             12 => ApiKey::CommitOffsets,
             13 => ApiKey::FetchOffsets,
+            18 => ApiKey::ListGroups,
+            19 => ApiKey::DescribeGroup,
             other => return Err(Error::UnknownApiKey(other)),
         })
     }

@@ -1,0 +1,764 @@
+//! The group coordinator: serves JoinGroup, Heartbeat, LeaveGroup,
+//! CommitOffsets, FetchOffsets, ListGroups and DescribeGroup over the
+//! per-group state machines ([`GroupState`]) and the broker's metadata store.
+//!
+//! - Membership lives in memory, one [`GroupState`] per group with members,
+//!   all behind one `std::sync::Mutex` that is never held across an `.await`
+//!   or a file sync (a join or heartbeat is a few map operations; the target
+//!   assignment of 10 members over 100 partitions takes microseconds).
+//!   A broker restart forgets members: they get `UNKNOWN_MEMBER` at their next
+//!   heartbeat and join again, and resume from their committed offsets.
+//! - Sessions: [`run_expiry`] sleeps until the earliest session
+//!   deadline of any member (woken early when a join brings an earlier one),
+//!   then expels every member whose deadline passed. No polling loop.
+//! - Committed offsets live in the metadata [`KvStore`] under
+//!   [`OFFSET_PREFIX`](crate::meta::OFFSET_PREFIX): key
+//!   `o group \0 topic \0 partition(u32 BE)`, value [`encode_offset`]. A commit
+//!   is checked and appended under the groups lock (so a check and its write
+//!   cannot interleave with a membership change or another commit), then made
+//!   durable outside it with the store's group commit; the response waits for
+//!   that. Loading at start is the store's: live keys plus the records since
+//!   its last snapshot, not every commit ever made.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio::sync::Notify;
+use warren_protocol::ErrorCode;
+use warren_protocol::api::groups::{
+    CommitOffsetsRequest, CommitOffsetsResponse, CommittedOffset, CommittedTopic,
+    DescribeGroupResponse, FetchOffsetsRequest, FetchOffsetsResponse, GroupListing, GroupMember,
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, ListGroupsResponse,
+    PartitionErrors, PartitionLag, TopicLag, TopicPartitions,
+};
+use warren_storage::{KvOp, KvStore, Offset};
+
+use super::assignor::TopicPartition;
+use super::state::GroupState;
+use crate::config::BrokerConfig;
+use crate::meta::OFFSET_PREFIX;
+use crate::server::Shared;
+use crate::topics::Topics;
+
+/// Longest group name, in bytes.
+pub const MAX_GROUP_NAME_BYTES: usize = 255;
+
+/// A refusal for the response header: its code and message.
+pub type Refusal = (ErrorCode, String);
+
+/// Checks a group name: 1..=255 bytes, no control characters (so no `\0`,
+/// which separates the fields of a store key).
+///
+/// # Errors
+/// `INVALID_GROUP_ID` with the reason.
+pub fn validate_group(group: &str) -> Result<(), Refusal> {
+    if group.is_empty() || group.len() > MAX_GROUP_NAME_BYTES {
+        return Err((
+            ErrorCode::INVALID_GROUP_ID,
+            format!(
+                "group name must be 1 to {MAX_GROUP_NAME_BYTES} bytes, got {}",
+                group.len()
+            ),
+        ));
+    }
+    if group.chars().any(char::is_control) {
+        return Err((
+            ErrorCode::INVALID_GROUP_ID,
+            "group name must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The store key of a committed offset.
+pub fn offset_key(group: &str, topic: &str, partition: u32) -> Vec<u8> {
+    let mut key = group_prefix(group);
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+/// The prefix of every committed offset of `group`.
+fn group_prefix(group: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.len() + 64);
+    key.push(OFFSET_PREFIX);
+    key.extend_from_slice(group.as_bytes());
+    key.push(0);
+    key
+}
+
+/// Splits a committed-offset key into (group, topic, partition).
+fn parse_offset_key(key: &[u8]) -> Option<(&str, &str, u32)> {
+    let rest = key.strip_prefix(&[OFFSET_PREFIX])?;
+    let (rest, partition) = rest.split_last_chunk::<4>()?;
+    let rest = rest.strip_suffix(&[0])?;
+    let split = rest.iter().position(|&b| b == 0)?;
+    let group = std::str::from_utf8(rest.get(..split)?).ok()?;
+    let topic = std::str::from_utf8(rest.get(split + 1..)?).ok()?;
+    Some((group, topic, u32::from_be_bytes(*partition)))
+}
+
+/// A committed offset as stored:
+/// `version u8 = 0 | offset u64 | commit_time_ms i64 | metadata_len i32 (-1 = null) | metadata`.
+pub fn encode_offset(offset: u64, commit_time_ms: i64, metadata: Option<&str>) -> Bytes {
+    let meta = metadata.map(str::as_bytes);
+    let mut b = BytesMut::with_capacity(21 + meta.map_or(0, <[u8]>::len));
+    b.put_u8(0);
+    b.put_u64(offset);
+    b.put_i64(commit_time_ms);
+    match meta {
+        Some(m) => {
+            // Protocol strings are at most 65 535 bytes, far below i32::MAX.
+            b.put_i32(i32::try_from(m.len()).unwrap_or(i32::MAX));
+            b.put_slice(m);
+        }
+        None => b.put_i32(-1),
+    }
+    b.freeze()
+}
+
+/// A stored committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOffset {
+    pub offset: u64,
+    pub commit_time_ms: i64,
+    pub metadata: Option<String>,
+}
+
+/// Parses [`encode_offset`]'s bytes; `None` if they are not such a value.
+pub fn decode_offset(mut b: &[u8]) -> Option<StoredOffset> {
+    if b.remaining() < 21 || b.get_u8() != 0 {
+        return None;
+    }
+    let offset = b.get_u64();
+    let commit_time_ms = b.get_i64();
+    let len = b.get_i32();
+    let metadata = if len < 0 {
+        None
+    } else {
+        let len = usize::try_from(len).ok()?;
+        Some(String::from_utf8(b.get(..len)?.to_vec()).ok()?)
+    };
+    Some(StoredOffset {
+        offset,
+        commit_time_ms,
+        metadata,
+    })
+}
+
+/// Reads one committed offset; a value that does not decode is logged and
+/// reported as `UNKNOWN_SERVER_ERROR` (the store's CRCs make this a bug, not
+/// disk damage).
+fn read_offset(kv: &KvStore, key: &[u8]) -> Result<Option<StoredOffset>, ErrorCode> {
+    match kv.get(key) {
+        None => Ok(None),
+        Some(value) => decode_offset(&value).map(Some).ok_or_else(|| {
+            tracing::error!(key = ?String::from_utf8_lossy(key), "committed offset does not decode");
+            ErrorCode::UNKNOWN_SERVER_ERROR
+        }),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn to_wire(partitions: &BTreeSet<TopicPartition>) -> Vec<TopicPartitions> {
+    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for (topic, p) in partitions {
+        by_topic.entry(topic).or_default().push(*p);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic, partitions)| TopicPartitions {
+            topic: topic.to_owned(),
+            partitions,
+        })
+        .collect()
+}
+
+fn from_wire(partitions: &[TopicPartitions]) -> BTreeSet<TopicPartition> {
+    partitions
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p)))
+        .collect()
+}
+
+/// The partition count of each of `names` that exists.
+fn partition_counts<'a>(
+    topics: &Topics,
+    names: impl IntoIterator<Item = &'a String>,
+) -> BTreeMap<String, u32> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            topics.get(name).map(|t| {
+                (
+                    name.clone(),
+                    u32::try_from(t.partitions.len()).unwrap_or(u32::MAX),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The group coordinator. See the module docs.
+pub struct Coordinator {
+    groups: Mutex<HashMap<String, GroupState>>,
+    /// Woken when a join may have brought an earlier session deadline.
+    deadline_changed: Notify,
+    heartbeat_interval_ms: u32,
+    min_session_ms: u32,
+    max_session_ms: u32,
+}
+
+impl Coordinator {
+    /// A coordinator with no groups, with the config's heartbeat interval and
+    /// session-timeout bounds.
+    pub fn new(config: &BrokerConfig) -> Coordinator {
+        Coordinator {
+            groups: Mutex::new(HashMap::new()),
+            deadline_changed: Notify::new(),
+            heartbeat_interval_ms: config.group_heartbeat_interval_ms,
+            min_session_ms: config.group_min_session_timeout_ms,
+            max_session_ms: config.group_max_session_timeout_ms,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, GroupState>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// JoinGroup.
+    ///
+    /// # Errors
+    /// `INVALID_GROUP_ID`, `INVALID_SESSION_TIMEOUT`, `INVALID_REQUEST` for an
+    /// empty or oversized subscription.
+    pub fn join(
+        &self,
+        req: &JoinGroupRequest,
+        topics: &Topics,
+    ) -> Result<JoinGroupResponse, Refusal> {
+        validate_group(&req.group)?;
+        if !(self.min_session_ms..=self.max_session_ms).contains(&req.session_timeout_ms) {
+            return Err((
+                ErrorCode::INVALID_SESSION_TIMEOUT,
+                format!(
+                    "session_timeout_ms {} is outside {}..={}",
+                    req.session_timeout_ms, self.min_session_ms, self.max_session_ms
+                ),
+            ));
+        }
+        if req.topics.is_empty() {
+            return Err((
+                ErrorCode::INVALID_REQUEST,
+                "subscribe to at least one topic".into(),
+            ));
+        }
+        let subscription: BTreeSet<String> = req.topics.iter().cloned().collect();
+        let now = Instant::now();
+        let (member_id, assignment) = {
+            let mut groups = self.lock();
+            let group = groups.entry(req.group.clone()).or_default();
+            let mut names = group.subscribed_topics();
+            names.extend(subscription.iter().cloned());
+            let counts = partition_counts(topics, &names);
+            group.join(
+                &req.member_id,
+                subscription,
+                Duration::from_millis(u64::from(req.session_timeout_ms)),
+                &counts,
+                now,
+            )
+        };
+        self.deadline_changed.notify_one();
+        tracing::info!(group = %req.group, member = %member_id, generation = assignment.generation,
+            partitions = assignment.partitions.len(), "member joined");
+        Ok(JoinGroupResponse {
+            member_id,
+            generation: assignment.generation,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            assignment: to_wire(&assignment.partitions),
+        })
+    }
+
+    /// Heartbeat.
+    ///
+    /// # Errors
+    /// `INVALID_GROUP_ID`; `UNKNOWN_MEMBER` for a member the group does not
+    /// have (expelled, left, or the broker restarted).
+    pub fn heartbeat(
+        &self,
+        req: &HeartbeatRequest,
+        topics: &Topics,
+    ) -> Result<HeartbeatResponse, Refusal> {
+        validate_group(&req.group)?;
+        let unknown = || {
+            (
+                ErrorCode::UNKNOWN_MEMBER,
+                format!(
+                    "group {:?} has no member {:?}; join again",
+                    req.group, req.member_id
+                ),
+            )
+        };
+        let owned = from_wire(&req.owned);
+        let mut groups = self.lock();
+        let group = groups.get_mut(&req.group).ok_or_else(unknown)?;
+        let counts = partition_counts(topics, &group.subscribed_topics());
+        let assignment = group
+            .heartbeat(
+                &req.member_id,
+                req.generation,
+                &owned,
+                &counts,
+                Instant::now(),
+            )
+            .map_err(|_| unknown())?;
+        Ok(HeartbeatResponse {
+            generation: assignment.generation,
+            heartbeat_interval_ms: self.heartbeat_interval_ms,
+            assignment: to_wire(&assignment.partitions),
+        })
+    }
+
+    /// LeaveGroup: the member's partitions are free at once.
+    ///
+    /// # Errors
+    /// `INVALID_GROUP_ID`; `UNKNOWN_MEMBER`.
+    pub fn leave(&self, group_name: &str, member_id: &str, topics: &Topics) -> Result<(), Refusal> {
+        validate_group(group_name)?;
+        let unknown = || {
+            (
+                ErrorCode::UNKNOWN_MEMBER,
+                format!("group {group_name:?} has no member {member_id:?}"),
+            )
+        };
+        let mut groups = self.lock();
+        let group = groups.get_mut(group_name).ok_or_else(unknown)?;
+        let counts = partition_counts(topics, &group.subscribed_topics());
+        group.leave(member_id, &counts).map_err(|_| unknown())?;
+        if group.is_empty() {
+            groups.remove(group_name);
+        }
+        tracing::info!(group = %group_name, member = %member_id, "member left");
+        Ok(())
+    }
+
+    /// Expels every member whose session ran out; returns how many.
+    pub fn expire(&self, topics: &Topics, now: Instant) -> usize {
+        let mut groups = self.lock();
+        let mut expelled = 0;
+        groups.retain(|name, group| {
+            if group.next_deadline().is_some_and(|d| d <= now) {
+                let counts = partition_counts(topics, &group.subscribed_topics());
+                for member in group.expire(&counts, now) {
+                    tracing::info!(group = %name, member = %member, "session timed out; member expelled");
+                    expelled += 1;
+                }
+            }
+            !group.is_empty()
+        });
+        expelled
+    }
+
+    /// The earliest session deadline of any member.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.lock()
+            .values()
+            .filter_map(GroupState::next_deadline)
+            .min()
+    }
+
+    /// CommitOffsets: checks and appends under the lock. Returns the response
+    /// and, if anything was written, the store offset to sync before answering.
+    ///
+    /// # Errors
+    /// `INVALID_GROUP_ID`; `UNKNOWN_MEMBER`; `GROUP_NOT_EMPTY` for an
+    /// operator's commit (empty `member_id`) while the group has members; a
+    /// store error (nothing was written).
+    pub fn commit(
+        &self,
+        req: &CommitOffsetsRequest,
+        topics: &Topics,
+        kv: &KvStore,
+    ) -> Result<(CommitOffsetsResponse, Option<Offset>), Refusal> {
+        validate_group(&req.group)?;
+        let groups = self.lock();
+        let group = groups.get(&req.group);
+        if req.member_id.is_empty() {
+            if let Some(g) = group.filter(|g| !g.is_empty()) {
+                return Err((
+                    ErrorCode::GROUP_NOT_EMPTY,
+                    format!(
+                        "group {:?} has {} members; offsets can be reset only while it has none",
+                        req.group,
+                        g.members().len()
+                    ),
+                ));
+            }
+        } else {
+            let known = group.is_some_and(|g| g.members().contains_key(&req.member_id));
+            if !known {
+                return Err((
+                    ErrorCode::UNKNOWN_MEMBER,
+                    format!(
+                        "group {:?} has no member {:?}; join again",
+                        req.group, req.member_id
+                    ),
+                ));
+            }
+        }
+        let time = now_ms();
+        let mut keys_values: Vec<(Vec<u8>, Bytes)> = Vec::new();
+        let mut response = CommitOffsetsResponse::default();
+        for t in &req.topics {
+            let topic = topics.get(&t.topic);
+            let mut errors = Vec::with_capacity(t.partitions.len());
+            for p in &t.partitions {
+                let code = match &topic {
+                    None => ErrorCode::UNKNOWN_TOPIC,
+                    Some(topic) if p.partition as usize >= topic.partitions.len() => {
+                        ErrorCode::UNKNOWN_PARTITION
+                    }
+                    Some(_) => match group.filter(|_| !req.member_id.is_empty()) {
+                        Some(g) => g
+                            .check_commit(
+                                &req.member_id,
+                                req.generation,
+                                &(t.topic.clone(), p.partition),
+                            )
+                            .err()
+                            .unwrap_or(ErrorCode::NONE),
+                        None => ErrorCode::NONE,
+                    },
+                };
+                if code == ErrorCode::NONE {
+                    keys_values.push((
+                        offset_key(&req.group, &t.topic, p.partition),
+                        encode_offset(p.offset, time, p.metadata.as_deref()),
+                    ));
+                }
+                errors.push((p.partition, code));
+            }
+            response.topics.push(PartitionErrors {
+                topic: t.topic.clone(),
+                partitions: errors,
+            });
+        }
+        if keys_values.is_empty() {
+            return Ok((response, None));
+        }
+        let ops: Vec<KvOp<'_>> = keys_values.iter().map(|(k, v)| KvOp::Put(k, v)).collect();
+        let end = kv.apply(&ops).map_err(|e| {
+            (
+                crate::request::storage_code(&e, "commit offsets"),
+                format!("storing offsets: {e}"),
+            )
+        })?;
+        drop(groups);
+        Ok((response, Some(end)))
+    }
+
+    /// FetchOffsets.
+    ///
+    /// # Errors
+    /// `INVALID_GROUP_ID`; for a member, `UNKNOWN_MEMBER` or `STALE_GENERATION`.
+    pub fn fetch_offsets(
+        &self,
+        req: &FetchOffsetsRequest,
+        kv: &KvStore,
+    ) -> Result<FetchOffsetsResponse, Refusal> {
+        validate_group(&req.group)?;
+        if !req.member_id.is_empty() {
+            let groups = self.lock();
+            let member = groups
+                .get(&req.group)
+                .and_then(|g| g.members().get(&req.member_id))
+                .ok_or_else(|| {
+                    (
+                        ErrorCode::UNKNOWN_MEMBER,
+                        format!(
+                            "group {:?} has no member {:?}; join again",
+                            req.group, req.member_id
+                        ),
+                    )
+                })?;
+            if member.generation != req.generation {
+                return Err((
+                    ErrorCode::STALE_GENERATION,
+                    format!(
+                        "generation {} is stale; the member is at generation {}",
+                        req.generation, member.generation
+                    ),
+                ));
+            }
+        }
+        let committed = |code: Result<Option<StoredOffset>, ErrorCode>, partition| match code {
+            Ok(Some(s)) => CommittedOffset {
+                partition,
+                error_code: ErrorCode::NONE,
+                offset: i64::try_from(s.offset).unwrap_or(i64::MAX),
+                metadata: s.metadata,
+            },
+            Ok(None) => CommittedOffset {
+                partition,
+                error_code: ErrorCode::NONE,
+                offset: -1,
+                metadata: None,
+            },
+            Err(error_code) => CommittedOffset {
+                partition,
+                error_code,
+                offset: -1,
+                metadata: None,
+            },
+        };
+        let topics = if req.topics.is_empty() {
+            let mut by_topic: BTreeMap<String, Vec<CommittedOffset>> = BTreeMap::new();
+            for (key, value) in kv.scan_prefix(&group_prefix(&req.group)) {
+                let Some((_, topic, partition)) = parse_offset_key(&key) else {
+                    continue;
+                };
+                let decoded = decode_offset(&value).ok_or(ErrorCode::UNKNOWN_SERVER_ERROR);
+                by_topic
+                    .entry(topic.to_owned())
+                    .or_default()
+                    .push(committed(decoded.map(Some), partition));
+            }
+            by_topic
+                .into_iter()
+                .map(|(topic, partitions)| CommittedTopic { topic, partitions })
+                .collect()
+        } else {
+            req.topics
+                .iter()
+                .map(|t| CommittedTopic {
+                    topic: t.topic.clone(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|&p| {
+                            committed(read_offset(kv, &offset_key(&req.group, &t.topic, p)), p)
+                        })
+                        .collect(),
+                })
+                .collect()
+        };
+        Ok(FetchOffsetsResponse { topics })
+    }
+
+    /// ListGroups: groups with members, and groups with committed offsets.
+    /// Scans every committed offset (an admin call, not a hot path).
+    pub fn list(&self, kv: &KvStore) -> ListGroupsResponse {
+        let mut groups: BTreeMap<String, u32> = BTreeMap::new();
+        for (key, _) in kv.scan_prefix(&[OFFSET_PREFIX]) {
+            if let Some((group, _, _)) = parse_offset_key(&key) {
+                groups.entry(group.to_owned()).or_insert(0);
+            }
+        }
+        for (name, group) in self.lock().iter() {
+            groups.insert(
+                name.clone(),
+                u32::try_from(group.members().len()).unwrap_or(u32::MAX),
+            );
+        }
+        ListGroupsResponse {
+            groups: groups
+                .into_iter()
+                .map(|(group, members)| GroupListing { group, members })
+                .collect(),
+        }
+    }
+
+    /// DescribeGroup: members, assignment, and per partition the committed
+    /// offset, log end offset, lag and owner.
+    ///
+    /// # Errors
+    /// `INVALID_GROUP_ID`.
+    pub fn describe(
+        &self,
+        group_name: &str,
+        topics: &Topics,
+        kv: &KvStore,
+    ) -> Result<DescribeGroupResponse, Refusal> {
+        validate_group(group_name)?;
+        let mut committed: BTreeMap<(String, u32), i64> = BTreeMap::new();
+        for (key, value) in kv.scan_prefix(&group_prefix(group_name)) {
+            if let (Some((_, topic, partition)), Some(stored)) =
+                (parse_offset_key(&key), decode_offset(&value))
+            {
+                committed.insert(
+                    (topic.to_owned(), partition),
+                    i64::try_from(stored.offset).unwrap_or(i64::MAX),
+                );
+            }
+        }
+        let (members, owners, mut names) = {
+            let groups = self.lock();
+            let mut owners: BTreeMap<TopicPartition, String> = BTreeMap::new();
+            let mut members = Vec::new();
+            let mut names: BTreeSet<String> = BTreeSet::new();
+            if let Some(group) = groups.get(group_name) {
+                names = group.subscribed_topics();
+                for (id, m) in group.members() {
+                    for tp in m.assigned.iter().chain(&m.revoking) {
+                        owners.insert(tp.clone(), id.clone());
+                    }
+                    members.push(GroupMember {
+                        member_id: id.clone(),
+                        generation: m.generation,
+                        session_timeout_ms: u32::try_from(m.session_timeout.as_millis())
+                            .unwrap_or(u32::MAX),
+                        topics: m.topics.iter().cloned().collect(),
+                        assignment: to_wire(&m.assigned),
+                    });
+                }
+            }
+            (members, owners, names)
+        };
+        names.extend(committed.keys().map(|(t, _)| t.clone()));
+        let offsets = names
+            .into_iter()
+            .map(|topic_name| {
+                let topic = topics.get(&topic_name);
+                let partitions = match &topic {
+                    Some(topic) => topic
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let key = (topic_name.clone(), p.index);
+                            let end = i64::try_from(p.log.high_watermark().0).unwrap_or(i64::MAX);
+                            let start = i64::try_from(p.log.log_start_offset().0).unwrap_or(0);
+                            let c = committed.get(&key).copied().unwrap_or(-1);
+                            PartitionLag {
+                                partition: p.index,
+                                committed: c,
+                                log_end_offset: end,
+                                lag: if c < 0 { end - start } else { (end - c).max(0) },
+                                owner: owners.get(&key).cloned().unwrap_or_default(),
+                            }
+                        })
+                        .collect(),
+                    None => committed
+                        .iter()
+                        .filter(|((t, _), _)| *t == topic_name)
+                        .map(|((_, p), &c)| PartitionLag {
+                            partition: *p,
+                            committed: c,
+                            log_end_offset: -1,
+                            lag: -1,
+                            owner: String::new(),
+                        })
+                        .collect(),
+                };
+                TopicLag {
+                    topic: topic_name,
+                    partitions,
+                }
+            })
+            .collect();
+        Ok(DescribeGroupResponse {
+            group: group_name.to_owned(),
+            members,
+            offsets,
+        })
+    }
+
+    /// Deletes every committed offset on `topic` (the topic was deleted: a new
+    /// topic of the same name starts with none). Returns the store offset to
+    /// sync, if anything was written.
+    ///
+    /// # Errors
+    /// The store's.
+    pub fn forget_topic(
+        &self,
+        topic: &str,
+        kv: &KvStore,
+    ) -> warren_storage::Result<Option<Offset>> {
+        let keys: Vec<Bytes> = kv
+            .scan_prefix(&[OFFSET_PREFIX])
+            .into_iter()
+            .filter(|(key, _)| parse_offset_key(key).is_some_and(|(_, t, _)| t == topic))
+            .map(|(key, _)| key)
+            .collect();
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let ops: Vec<KvOp<'_>> = keys.iter().map(|k| KvOp::Delete(k)).collect();
+        kv.apply(&ops).map(Some)
+    }
+}
+
+/// Runs until the broker shuts down: sleeps until the earliest session
+/// deadline of any member (or until a join may have brought an earlier one),
+/// then expels the members whose session ran out.
+pub async fn run_expiry(shared: Arc<Shared>) {
+    let coordinator = &shared.groups;
+    loop {
+        let changed = coordinator.deadline_changed.notified();
+        let next = coordinator.next_deadline();
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {
+                coordinator.expire(&shared.topics, Instant::now());
+            }
+            () = changed => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    #[test]
+    fn offset_keys_round_trip_and_sort_by_partition() {
+        let k = offset_key("billing", "orders.eu", 258);
+        assert_eq!(parse_offset_key(&k), Some(("billing", "orders.eu", 258)));
+        assert!(offset_key("g", "t", 2) < offset_key("g", "t", 10));
+        assert!(offset_key("g", "t", 0).starts_with(&group_prefix("g")));
+        assert!(!offset_key("g2", "t", 0).starts_with(&group_prefix("g")));
+        assert_eq!(parse_offset_key(b"ogroup"), None);
+        assert_eq!(parse_offset_key(b"x"), None);
+    }
+
+    #[test]
+    fn offset_values_round_trip_and_garbage_is_none() {
+        for meta in [None, Some(""), Some("host-a")] {
+            let v = encode_offset(42, 1_700_000_000_000, meta);
+            let d = decode_offset(&v).unwrap();
+            assert_eq!(d.offset, 42);
+            assert_eq!(d.commit_time_ms, 1_700_000_000_000);
+            assert_eq!(d.metadata.as_deref(), meta);
+        }
+        assert_eq!(decode_offset(b""), None);
+        assert_eq!(decode_offset(&[1; 21]), None);
+        let mut v = encode_offset(1, 0, Some("abc")).to_vec();
+        v.truncate(v.len() - 1);
+        assert_eq!(decode_offset(&v), None);
+    }
+
+    #[test]
+    fn group_names_are_checked() {
+        assert!(validate_group("billing-eu.v2").is_ok());
+        assert!(validate_group("").is_err());
+        assert!(validate_group("a\0b").is_err());
+        assert!(validate_group(&"g".repeat(256)).is_err());
+        assert!(validate_group(&"g".repeat(255)).is_ok());
+    }
+}
