@@ -36,30 +36,9 @@ cargo build --release -p warren-tools --quiet
 W=$PWD/target/release/warren
 CLK_TCK=$(getconf CLK_TCK)
 
-log() { echo "[broker.sh] $*" >&2; }
-scaled() { python3 -c "print(max(1, int($1 * $SCALE)))"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
-
-PID=
-ADDR=
-start_broker() {
-    stop_broker
-    rm -rf "$DIR/data"
-    sync
-    WARREN_RETENTION_CHECK_MS=1000 "$W" serve --data-dir "$DIR/data" \
-        --listen 127.0.0.1:0 --http 127.0.0.1:0 2>"$DIR/broker.log" &
-    PID=$!
-    for _ in $(seq 100); do
-        ADDR=$(grep -o 'listen=[0-9.:]*' "$DIR/broker.log" | head -1 | cut -d= -f2 || true)
-        [ -n "$ADDR" ] && return 0
-        sleep 0.1
-    done
-    log "broker did not start:"; cat "$DIR/broker.log" >&2; exit 1
-}
-stop_broker() {
-    if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; fi
-}
+NAME=broker.sh
+# shellcheck source=benches/common.sh
+. benches/common.sh
 trap stop_broker EXIT
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 hwm_mb() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$PID/status"; }

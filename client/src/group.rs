@@ -173,7 +173,9 @@ pub struct GroupConsumer {
     /// Positions last committed, to skip commits of unchanged positions.
     committed: BTreeMap<TopicPartition, u64>,
     next_auto_commit: Option<Instant>,
-    listener: Option<Listener>,
+    /// In a mutex only so the consumer is `Sync` (its futures are `Send`)
+    /// with any `Send` listener; never contended.
+    listener: Mutex<Option<Listener>>,
 }
 
 impl std::fmt::Debug for GroupConsumer {
@@ -229,13 +231,16 @@ impl GroupConsumer {
             applied_version: 0,
             owned: BTreeSet::new(),
             committed: BTreeMap::new(),
-            listener: None,
+            listener: Mutex::new(None),
         })
     }
 
     /// Calls `listener` for every [`Rebalance`], from inside `poll`.
     pub fn on_rebalance(&mut self, listener: impl FnMut(&Rebalance) + Send + 'static) {
-        self.listener = Some(Box::new(listener));
+        *self
+            .listener
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Box::new(listener));
     }
 
     /// The partitions this member consumes now, sorted.
@@ -404,7 +409,11 @@ impl GroupConsumer {
 
     fn notify(&mut self, event: &Rebalance) {
         info!(group = %self.config.group, ?event, "rebalance");
-        if let Some(listener) = self.listener.as_mut() {
+        let listener = self
+            .listener
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(listener) = listener.as_mut() {
             listener(event);
         }
     }

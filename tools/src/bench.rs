@@ -11,9 +11,12 @@
 //! took about a tenth of a core from the broker under test); stamps are only
 //! ever early at the send end, so latency is never under-reported there.
 //!
-//! Consume: `--consumers` consumers share the topic's partitions (round-robin),
-//! read from the beginning until `--messages` messages in total (or
-//! `--duration-secs`), and report messages and value bytes per second.
+//! Consume: `--consumers` consumers share the topic's partitions (round-robin,
+//! or assigned by the broker as members of a new consumer group with
+//! `--group`), read from the beginning until `--messages` messages in total
+//! (or `--duration-secs`), and report messages and value bytes per second.
+//!
+//! Rebalance (`bench_groups`): times consumer-group rebalances.
 //!
 //! MB is 10^6 bytes. `--json` prints one JSON object instead of the text lines,
 //! for scripts (benches/broker.sh).
@@ -29,8 +32,8 @@ use futures_util::FutureExt;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use warren_client::{
-    Acks, Admin, Consumer, ConsumerConfig, Error as ClientError, OffsetSpec, Producer,
-    ProducerConfig, SeekTo,
+    Acks, Admin, Consumer, ConsumerConfig, ConsumerRecord, Error as ClientError, GroupConfig,
+    GroupConsumer, OffsetSpec, Producer, ProducerConfig, SeekTo,
 };
 
 use crate::connect::BrokerArgs;
@@ -54,10 +57,13 @@ enum BenchKind {
     Produce(ProduceBench),
     /// Read a topic from the beginning and report throughput.
     Consume(ConsumeBench),
+    /// Time consumer-group rebalances: a group of --members over
+    /// --partitions, one extra member joining and leaving in turn.
+    Rebalance(crate::bench_groups::RebalanceBench),
 }
 
 #[derive(Debug, Args)]
-struct Common {
+pub(crate) struct Common {
     /// Topic to use.
     #[arg(long)]
     topic: String,
@@ -115,6 +121,10 @@ struct ConsumeBench {
     /// Accepted for symmetry with `bench produce`; unused.
     #[arg(long)]
     size: Option<usize>,
+    /// Consume as members of a new consumer group (`bench-<time>`, auto-commit
+    /// every 5 s): the broker assigns the partitions, as in production
+    #[arg(long)]
+    group: bool,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -127,11 +137,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         match &args.kind {
             BenchKind::Produce(p) => produce(broker, p).await,
             BenchKind::Consume(c) => consume(broker, c).await,
+            BenchKind::Rebalance(r) => crate::bench_groups::rebalance(broker, r).await,
         }
     })
 }
 
-async fn ensure_topic(broker: &BrokerArgs, c: &Common) -> Result<u32> {
+pub(crate) async fn ensure_topic(broker: &BrokerArgs, c: &Common) -> Result<u32> {
     let admin = Admin::connect(broker.connection()).await?;
     match admin
         .create_topic(
@@ -330,15 +341,28 @@ async fn consume(broker: &BrokerArgs, args: &ConsumeBench) -> Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     let n = args.consumers.max(1).min(partitions.max(1));
+    let group = format!(
+        "bench-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
     for i in 0..n {
         let config = ConsumerConfig {
             connection: broker.connection(),
             start_at: OffsetSpec::Earliest,
             ..ConsumerConfig::default()
         };
-        let mut consumer = Consumer::connect(config).await?;
-        let mine: Vec<u32> = (0..partitions).filter(|p| p % n == i).collect();
-        consumer.assign(&c.topic, &mine);
+        let mut consumer = if args.group {
+            BenchConsumer::Group(
+                GroupConsumer::join(config, GroupConfig::new(group.as_str(), &[&c.topic])).await?,
+            )
+        } else {
+            let mut consumer = Consumer::connect(config).await?;
+            let mine: Vec<u32> = (0..partitions).filter(|p| p % n == i).collect();
+            consumer.assign(&c.topic, &mine);
+            BenchConsumer::Plain(consumer)
+        };
         let (consumed, value_bytes, bar) =
             (Arc::clone(&consumed), Arc::clone(&value_bytes), bar.clone());
         let total = c.messages;
@@ -354,7 +378,7 @@ async fn consume(broker: &BrokerArgs, args: &ConsumeBench) -> Result<()> {
                     Err(ClientError::OffsetOutOfRange {
                         topic, partition, ..
                     }) => {
-                        consumer.seek(&topic, partition, SeekTo::Earliest).await?;
+                        consumer.seek_earliest(&topic, partition).await?;
                         continue;
                     }
                     Err(e) => return Err(e),
@@ -367,7 +391,7 @@ async fn consume(broker: &BrokerArgs, args: &ConsumeBench) -> Result<()> {
                 value_bytes.fetch_add(bytes, Ordering::Relaxed);
                 bar.inc(records.len() as u64);
             }
-            Ok::<_, ClientError>(())
+            consumer.close().await
         }));
     }
     for t in tasks {
@@ -386,7 +410,38 @@ async fn consume(broker: &BrokerArgs, args: &ConsumeBench) -> Result<()> {
     Ok(())
 }
 
-fn report(
+/// A plain consumer of assigned partitions, or a group member.
+enum BenchConsumer {
+    Plain(Consumer),
+    Group(GroupConsumer),
+}
+
+impl BenchConsumer {
+    async fn poll(&mut self, wait: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        match self {
+            BenchConsumer::Plain(c) => c.poll(wait).await,
+            BenchConsumer::Group(c) => c.poll(wait).await,
+        }
+    }
+
+    async fn seek_earliest(&mut self, topic: &str, partition: u32) -> Result<(), ClientError> {
+        match self {
+            BenchConsumer::Plain(c) => c.seek(topic, partition, SeekTo::Earliest).await,
+            // A member restarts the partition from the committed offset; the
+            // bench's topics have no retention racing the reader.
+            BenchConsumer::Group(_) => Ok(()),
+        }
+    }
+
+    async fn close(self) -> Result<(), ClientError> {
+        match self {
+            BenchConsumer::Plain(_) => Ok(()),
+            BenchConsumer::Group(c) => c.close().await,
+        }
+    }
+}
+
+pub(crate) fn report(
     what: &str,
     msgs: u64,
     bytes: u64,

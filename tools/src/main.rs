@@ -21,6 +21,7 @@
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
 mod bench;
+mod bench_groups;
 mod connect;
 mod consume;
 mod dump_log;
