@@ -621,7 +621,7 @@ async fn join_once(
             false,
         )
         .await?;
-    let assignment = from_wire(&response.assignment);
+    let assignment = TopicPartitions::to_pairs::<BTreeSet<_>>(&response.assignment);
     {
         let mut m = shared.lock();
         m.member_id = response.member_id;
@@ -635,27 +635,6 @@ async fn join_once(
     Ok(Duration::from_millis(u64::from(
         response.heartbeat_interval_ms.max(1),
     )))
-}
-
-fn from_wire(partitions: &[TopicPartitions]) -> BTreeSet<TopicPartition> {
-    partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p)))
-        .collect()
-}
-
-fn to_wire(partitions: &BTreeSet<TopicPartition>) -> Vec<TopicPartitions> {
-    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for (t, p) in partitions {
-        by_topic.entry(t).or_default().push(*p);
-    }
-    by_topic
-        .into_iter()
-        .map(|(topic, partitions)| TopicPartitions {
-            topic: topic.to_owned(),
-            partitions,
-        })
-        .collect()
 }
 
 /// Heartbeats until closed, rejoining after an expulsion; leaves at close.
@@ -675,7 +654,7 @@ async fn membership_task(
             (
                 m.member_id.clone(),
                 m.generation,
-                to_wire(&m.owned),
+                TopicPartitions::from_pairs(&m.owned),
                 m.closing,
             )
         };
@@ -703,7 +682,7 @@ async fn membership_task(
                 Ok(response) => {
                     interval =
                         Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(1)));
-                    let assignment = from_wire(&response.assignment);
+                    let assignment = TopicPartitions::to_pairs::<BTreeSet<_>>(&response.assignment);
                     let mut m = shared.lock();
                     m.generation = response.generation;
                     if m.assignment != assignment {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::BrokerProcess;
-use run::{partition_offsets, read_partition, warren_ok};
+use run::{partition_offsets, read_partition, runtime, warren_ok};
 use warren_client::{
     Acks, ConnectionConfig, Consumer, ConsumerConfig, DeliveryFuture, OffsetSpec, Producer,
     ProducerConfig, ProducerRecord,
@@ -31,13 +31,6 @@ const RECOVERY_LINES: [&str; 4] = [
     "truncated log at the first invalid batch",
     "unreadable recovery point, scanning every segment",
 ];
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
 
 /// Client settings for a broker that is about to die: give up quickly.
 fn connection(broker: &BrokerProcess) -> ConnectionConfig {

@@ -14,20 +14,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use common::{BrokerProcess, warren};
-use run::{json_lines, stdout, warren_ok};
+use run::{json_lines, runtime, stdout, warren_ok};
+use warren_client::warren_protocol::api::groups::PartitionLag;
 use warren_client::{
     Acks, Admin, ConnectionConfig, DescribeGroupResponse, Producer, ProducerConfig,
 };
 
 /// One printed record: (consumer index, partition, offset, value).
 type Printed = (usize, u32, u64, String);
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?)
-}
 
 fn connection(broker: &BrokerProcess) -> ConnectionConfig {
     ConnectionConfig {
@@ -421,69 +415,21 @@ fn committed_offsets_survive_kill9_of_the_broker_and_the_cli_describes_and_reset
     assert!(line.contains("members"), "{line}");
     assert_eq!(member.terminate()?, Some(0));
 
-    warren_ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "g",
-            "--topic",
-            "t",
-            "--partition",
-            "0",
-            "--to-offset",
-            "5",
-        ],
-        b"",
-    )?;
-    let d = rt.block_on(describe(&broker, "g"))?;
-    let p0 = d
-        .offsets
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .find(|p| p.partition == 0)
-        .context("p0")?;
+    // Resets through the CLI, each checked with DescribeGroup.
+    let reset = |to: &[&str]| -> Result<Vec<PartitionLag>> {
+        let mut args = vec!["group", "reset-offsets", "g", "--topic", "t"];
+        args.extend_from_slice(to);
+        warren_ok(&broker, &args, b"")?;
+        let d = rt.block_on(describe(&broker, "g"))?;
+        Ok(d.offsets.into_iter().flat_map(|t| t.partitions).collect())
+    };
+    let after = reset(&["--partition", "0", "--to-offset", "5"])?;
+    let p0 = after.iter().find(|p| p.partition == 0).context("p0")?;
     assert_eq!(p0.committed, 5);
     assert_eq!(p0.lag, p0.log_end_offset - 5);
-    warren_ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "g",
-            "--topic",
-            "t",
-            "--to-earliest",
-        ],
-        b"",
-    )?;
-    let d = rt.block_on(describe(&broker, "g"))?;
-    assert!(
-        d.offsets
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .all(|p| p.committed == 0)
-    );
-    warren_ok(
-        &broker,
-        &[
-            "group",
-            "reset-offsets",
-            "g",
-            "--topic",
-            "t",
-            "--to-datetime",
-            "2999-01-01T00:00:00Z",
-        ],
-        b"",
-    )?;
-    let d = rt.block_on(describe(&broker, "g"))?;
-    assert!(
-        d.offsets
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .all(|p| p.lag == 0),
-        "{d:?}"
-    );
+    let after = reset(&["--to-earliest"])?;
+    assert!(after.iter().all(|p| p.committed == 0), "{after:?}");
+    let after = reset(&["--to-datetime", "2999-01-01T00:00:00Z"])?;
+    assert!(after.iter().all(|p| p.lag == 0), "{after:?}");
     Ok(())
 }

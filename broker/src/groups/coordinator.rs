@@ -168,27 +168,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn to_wire(partitions: &BTreeSet<TopicPartition>) -> Vec<TopicPartitions> {
-    let mut by_topic: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for (topic, p) in partitions {
-        by_topic.entry(topic).or_default().push(*p);
-    }
-    by_topic
-        .into_iter()
-        .map(|(topic, partitions)| TopicPartitions {
-            topic: topic.to_owned(),
-            partitions,
-        })
-        .collect()
-}
-
-fn from_wire(partitions: &[TopicPartitions]) -> BTreeSet<TopicPartition> {
-    partitions
-        .iter()
-        .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p)))
-        .collect()
-}
-
 /// The partition count of each of `names` that exists.
 fn partition_counts<'a>(
     topics: &Topics,
@@ -285,7 +264,7 @@ impl Coordinator {
             member_id,
             generation: assignment.generation,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
-            assignment: to_wire(&assignment.partitions),
+            assignment: TopicPartitions::from_pairs(&assignment.partitions),
         })
     }
 
@@ -309,7 +288,7 @@ impl Coordinator {
                 ),
             )
         };
-        let owned = from_wire(&req.owned);
+        let owned = TopicPartitions::to_pairs::<BTreeSet<_>>(&req.owned);
         let mut groups = self.lock();
         let group = groups.get_mut(&req.group).ok_or_else(unknown)?;
         let counts = partition_counts(topics, &group.subscribed_topics());
@@ -325,7 +304,7 @@ impl Coordinator {
         Ok(HeartbeatResponse {
             generation: assignment.generation,
             heartbeat_interval_ms: self.heartbeat_interval_ms,
-            assignment: to_wire(&assignment.partitions),
+            assignment: TopicPartitions::from_pairs(&assignment.partitions),
         })
     }
 
@@ -618,7 +597,7 @@ impl Coordinator {
                         session_timeout_ms: u32::try_from(m.session_timeout.as_millis())
                             .unwrap_or(u32::MAX),
                         topics: m.topics.iter().cloned().collect(),
-                        assignment: to_wire(&m.assigned),
+                        assignment: TopicPartitions::from_pairs(&m.assigned),
                     });
                 }
             }

@@ -97,6 +97,32 @@ pub struct TopicPartitions {
     pub partitions: Vec<u32>,
 }
 
+impl TopicPartitions {
+    /// Groups `(topic, partition)` pairs by topic (topics sorted, partitions
+    /// in the order given): an assignment from a set of partitions.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = &'a (String, u32)>) -> Vec<Self> {
+        let mut by_topic: std::collections::BTreeMap<&str, Vec<u32>> =
+            std::collections::BTreeMap::new();
+        for (topic, p) in pairs {
+            by_topic.entry(topic).or_default().push(*p);
+        }
+        by_topic
+            .into_iter()
+            .map(|(topic, partitions)| TopicPartitions {
+                topic: topic.to_owned(),
+                partitions,
+            })
+            .collect()
+    }
+
+    /// Every `(topic, partition)` of an assignment.
+    pub fn to_pairs<C: FromIterator<(String, u32)>>(list: &[Self]) -> C {
+        list.iter()
+            .flat_map(|t| t.partitions.iter().map(|&p| (t.topic.clone(), p)))
+            .collect()
+    }
+}
+
 fn put_assignment(dst: &mut BytesMut, assignment: &[TopicPartitions]) -> Result<()> {
     put_array(dst, assignment, |dst, t| {
         put_string(dst, &t.topic);

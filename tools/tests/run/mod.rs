@@ -153,6 +153,14 @@ pub fn single_error_line(output: &Output) -> Result<String> {
     Ok(line.to_owned())
 }
 
+/// A small runtime for the in-process client parts of a test.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
 /// Runs `warren ARGS --broker <broker>` with `stdin`.
 pub fn warren(broker: &BrokerProcess, args: &[&str], stdin: &[u8]) -> Result<Output> {
     let addr = broker.broker_arg();
