@@ -38,6 +38,7 @@ pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Repl
             name: topic.config.name.clone(),
             configs: topic.config.log.entries(),
             partitions,
+            bindings: Vec::new(),
         },
     ))
 }

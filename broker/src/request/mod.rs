@@ -89,7 +89,9 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
         | ApiKey::Heartbeat
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
-        | ApiKey::FetchOffsets => Reply::Now(Response::error(
+        | ApiKey::FetchOffsets
+        | ApiKey::Bind
+        | ApiKey::Unbind => Reply::Now(Response::error(
             cid,
             ErrorCode::UNSUPPORTED_VERSION,
             format!("{} is not served by this broker yet", key.name()),

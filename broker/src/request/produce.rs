@@ -46,11 +46,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
         let topic = shared.topics.get(&t.topic);
         let mut results = Vec::with_capacity(t.partitions.len());
         for (ei, entry) in t.partitions.into_iter().enumerate() {
-            let mut result = ProducePartitionResponse {
-                partition: entry.partition,
-                error_code: ErrorCode::NONE,
-                base_offset: -1,
-            };
+            let mut result = ProducePartitionResponse::new(entry.partition, ErrorCode::NONE, -1);
             let Some(topic) = &topic else {
                 result.error_code = ErrorCode::UNKNOWN_TOPIC;
                 results.push(result);

@@ -15,6 +15,7 @@
 //! - [`fetch`]: Fetch (the response's record bytes may go out by `sendfile`).
 //! - [`list_offsets`]: ListOffsets (earliest, latest, by timestamp).
 //! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets.
+//! - [`bindings`]: Bind, Unbind, and a topic's [`RoutingMode`](bindings::RoutingMode).
 
 use bytes::{Bytes, BytesMut};
 
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::wire::{WireReader, put_string};
 
 pub mod api_versions;
+pub mod bindings;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -47,6 +49,9 @@ pub enum ApiKey {
     LeaveGroup = 11,
     CommitOffsets = 12,
     FetchOffsets = 13,
+    Bind = 14,
+    Unbind = 15,
+    // 16 and up: share groups.
 }
 
 impl ApiKey {
@@ -64,6 +69,8 @@ impl ApiKey {
         // JoinGroup..FetchOffsets join this list when the broker serves them
         // (the group coordinator); until then a broker answers them with
         // UNSUPPORTED_VERSION and ApiVersions does not offer them.
+        (ApiKey::Bind, 0, 0),
+        (ApiKey::Unbind, 0, 0),
     ];
 
     /// The key's name as docs/PROTOCOL.md spells it.
@@ -83,6 +90,8 @@ impl ApiKey {
             ApiKey::LeaveGroup => "LeaveGroup",
             ApiKey::CommitOffsets => "CommitOffsets",
             ApiKey::FetchOffsets => "FetchOffsets",
+            ApiKey::Bind => "Bind",
+            ApiKey::Unbind => "Unbind",
         }
     }
 
@@ -124,6 +133,8 @@ impl TryFrom<u16> for ApiKey {
             11 => ApiKey::LeaveGroup,
             12 => ApiKey::CommitOffsets,
             13 => ApiKey::FetchOffsets,
+            14 => ApiKey::Bind,
+            15 => ApiKey::Unbind,
             other => return Err(Error::UnknownApiKey(other)),
         })
     }
