@@ -1,4 +1,5 @@
-//! DeleteTopic: removes the topic and its files on a blocking thread.
+//! DeleteTopic: removes the topic, its files and its bindings on a blocking
+//! thread.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>) -> Reply 
     let shared = Arc::clone(shared);
     Reply::later(async move {
         let name = req.name.clone();
-        match tokio::task::spawn_blocking(move || shared.topics.delete(&req.name)).await {
+        match tokio::task::spawn_blocking(move || shared.topics.delete(&shared.kv, &req.name)).await
+        {
             Ok(Ok(())) => {
                 tracing::info!(topic = %name, "topic deleted");
                 Response::ok(cid, &EmptyResponse)

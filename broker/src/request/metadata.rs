@@ -1,4 +1,5 @@
-//! Metadata: this broker (node 0, leader of every partition) and the topics.
+//! Metadata: this broker (node 0, leader of every partition) and the topics,
+//! with their routing modes.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>) -> Reply {
         Some(t) => TopicMetadata {
             error_code: ErrorCode::NONE,
             name: name.to_string(),
-            routing: RoutingMode::Hash,
+            routing: t.routing(),
             partitions: (0..t.config.partitions)
                 .map(|p| PartitionMetadata {
                     partition: p,

@@ -16,13 +16,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use warren_protocol::ErrorCode;
+use warren_protocol::api::bindings::{BindRequest, UnbindRequest};
 use warren_protocol::api::{ApiKey, Body, decode};
 use warren_protocol::frame::RequestFrame;
 
 use crate::response::Response;
 use crate::server::Shared;
+use crate::topics::BindingChange;
 
 mod api_versions;
+mod bind;
 mod create_topic;
 mod delete_topic;
 mod describe_topic;
@@ -83,15 +86,33 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
         ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared)),
         ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared)),
         ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared)),
+        ApiKey::Bind => parse(cid, key, body, |r: BindRequest| {
+            bind::handle(
+                cid,
+                r.topic,
+                r.key,
+                r.partitions,
+                BindingChange::Bind,
+                shared,
+            )
+        }),
+        ApiKey::Unbind => parse(cid, key, body, |r: UnbindRequest| {
+            bind::handle(
+                cid,
+                r.topic,
+                r.key,
+                r.partitions,
+                BindingChange::Unbind,
+                shared,
+            )
+        }),
         // Defined in the protocol, not yet in ApiKey::SUPPORTED (the group
         // coordinator is being built), so `check_version` above refused them.
         ApiKey::JoinGroup
         | ApiKey::Heartbeat
         | ApiKey::LeaveGroup
         | ApiKey::CommitOffsets
-        | ApiKey::FetchOffsets
-        | ApiKey::Bind
-        | ApiKey::Unbind => Reply::Now(Response::error(
+        | ApiKey::FetchOffsets => Reply::Now(Response::error(
             cid,
             ErrorCode::UNSUPPORTED_VERSION,
             format!("{} is not served by this broker yet", key.name()),

@@ -40,8 +40,9 @@
 //!   topic instead (the partitions are then that topic's); `error_message` may
 //!   explain an error (null on success).
 //! - A routed batch is appended to its partitions in turn: if one append fails,
-//!   the entry carries that error (partition and offsets `-1`, `more` empty),
-//!   the copies already appended stay, and a retry may duplicate them
+//!   the entry carries that error with `partition` = the one that failed,
+//!   `base_offset = -1` and `more` empty; the copies already appended stay
+//!   (`error_message` names them), and a retry may duplicate them
 //!   (at-least-once).
 
 use bytes::{BufMut, Bytes, BytesMut};
