@@ -11,8 +11,8 @@
 //!   `delivery_timeout`, and makes `send` wait when its buffer is full.
 //! - [`Consumer`]: reads assigned partitions with long-poll fetches, checks
 //!   every batch's CRC, and keeps one fetch in flight ahead of the caller.
-//! - [`Admin`]: creates, deletes, lists and describes topics; looks up
-//!   offsets and metadata.
+//! - [`Admin`]: creates, deletes, lists and describes topics; binds and
+//!   unbinds routing keys; looks up offsets and metadata.
 //!
 //! Everything runs on the caller's tokio runtime.
 //!
@@ -62,9 +62,12 @@ pub use admin::{Admin, ListedOffset};
 pub use config::{Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig};
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};
-pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
+pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordCopy, RecordMetadata};
 /// The protocol crate, for its types in this crate's API.
 pub use warren_protocol;
+pub use warren_protocol::api::bindings::RoutingMode;
 pub use warren_protocol::api::metadata::MetadataResponse;
-pub use warren_protocol::api::topics::{DescribeTopicResponse, PartitionDescription, TopicListing};
+pub use warren_protocol::api::topics::{
+    BindingDescription, DescribeTopicResponse, PartitionDescription, TopicListing,
+};
 pub use warren_protocol::{Compression, ErrorCode, Header};
