@@ -79,13 +79,13 @@ pub enum Error {
     /// alternate topic that took it. Also raised before sending for a key
     /// that cannot be a routing key (not UTF-8). Not retriable: bind the key
     /// (or set an alternate topic) first.
-    #[error("unroutable record for {topic}: {message}")]
+    #[error("UNROUTABLE: {message}")]
     Unroutable {
         /// The topic.
         topic: String,
         /// The record's routing key (`None`: no key).
         routing_key: Option<String>,
-        /// Why, as the broker (or the producer) put it.
+        /// Why, as the broker (or the producer) put it; it names the topic.
         message: String,
     },
     /// A fetch asked for an offset outside the partition's log. The consumer

@@ -309,10 +309,12 @@ fn handle_reply(
                 let error = Error::Unroutable {
                     topic: batch.topic.name.to_string(),
                     routing_key: batch.lane.routing_key().map(str::to_owned),
-                    message: entry
-                        .error_message
-                        .clone()
-                        .unwrap_or_else(|| ErrorCode::UNROUTABLE.description().to_owned()),
+                    message: entry.error_message.clone().unwrap_or_else(|| {
+                        format!(
+                            "no binding of topic {} matches the routing key",
+                            batch.topic.name
+                        )
+                    }),
                 };
                 acc.complete(batch, Err(error));
             }
