@@ -22,8 +22,8 @@
 //! us       1
 //! ```
 //!
-//! The header names the routing mode, and the alternate topic when one is
-//! set (`-` otherwise). A `direct` or `topic` topic ends with its bindings
+//! The header names the routing mode and, for `direct` and `topic`, the
+//! alternate topic (`-` when none is set). A `direct` or `topic` topic ends with its bindings
 //! (`(none)` when it has none); a binding key with a space or an empty key
 //! is printed quoted (`""`), so each row stays two words.
 //!
@@ -219,13 +219,17 @@ fn write_description(out: &mut impl Write, d: &DescribeTopicResponse) -> io::Res
     };
     let routing = config("routing").unwrap_or("hash");
     let alternate = config("alternate.topic").filter(|t| !t.is_empty());
-    writeln!(
+    write!(
         out,
-        "Topic: {}  Partitions: {}  Routing: {routing}  Alternate-topic: {}",
+        "Topic: {}  Partitions: {}  Routing: {routing}",
         d.name,
-        d.partitions.len(),
-        alternate.unwrap_or("-")
+        d.partitions.len()
     )?;
+    if routing == "hash" {
+        writeln!(out)?;
+    } else {
+        writeln!(out, "  Alternate-topic: {}", alternate.unwrap_or("-"))?;
+    }
     writeln!(out, "Configs:")?;
     let width = d.configs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in &d.configs {
