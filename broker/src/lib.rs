@@ -15,11 +15,13 @@
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
 //! - `connection`: one connection's reader, writer, back-pressure and sendfile.
-//! - `request`: one module per api key (parse, apply, respond).
+//! - `request`: one module per api key (parse, apply, respond); Bind and Unbind share one.
 //! - `response`: response frames as bytes and file ranges.
-//! - [`topics`]: partitions with their high-watermark notifiers.
-//! - [`routing`]: `topic`-mode bindings, RabbitMQ's pattern rules ([`routing::TopicBindings`]).
-//! - [`meta`]: the key layout of the broker's metadata store.
+//! - [`topics`]: partitions with their high-watermark notifiers, each topic's bindings,
+//!   and the bind/unbind/load paths that keep them in step with the metadata store.
+//! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
+//!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
+//! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
 //! - `http`: the HTTP listener (`/healthz`).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.

@@ -7,7 +7,10 @@
 //! answer with what they have; wait (up to `shutdown_timeout_ms`) for every
 //! connection to send its in-flight replies; then close every log, which
 //! fsyncs it and writes a clean recovery point, so the next start scans
-//! nothing; the metadata store ([`Shared::kv`]) is snapshotted and closed too. The connection tasks each hold a clone of an `mpsc::Sender`; the
+//! nothing; the metadata store ([`Shared::kv`]) is snapshotted and closed too.
+//! Start opens the logs and the metadata store, then loads the stored topic
+//! bindings into their topics before the listeners accept anything.
+//! The connection tasks each hold a clone of an `mpsc::Sender`; the
 //! receiver returning `None` means all of them have finished (mini-redis's
 //! pattern).
 
@@ -66,34 +69,43 @@ impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         config.validate()?;
         let data_dir = config.data_dir.clone();
-        let (manager, kv) =
-            tokio::task::spawn_blocking(move || -> Result<(Arc<LogManager>, KvStore)> {
-                std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
+        let (topics, kv) = tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore)> {
+            std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
+                path: data_dir.clone(),
+                source: warren_storage::Error::Io {
+                    op: "create data dir",
                     path: data_dir.clone(),
-                    source: warren_storage::Error::Io {
-                        op: "create data dir",
-                        path: data_dir.clone(),
-                        source: e,
-                    },
-                })?;
-                let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
-                    path: data_dir.clone(),
+                    source: e,
+                },
+            })?;
+            let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
+                path: data_dir.clone(),
+                source,
+            })?;
+            let kv_dir = manager.meta_dir().join("kv");
+            let kv =
+                KvStore::open(&kv_dir, KvConfig::default()).map_err(|source| Error::Storage {
+                    path: kv_dir.clone(),
                     source,
                 })?;
-                let kv_dir = manager.meta_dir().join("kv");
-                let kv = KvStore::open(&kv_dir, KvConfig::default()).map_err(|source| {
-                    Error::Storage {
-                        path: kv_dir,
-                        source,
-                    }
-                })?;
-                Ok((Arc::new(manager), kv))
-            })
-            .await
-            .map_err(|e| Error::Io {
-                what: "opening the data dir",
-                source: std::io::Error::other(e),
-            })??;
+            let topics = Topics::new(Arc::new(manager));
+            let bindings = topics.load_bindings(&kv).map_err(|source| Error::Storage {
+                path: kv_dir,
+                source,
+            })?;
+            tracing::info!(
+                loaded = bindings.loaded,
+                removed = bindings.removed,
+                "bindings loaded"
+            );
+            Ok((topics, kv))
+        })
+        .await
+        .map_err(|e| Error::Io {
+            what: "opening the data dir",
+            source: std::io::Error::other(e),
+        })??;
+        let manager = Arc::clone(topics.manager());
         manager
             .start_background(Duration::from_millis(config.retention_check_ms))
             .map_err(|source| Error::Storage {
@@ -120,7 +132,6 @@ impl Broker {
             what: "reading the HTTP listener's address",
             source,
         })?;
-        let topics = Topics::new(manager);
         tracing::info!(
             listen = %local_addr,
             http = %http_addr,

@@ -1,17 +1,39 @@
 //! The broker's view of its topics: each partition's log plus the `Notify` that
-//! wakes long-polling fetches when the partition's high watermark moves.
+//! wakes long-polling fetches when the partition's high watermark moves, and
+//! each topic's routing bindings.
 //!
 //! [`Topics`] mirrors the [`LogManager`]'s topic set; create and delete go
 //! through it (serialised by `admin`) so the two never disagree. Lookups take
 //! a read lock on a `HashMap` and clone an `Arc`: cheap, and never held across
 //! I/O. Thread-safe.
+//!
+//! # Bindings
+//! A topic's bindings live in two places: the metadata store (`Shared::kv`,
+//! keys in [`crate::meta`]), which makes them durable, and [`Topic`]'s
+//! in-memory [`Bindings`], which produce routes by. Every change goes through
+//! [`Topics::change_bindings`], [`Topics::create`] or [`Topics::delete`] under
+//! the `admin` mutex, store first, memory once the store has it durably, so
+//! the two agree and a binding is never seen by produce before it would
+//! survive a crash. Holding `admin` across the store's fsync serialises binds
+//! with creates and deletes (they are rare admin operations); it is what
+//! keeps a Bind racing a DeleteTopic from writing a binding for the topic
+//! after its bindings were removed.
+//!
+//! Lock order: `admin`, then the topic map, then a topic's `bindings`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
-use warren_storage::{Durability, LogConfig, LogManager, Offset, PartitionLog, TopicConfig};
+use warren_protocol::api::bindings::RoutingMode;
+use warren_storage::{
+    Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog, TopicConfig,
+    TopicRouting,
+};
+
+use crate::meta;
+use crate::routing::{BindingError, Bindings, validate_key};
 
 /// One partition as the request handlers see it.
 pub struct Partition {
@@ -52,12 +74,20 @@ impl Partition {
     }
 }
 
-/// A topic: its stored config and partitions.
+/// A topic: its stored config, partitions and bindings.
 pub struct Topic {
     pub config: TopicConfig,
     pub partitions: Vec<Arc<Partition>>,
     /// Round-robin cursor for produce entries with no partition and no key.
     next_partition: AtomicU32,
+    /// The bindings produce routes by (see the module docs for who writes
+    /// them). A std `RwLock` rather than an `Arc` swap: produce holds the read
+    /// lock for one `route` call per routed batch (a hash lookup or a trie
+    /// walk over at most 256 words, no I/O, no allocation beyond the matcher's
+    /// two small `Vec`s), and binds are rare and take the write lock only for
+    /// an in-memory insert, so readers hardly ever wait; a swap would copy
+    /// the whole trie on every bind and needs a crate we do not have.
+    bindings: RwLock<Bindings>,
 }
 
 impl Topic {
@@ -75,10 +105,12 @@ impl Topic {
                 })
             })
             .collect();
+        let bindings = RwLock::new(Bindings::new(config.routing.mode));
         Topic {
             config,
             partitions,
             next_partition: AtomicU32::new(0),
+            bindings,
         }
     }
 
@@ -87,6 +119,78 @@ impl Topic {
         let n = self.partitions.len().max(1) as u32;
         self.next_partition.fetch_add(1, Ordering::Relaxed) % n
     }
+
+    /// The topic's routing mode.
+    pub fn routing(&self) -> RoutingMode {
+        self.config.routing.mode
+    }
+
+    /// Replaces `out` with the partitions `routing_key` is bound to (sorted,
+    /// no duplicates; always empty for a `hash` topic). Takes the bindings'
+    /// read lock for the call.
+    pub fn route(&self, routing_key: &str, out: &mut Vec<u32>) {
+        self.read_bindings().route(routing_key, out);
+    }
+
+    /// The bindings grouped by key, keys sorted, partitions ascending.
+    pub fn bindings(&self) -> Vec<(String, Vec<u32>)> {
+        self.read_bindings().list()
+    }
+
+    fn read_bindings(&self) -> std::sync::RwLockReadGuard<'_, Bindings> {
+        self.bindings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_bindings(&self) -> std::sync::RwLockWriteGuard<'_, Bindings> {
+        self.bindings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks a Bind or Unbind against the topic: a mode with bindings, at
+    /// least one partition, each below the partition count, a key of at most
+    /// 255 bytes.
+    ///
+    /// # Errors
+    /// The [`BindingError`] that refuses it.
+    pub fn check_binding(&self, key: &str, partitions: &[u32]) -> Result<(), BindingError> {
+        if !self.routing().uses_bindings() {
+            return Err(BindingError::HashTopic);
+        }
+        if partitions.is_empty() {
+            return Err(BindingError::NoPartitions);
+        }
+        if let Some(&partition) = partitions.iter().find(|&&p| p >= self.config.partitions) {
+            return Err(BindingError::PartitionOutOfRange {
+                partition,
+                partitions: self.config.partitions,
+            });
+        }
+        validate_key(key)?;
+        Ok(())
+    }
+}
+
+/// Whether [`Topics::change_bindings`] adds or removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindingChange {
+    /// Bind: add the bindings (existing ones stay as they are).
+    Bind,
+    /// Unbind: remove the bindings (missing ones are ignored).
+    Unbind,
+}
+
+/// What [`Topics::load_bindings`] found in the metadata store.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoadedBindings {
+    /// Bindings loaded into their topics.
+    pub loaded: usize,
+    /// Entries removed: their topic no longer exists (a crash between a
+    /// DeleteTopic's steps), cannot take bindings, or lacks the partition; or
+    /// the key did not parse.
+    pub removed: usize,
 }
 
 /// Every topic of the broker; see the module docs.
@@ -139,22 +243,37 @@ impl Topics {
         v
     }
 
-    /// Creates a topic. Blocking (creates files and fsyncs): call it on a
-    /// blocking thread.
+    fn admin(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Creates a topic with no bindings. Blocking (creates files and fsyncs):
+    /// call it on a blocking thread.
+    ///
+    /// Bindings a failed cleanup left in `kv` under this name (see
+    /// [`delete`](Self::delete)) are removed first, so the new topic starts
+    /// with none, in memory and after a restart.
     ///
     /// # Errors
-    /// As [`LogManager::create_topic`].
+    /// As [`LogManager::create_topic_with`], and the store's errors removing
+    /// leftover bindings.
     pub fn create(
         &self,
+        kv: &KvStore,
         name: &str,
         partitions: u32,
         log: LogConfig,
+        routing: TopicRouting,
     ) -> warren_storage::Result<()> {
-        let _admin = self
-            .admin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let config = self.manager.create_topic(name, partitions, log)?;
+        let _admin = self.admin();
+        if self.manager.topic(name).is_none() {
+            remove_stored_bindings(kv, name)?;
+        }
+        let config = self
+            .manager
+            .create_topic_with(name, partitions, log, routing)?;
         let topic = Arc::new(Topic::new(config, &self.manager));
         self.map
             .write()
@@ -163,17 +282,23 @@ impl Topics {
         Ok(())
     }
 
-    /// Deletes a topic. Blocking: call it on a blocking thread. Fetches
-    /// waiting on its partitions are woken and see `UNKNOWN_TOPIC`.
+    /// Deletes a topic and its bindings. Blocking: call it on a blocking
+    /// thread. Fetches waiting on its partitions are woken and see
+    /// `UNKNOWN_TOPIC`.
+    ///
+    /// The topic file goes first (the commit point); then its bindings are
+    /// removed from `kv`. If that fails (logged), the topic is still deleted:
+    /// the leftovers are removed when a topic of that name is created again
+    /// and at the next start ([`load_bindings`](Self::load_bindings)).
     ///
     /// # Errors
     /// As [`LogManager::delete_topic`].
-    pub fn delete(&self, name: &str) -> warren_storage::Result<()> {
-        let _admin = self
-            .admin
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn delete(&self, kv: &KvStore, name: &str) -> warren_storage::Result<()> {
+        let _admin = self.admin();
         self.manager.delete_topic(name)?;
+        if let Err(e) = remove_stored_bindings(kv, name) {
+            tracing::error!(topic = name, error = %e, "removing a deleted topic's bindings failed; they are removed at the next start");
+        }
         let removed = self
             .map
             .write()
@@ -184,4 +309,109 @@ impl Topics {
         }
         Ok(())
     }
+
+    /// Binds (or unbinds) `key` to each of `partitions` of topic `name`:
+    /// checks the request, writes the change to `kv` as one batch, waits for
+    /// it to be durable, then applies it to the topic's in-memory bindings.
+    /// Blocking (an fsync): call it on a blocking thread.
+    ///
+    /// # Errors
+    /// [`BindingError::UnknownTopic`], the checks of
+    /// [`Topic::check_binding`], [`BindingError::Storage`]. On error nothing
+    /// changed in memory; after a store error the change may or may not be
+    /// durable (as with any failed fsync), and shows up, or not, at the next
+    /// start.
+    pub fn change_bindings(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        key: &str,
+        partitions: &[u32],
+        change: BindingChange,
+    ) -> Result<(), BindingError> {
+        let _admin = self.admin();
+        let topic = self
+            .get(name)
+            .ok_or_else(|| BindingError::UnknownTopic(name.to_owned()))?;
+        topic.check_binding(key, partitions)?;
+        let keys: Vec<Vec<u8>> = partitions
+            .iter()
+            .map(|p| meta::binding_key(name, key, *p))
+            .collect();
+        let ops: Vec<KvOp<'_>> = keys
+            .iter()
+            .map(|k| match change {
+                BindingChange::Bind => KvOp::Put(k, &[]),
+                BindingChange::Unbind => KvOp::Delete(k),
+            })
+            .collect();
+        kv.apply_durable(&ops).map_err(BindingError::Storage)?;
+        let mut bindings = topic.write_bindings();
+        for &partition in partitions {
+            match change {
+                BindingChange::Bind => {
+                    bindings.insert(key, partition)?;
+                }
+                BindingChange::Unbind => {
+                    bindings.remove(key, partition);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the bindings stored in `kv` into their topics, at broker start.
+    /// Entries that no topic can take (see [`LoadedBindings::removed`]) are
+    /// removed from the store, in one durable batch. Blocking.
+    ///
+    /// # Errors
+    /// The store's errors removing the leftovers (nothing is loaded then).
+    pub fn load_bindings(&self, kv: &KvStore) -> warren_storage::Result<LoadedBindings> {
+        let _admin = self.admin();
+        let mut report = LoadedBindings::default();
+        let mut doomed = Vec::new();
+        let mut valid = Vec::new();
+        for (raw, _) in kv.scan_prefix(&[meta::BINDING_PREFIX]) {
+            let topic = meta::parse_binding_key(&raw).and_then(|b| {
+                let topic = self.get(b.topic)?;
+                topic
+                    .check_binding(b.key, &[b.partition])
+                    .is_ok()
+                    .then_some((topic, b.key.to_owned(), b.partition))
+            });
+            match topic {
+                Some(binding) => valid.push(binding),
+                None => doomed.push(raw),
+            }
+        }
+        if !doomed.is_empty() {
+            let ops: Vec<KvOp<'_>> = doomed.iter().map(|k| KvOp::Delete(k)).collect();
+            kv.apply_durable(&ops)?;
+            report.removed = doomed.len();
+            tracing::warn!(
+                removed = report.removed,
+                "removed stored bindings of deleted topics or missing partitions"
+            );
+        }
+        for (topic, key, partition) in valid {
+            // `check_binding` passed, so the insert cannot be refused.
+            if topic.write_bindings().insert(&key, partition).is_ok() {
+                report.loaded += 1;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Removes every binding of topic `name` from `kv` (durably); nothing to do
+/// when it has none.
+fn remove_stored_bindings(kv: &KvStore, name: &str) -> warren_storage::Result<()> {
+    let stored = kv.scan_prefix(&meta::binding_prefix(name));
+    if stored.is_empty() {
+        return Ok(());
+    }
+    let ops: Vec<KvOp<'_>> = stored.iter().map(|(k, _)| KvOp::Delete(k)).collect();
+    kv.apply_durable(&ops)?;
+    tracing::info!(topic = name, removed = ops.len(), "removed stored bindings");
+    Ok(())
 }

@@ -97,7 +97,7 @@ async fn produce_gets_disk_full_while_reads_and_admin_work_and_recovers_after_sp
         let r = c
             .call(&produce("main", 0, batch(&[&format!("{i}:{value}")])?, -1))
             .await?;
-        let p = r.topics[0].partitions[0];
+        let p = &r.topics[0].partitions[0];
         if p.error_code == ErrorCode::DISK_FULL {
             assert!(p.error_code.is_retriable());
             assert_eq!(p.base_offset, -1);
@@ -134,7 +134,7 @@ async fn produce_gets_disk_full_while_reads_and_admin_work_and_recovers_after_sp
     .await?;
     let after = format!("after:{value}");
     let r = c.call(&produce("main", 0, batch(&[&after])?, -1)).await?;
-    let p = r.topics[0].partitions[0];
+    let p = &r.topics[0].partitions[0];
     assert_eq!((p.error_code, p.base_offset), (ErrorCode::NONE, acked));
     let f = c.call(&fetch("main", acked as u64, 0)).await?;
     assert_eq!(

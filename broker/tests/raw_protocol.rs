@@ -23,7 +23,7 @@ async fn produce_then_fetch_returns_the_same_records() -> Result<()> {
         let topic = format!("t-{durability}");
         create(&mut c, &topic, 1, durability).await?;
         let r = c.call(&produce(&topic, 0, batch(&["a", "b"])?, -1)).await?;
-        let p = r.topics[0].partitions[0];
+        let p = &r.topics[0].partitions[0];
         assert_eq!((p.error_code, p.base_offset), (ErrorCode::NONE, 0));
         let r = c.call(&produce(&topic, 0, batch(&["c"])?, 1)).await?;
         assert_eq!(r.topics[0].partitions[0].base_offset, 2);

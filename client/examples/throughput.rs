@@ -291,6 +291,7 @@ mod sink {
                         .map(|name| TopicMetadata {
                             error_code: ErrorCode::NONE,
                             name,
+                            routing: Default::default(),
                             partitions: (0..partitions)
                                 .map(|partition| PartitionMetadata {
                                     partition,
@@ -321,11 +322,11 @@ mod sink {
                                         next.entry((t.topic.clone(), p.partition)).or_default();
                                     let base = *at;
                                     *at += count;
-                                    ProducePartitionResponse {
-                                        partition: p.partition,
-                                        error_code: ErrorCode::NONE,
-                                        base_offset: base,
-                                    }
+                                    ProducePartitionResponse::new(
+                                        p.partition,
+                                        ErrorCode::NONE,
+                                        base,
+                                    )
                                 })
                                 .collect(),
                             topic: t.topic,

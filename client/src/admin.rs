@@ -4,7 +4,8 @@
 //! remade after a failure). Reads (list, describe, offsets, metadata) are
 //! retried once on a new connection if the old one turns out to be lost;
 //! create and delete are not (a lost answer does not say whether they
-//! happened).
+//! happened). Bind and unbind are: binding twice, or unbinding what is gone,
+//! changes nothing.
 //!
 //! Thread-safe: `Admin` is `Send + Sync`; concurrent calls are pipelined.
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use warren_protocol::ErrorCode;
 use warren_protocol::api::ApiKey;
+use warren_protocol::api::bindings::{BindRequest, UnbindRequest};
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitPartition, CommitTopic, DescribeGroupRequest,
     DescribeGroupResponse, GroupListing, ListGroupsRequest,
@@ -38,6 +40,8 @@ const ADMIN_APIS: &[ApiKey] = &[
     ApiKey::ListGroups,
     ApiKey::DescribeGroup,
     ApiKey::CommitOffsets,
+    ApiKey::Bind,
+    ApiKey::Unbind,
 ];
 
 /// The answer of a ListOffsets lookup for one partition.
@@ -92,7 +96,18 @@ impl Admin {
 
     /// Creates a topic with `partitions` partitions and topic configs
     /// (`durability`, `retention.bytes`, `retention.ms`, `segment.bytes`,
-    /// `segment.ms`, `max.message.bytes`).
+    /// `segment.ms`, `max.message.bytes`, and the routing ones: `routing` =
+    /// `hash` (default), `direct` or `topic`, and `alternate.topic`, a topic
+    /// that takes routed records no binding matches).
+    ///
+    /// ```no_run
+    /// # async fn run(admin: warren_client::Admin) -> warren_client::Result<()> {
+    /// admin
+    ///     .create_topic("events", 4, &[("routing", "topic"), ("alternate.topic", "unrouted")])
+    ///     .await?;
+    /// admin.bind("events", "orders.*.eu", &[0, 1]).await?;
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Broker`] with `TOPIC_ALREADY_EXISTS`, `INVALID_TOPIC_NAME`,
@@ -196,6 +211,47 @@ impl Admin {
         Ok(())
     }
 
+    /// Binds `key` (an exact routing key on a `direct` topic, a pattern with
+    /// `*` and `#` on a `topic` topic) to each of `partitions`. Returns once
+    /// the binding is durable; produces sent after it are routed by it.
+    /// Binding what is already bound changes nothing.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`]; [`Error::Broker`] with `INVALID_BINDING` (a
+    /// `hash` topic, no partitions, a partition the topic does not have, a
+    /// key over 255 bytes) and the broker's reason; storage and connection
+    /// errors.
+    pub async fn bind(&self, topic: &str, key: &str, partitions: &[u32]) -> Result<()> {
+        let request = BindRequest {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            partitions: partitions.to_vec(),
+        };
+        self.connector
+            .call(&request, Duration::ZERO, true)
+            .await
+            .map_err(|e| topic_error(topic, e))?;
+        Ok(())
+    }
+
+    /// Removes the bindings of `key` to each of `partitions`; ones that do
+    /// not exist are ignored. Returns once the change is durable.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind).
+    pub async fn unbind(&self, topic: &str, key: &str, partitions: &[u32]) -> Result<()> {
+        let request = UnbindRequest {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            partitions: partitions.to_vec(),
+        };
+        self.connector
+            .call(&request, Duration::ZERO, true)
+            .await
+            .map_err(|e| topic_error(topic, e))?;
+        Ok(())
+    }
+
     /// Every topic with its partition count, sorted by name.
     ///
     /// # Errors
@@ -208,7 +264,8 @@ impl Admin {
             .topics)
     }
 
-    /// A topic's effective configs and each partition's offsets and size.
+    /// A topic's effective configs (`routing` and `alternate.topic`
+    /// included), each partition's offsets and size, and its bindings.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`]; connection errors.

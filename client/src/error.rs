@@ -74,6 +74,20 @@ pub enum Error {
     /// The topic does not exist.
     #[error("unknown topic {0:?}")]
     UnknownTopic(String),
+    /// A record for a `direct` or `topic` topic that no binding routes
+    /// (`UNROUTABLE`): its key matched no binding, and the topic has no
+    /// alternate topic that took it. Also raised before sending for a key
+    /// that cannot be a routing key (not UTF-8). Not retriable: bind the key
+    /// (or set an alternate topic) first.
+    #[error("UNROUTABLE: {message}")]
+    Unroutable {
+        /// The topic.
+        topic: String,
+        /// The record's routing key (`None`: no key).
+        routing_key: Option<String>,
+        /// Why, as the broker (or the producer) put it; it names the topic.
+        message: String,
+    },
     /// A fetch asked for an offset outside the partition's log. The consumer
     /// does not reset by itself: seek to a valid offset (for example
     /// [`SeekTo::Earliest`](crate::SeekTo::Earliest)) and poll again.
@@ -170,6 +184,7 @@ impl Error {
         match self {
             Error::Broker { code, .. } | Error::Partition { code, .. } => Some(*code),
             Error::UnknownTopic(_) => Some(ErrorCode::UNKNOWN_TOPIC),
+            Error::Unroutable { .. } => Some(ErrorCode::UNROUTABLE),
             Error::OffsetOutOfRange { .. } => Some(ErrorCode::OFFSET_OUT_OF_RANGE),
             Error::MessageTooLarge {
                 partition: Some(_), ..

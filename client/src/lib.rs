@@ -14,8 +14,8 @@
 //! - [`GroupConsumer`]: a [`Consumer`] in a consumer group: the broker
 //!   assigns its partitions, it heartbeats in the background, commits offsets
 //!   (auto or manual) and reports rebalances.
-//! - [`Admin`]: creates, deletes, lists and describes topics; looks up
-//!   offsets and metadata; lists and describes groups (with lag) and resets
+//! - [`Admin`]: creates, deletes, lists and describes topics; binds and
+//!   unbinds routing keys; looks up offsets and metadata; lists and describes groups (with lag) and resets
 //!   their offsets.
 //!
 //! Everything runs on the caller's tokio runtime.
@@ -69,10 +69,13 @@ pub use config::{Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerCon
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};
 pub use group::{GroupConfig, GroupConsumer, Rebalance};
-pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
+pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordCopy, RecordMetadata};
 /// The protocol crate, for its types in this crate's API.
 pub use warren_protocol;
+pub use warren_protocol::api::bindings::RoutingMode;
 pub use warren_protocol::api::groups::{DescribeGroupResponse, GroupListing};
 pub use warren_protocol::api::metadata::MetadataResponse;
-pub use warren_protocol::api::topics::{DescribeTopicResponse, PartitionDescription, TopicListing};
+pub use warren_protocol::api::topics::{
+    BindingDescription, DescribeTopicResponse, PartitionDescription, TopicListing,
+};
 pub use warren_protocol::{Compression, ErrorCode, Header};

@@ -590,3 +590,229 @@ async fn batches_smaller_than_the_reserve_size_work_with_a_small_message_limit()
     })
     .await
 }
+
+/// Reads every record of `partitions` of `topic` (expecting `n` in all) and
+/// returns `(partition, offset, value)` sorted.
+async fn read_partitions(
+    broker: &TestBroker,
+    topic: &str,
+    partitions: &[u32],
+    n: usize,
+) -> Result<Vec<(u32, u64, String)>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut consumer = Consumer::connect(broker.consumer_config()).await?;
+    consumer.assign(topic, partitions);
+    for p in partitions {
+        consumer.seek(topic, *p, SeekTo::Earliest).await?;
+    }
+    let mut got: Vec<(u32, u64, String)> = consume(&mut consumer, n)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let value =
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+            (r.partition, r.offset, value)
+        })
+        .collect();
+    got.sort();
+    Ok(got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_routing_appends_to_every_bound_partition_and_the_producer_learns_each_offset()
+-> TestResult {
+    bounded(async {
+        let broker = TestBroker::start().await?;
+        let admin = broker.admin().await?;
+        admin
+            .create_topic(
+                "orders",
+                4,
+                &[("routing", "direct"), ("durability", "none")],
+            )
+            .await?;
+        admin.bind("orders", "eu", &[3, 1]).await?;
+        admin.bind("orders", "us", &[2]).await?;
+        let meta = admin.metadata(&["orders"]).await?;
+        assert_eq!(meta.topics[0].routing, warren_client::RoutingMode::Direct);
+
+        let producer = Producer::connect(broker.producer_config()).await?;
+        let mut futures = Vec::new();
+        for i in 0..5 {
+            futures.push(
+                producer
+                    .send("orders", Some(b"eu"), format!("eu-{i}").as_bytes())
+                    .await?,
+            );
+        }
+        let us = producer.send("orders", Some(b"us"), b"us-0").await?;
+        // An explicit partition is not routed.
+        let explicit = producer
+            .send_record(ProducerRecord::new("orders", "p0").key("eu").partition(0))
+            .await?;
+        producer.flush().await?;
+        for (i, meta) in await_all(futures).await?.into_iter().enumerate() {
+            assert_eq!((meta.partition, meta.offset), (1, Some(i as u64)));
+            assert_eq!(
+                meta.copies,
+                [warren_client::RecordCopy {
+                    partition: 3,
+                    offset: i as u64
+                }]
+            );
+            assert_eq!(meta.alternate_topic, None);
+        }
+        let us = us.await?;
+        assert_eq!((us.partition, us.offset, us.copies.len()), (2, Some(0), 0));
+        assert_eq!(explicit.await?.partition, 0);
+
+        let got = read_partitions(&broker, "orders", &[0, 1, 2, 3], 12).await?;
+        let in_partition = |p: u32| -> Vec<String> {
+            got.iter()
+                .filter(|r| r.0 == p)
+                .map(|r| r.2.clone())
+                .collect()
+        };
+        let eu: Vec<String> = (0..5).map(|i| format!("eu-{i}")).collect();
+        assert_eq!(in_partition(0), ["p0"]);
+        assert_eq!(in_partition(1), eu);
+        assert_eq!(in_partition(2), ["us-0"]);
+        assert_eq!(in_partition(3), eu);
+
+        // Unbound keys and keyless records fail their delivery, typed.
+        let stray = producer.send("orders", Some(b"asia"), b"x").await?;
+        let keyless = producer.send("orders", None, b"y").await?;
+        let _ = producer.flush().await;
+        for (f, key) in [(stray, Some("asia")), (keyless, None)] {
+            match f.await {
+                Err(Error::Unroutable {
+                    topic,
+                    routing_key,
+                    message,
+                }) => {
+                    assert_eq!(topic, "orders");
+                    assert_eq!(routing_key.as_deref(), key);
+                    assert!(message.contains("orders"), "{message}");
+                }
+                other => return Err(format!("expected Unroutable, got {other:?}").into()),
+            }
+        }
+        // A key that is not UTF-8 cannot be a routing key: refused at send.
+        let err = producer
+            .send("orders", Some(&[0xff, 0xfe]), b"z")
+            .await
+            .err()
+            .ok_or("a non-UTF-8 routing key was accepted")?;
+        assert_eq!(err.code(), Some(ErrorCode::UNROUTABLE), "{err}");
+
+        // Unbind: the key now reaches only partition 3.
+        admin.unbind("orders", "eu", &[1]).await?;
+        let f = producer.send("orders", Some(b"eu"), b"eu-after").await?;
+        producer.flush().await?;
+        let meta = f.await?;
+        assert_eq!(
+            (meta.partition, meta.offset, meta.copies.len()),
+            (3, Some(5), 0)
+        );
+        let described = admin.describe_topic("orders").await?;
+        let bindings: Vec<(String, Vec<u32>)> = described
+            .bindings
+            .into_iter()
+            .map(|b| (b.key, b.partitions))
+            .collect();
+        assert_eq!(
+            bindings,
+            [("eu".to_string(), vec![3]), ("us".to_string(), vec![2])]
+        );
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_routing_with_patterns_and_an_alternate_topic() -> TestResult {
+    bounded(async {
+        let broker = TestBroker::start().await?;
+        let admin = broker.admin().await?;
+        admin
+            .create_topic(
+                "events",
+                3,
+                &[
+                    ("routing", "topic"),
+                    ("alternate.topic", "unrouted"),
+                    ("durability", "none"),
+                ],
+            )
+            .await?;
+        admin
+            .create_topic("unrouted", 1, &[("durability", "none")])
+            .await?;
+        admin.bind("events", "orders.*.eu", &[0]).await?;
+        admin.bind("events", "orders.#", &[1]).await?;
+        admin.bind("events", "#.refund", &[2]).await?;
+
+        let producer = Producer::connect(broker.producer_config()).await?;
+        let keys = ["orders.paid.eu", "orders", "payments.refund", "other.thing"];
+        let mut futures = Vec::new();
+        for key in keys {
+            futures.push(
+                producer
+                    .send("events", Some(key.as_bytes()), key.as_bytes())
+                    .await?,
+            );
+        }
+        producer.flush().await?;
+        let metas = await_all(futures).await?;
+        let reached: Vec<(Option<&str>, Vec<u32>)> = metas
+            .iter()
+            .map(|m| {
+                let mut ps = vec![m.partition];
+                ps.extend(m.copies.iter().map(|c| c.partition));
+                (m.alternate_topic.as_deref(), ps)
+            })
+            .collect();
+        assert_eq!(
+            reached,
+            [
+                (None, vec![0, 1]),
+                (None, vec![1]),
+                (None, vec![2]),
+                (Some("unrouted"), vec![0]),
+            ]
+        );
+        let got = read_partitions(&broker, "events", &[0, 1, 2], 4).await?;
+        let values: Vec<(u32, &str)> = got.iter().map(|(p, _, v)| (*p, v.as_str())).collect();
+        assert_eq!(
+            values,
+            [
+                (0, "orders.paid.eu"),
+                (1, "orders.paid.eu"),
+                (1, "orders"),
+                (2, "payments.refund"),
+            ]
+        );
+        let spilled = read_partitions(&broker, "unrouted", &[0], 1).await?;
+        assert_eq!(spilled, [(0, 0, "other.thing".to_string())]);
+
+        // Invalid binds come back typed, with the broker's reason.
+        for (topic, key, partitions) in [
+            ("unrouted", "k", vec![0]),
+            ("events", "k", vec![3]),
+            ("events", &*"k".repeat(256), vec![0]),
+        ] {
+            let err = admin
+                .bind(topic, key, &partitions)
+                .await
+                .err()
+                .ok_or("bound")?;
+            assert_eq!(err.code(), Some(ErrorCode::INVALID_BINDING), "{err}");
+        }
+        let err = admin.bind("nope", "k", &[0]).await.err().ok_or("bound")?;
+        assert!(
+            matches!(err, Error::UnknownTopic(ref t) if t == "nope"),
+            "{err:?}"
+        );
+        Ok(())
+    })
+    .await
+}

@@ -87,7 +87,8 @@ codes! {
     INVALID_REQUIRED_ACKS = 17, retriable: false, "acks must be 0, 1 or -1";
     /// The request could not finish in its timeout.
     REQUEST_TIMED_OUT = 18, retriable: true, "the request timed out in the broker";
-    /// No binding matches the routing key (routing modes direct and topic).
+    /// A batch routed by key on a `direct` or `topic` topic matched no binding,
+    /// and no alternate topic took it; nothing was written.
     UNROUTABLE = 19, retriable: false, "no binding matches the routing key";
     /// The group has no member of that id (it left, or missed its session
     /// timeout): join again with an empty member id.
@@ -102,6 +103,10 @@ codes! {
     GROUP_NOT_EMPTY = 24, retriable: false, "the group has members";
     /// A member committed an offset for a partition it does not own.
     PARTITION_NOT_ASSIGNED = 25, retriable: false, "the partition is not assigned to this member";
+    /// A Bind or Unbind the topic cannot take: the topic routes by `hash`, no
+    /// partitions were given, a partition the topic does not have, or a key
+    /// over 255 bytes.
+    INVALID_BINDING = 26, retriable: false, "the binding is not valid for this topic";
 }
 
 impl fmt::Debug for ErrorCode {

@@ -28,6 +28,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use warren_protocol::api::bindings::{RoutingMode, UnknownRoutingMode};
 
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::config::{Durability, LogConfig};
@@ -43,13 +44,127 @@ const DELETED_SUFFIX: &str = ".deleted";
 /// one request can create.
 pub const MAX_PARTITIONS: u32 = 10_000;
 
-/// A topic as persisted in `meta/topics/<name>.json`.
+/// A topic as persisted in `meta/topics/<name>.json`:
+///
+/// ```text
+/// { "name": "orders", "partitions": 3, "log": { ... },
+///   "routing": { "mode": "direct", "alternate_topic": "orders-unrouted" } }
+/// ```
+///
+/// `routing` (and each of its fields) may be missing: files written before
+/// routing existed load as `hash` with no alternate topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub name: String,
     pub partitions: u32,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub routing: TopicRouting,
+}
+
+/// A topic's routing settings, the topic configs `routing` and
+/// `alternate.topic` (DESIGN.md, "Routing"). Fixed at creation. The bindings
+/// themselves are not here: the broker keeps them in its metadata store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRouting {
+    /// How a batch produced with `partition = -1` is placed. Default `hash`.
+    #[serde(default, with = "routing_mode_name")]
+    pub mode: RoutingMode,
+    /// Where a routed batch that matches no binding goes (`direct` and
+    /// `topic` only). Need not exist. Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alternate_topic: Option<String>,
+}
+
+impl TopicRouting {
+    /// The topic config keys [`set`](Self::set) takes.
+    pub const KEYS: &'static [&'static str] = &["routing", "alternate.topic"];
+
+    /// Sets one setting by its topic config key: `routing` (`hash`, `direct`,
+    /// `topic`) or `alternate.topic` (a topic name; empty = none). Does not run
+    /// [`validate`](Self::validate).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unknown key or mode.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "routing" => {
+                self.mode = value
+                    .trim()
+                    .parse()
+                    .map_err(|e: UnknownRoutingMode| Error::Config(format!("routing: {e}")))?;
+            }
+            "alternate.topic" => {
+                let value = value.trim();
+                self.alternate_topic = (!value.is_empty()).then(|| value.to_owned());
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown topic config {other:?} (known: {})",
+                    Self::KEYS.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key of [`KEYS`](Self::KEYS) with its value, as [`set`](Self::set)
+    /// would take it back (`alternate.topic` is empty when there is none).
+    pub fn entries(&self) -> Vec<(String, String)> {
+        vec![
+            ("routing".into(), self.mode.name().into()),
+            (
+                "alternate.topic".into(),
+                self.alternate_topic.clone().unwrap_or_default(),
+            ),
+        ]
+    }
+
+    /// Checks the settings of topic `topic`: an alternate topic needs a mode
+    /// that routes by bindings (a `hash` topic never fails to route), a valid
+    /// name, and must be another topic.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the problem.
+    pub fn validate(&self, topic: &str) -> Result<()> {
+        let Some(alternate) = &self.alternate_topic else {
+            return Ok(());
+        };
+        if !self.mode.uses_bindings() {
+            return Err(Error::Config(format!(
+                "alternate.topic needs routing direct or topic (a {} topic always routes)",
+                self.mode
+            )));
+        }
+        if validate_topic_name(alternate).is_err() {
+            return Err(Error::Config(format!(
+                "alternate.topic {alternate:?} is not a valid topic name"
+            )));
+        }
+        if alternate == topic {
+            return Err(Error::Config(format!(
+                "alternate.topic of {topic:?} cannot be the topic itself"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Serde for [`RoutingMode`] by name (`"hash"`), which the protocol crate
+/// leaves to its users (it has no serde).
+mod routing_mode_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use warren_protocol::api::bindings::RoutingMode;
+
+    pub fn serialize<S: Serializer>(mode: &RoutingMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RoutingMode, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 struct Topic {
@@ -214,6 +329,13 @@ impl LogManager {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
+            config
+                .routing
+                .validate(&config.name)
+                .map_err(|e| Error::CorruptFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             configs.push(config);
         }
         configs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -270,14 +392,30 @@ impl LogManager {
         Ok(())
     }
 
-    /// Creates a topic with `partitions` empty partitions.
+    /// Creates a topic with `partitions` empty partitions, routed by `hash`.
     ///
     /// # Errors
-    /// `InvalidTopicName`, `TopicExists`, `Config` (bad config or partition count),
-    /// I/O errors, `DiskFull`.
+    /// As [`create_topic_with`](Self::create_topic_with).
     pub fn create_topic(&self, name: &str, partitions: u32, log: LogConfig) -> Result<TopicConfig> {
+        self.create_topic_with(name, partitions, log, TopicRouting::default())
+    }
+
+    /// Creates a topic with `partitions` empty partitions and the given
+    /// routing settings.
+    ///
+    /// # Errors
+    /// `InvalidTopicName`, `TopicExists`, `Config` (bad config, routing or
+    /// partition count), I/O errors, `DiskFull`.
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        log: LogConfig,
+        routing: TopicRouting,
+    ) -> Result<TopicConfig> {
         validate_topic_name(name)?;
         log.validate()?;
+        routing.validate(name)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::Config(format!(
                 "partitions {partitions} must be in 1..={MAX_PARTITIONS}"
@@ -303,6 +441,7 @@ impl LogManager {
             name: name.to_string(),
             partitions,
             log,
+            routing,
         };
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
         write_atomically(&self.topic_file(name), &json)?;

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{all_batches, batch, small_config};
+use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::log_manager::MAX_PARTITIONS;
 use warren_storage::{
-    Durability, Error, LogConfig, LogManager, Offset, TopicConfig, validate_topic_name,
+    Durability, Error, LogConfig, LogManager, Offset, TopicConfig, TopicRouting,
+    validate_topic_name,
 };
 
 /// A config unlike the default in every persisted field.
@@ -70,6 +72,100 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
+fn routing_settings_survive_reopen_and_old_topic_files_load_as_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let manager = LogManager::open(data).unwrap();
+    let routing = TopicRouting {
+        mode: RoutingMode::Topic,
+        alternate_topic: Some("unrouted".into()),
+    };
+    let events = manager
+        .create_topic_with("events", 2, audit_config(), routing.clone())
+        .unwrap();
+    assert_eq!(events.routing, routing);
+    let json = std::fs::read_to_string(topic_file(data, "events")).unwrap();
+    assert!(json.contains("\"mode\": \"topic\""), "{json}");
+    assert!(json.contains("\"alternate_topic\": \"unrouted\""), "{json}");
+    drop(manager);
+
+    // A topic file from before routing existed: no `routing` at all.
+    let old = serde_json::json!({ "name": "legacy", "partitions": 1, "log": audit_config() });
+    std::fs::write(topic_file(data, "legacy"), old.to_string()).unwrap();
+    // One with a routing mode but no alternate topic.
+    let direct = serde_json::json!({
+        "name": "direct", "partitions": 1, "log": audit_config(), "routing": { "mode": "direct" }
+    });
+    std::fs::write(topic_file(data, "direct"), direct.to_string()).unwrap();
+
+    let manager = LogManager::open(data).unwrap();
+    assert_eq!(manager.topic("events").unwrap().routing, routing);
+    assert_eq!(
+        manager.topic("legacy").unwrap().routing,
+        TopicRouting::default()
+    );
+    assert_eq!(
+        manager.topic("direct").unwrap().routing,
+        TopicRouting {
+            mode: RoutingMode::Direct,
+            alternate_topic: None
+        }
+    );
+    drop(manager);
+
+    // An unknown mode is a corrupt file, named.
+    let bad = serde_json::json!({
+        "name": "bad", "partitions": 1, "log": audit_config(), "routing": { "mode": "fanout" }
+    });
+    std::fs::write(topic_file(data, "bad"), bad.to_string()).unwrap();
+    match LogManager::open(data) {
+        Err(Error::CorruptFile { path, reason }) => {
+            assert_eq!(path, topic_file(data, "bad"));
+            assert!(reason.contains("fanout"), "{reason}");
+        }
+        other => panic!("expected CorruptFile, got {other:?}"),
+    }
+}
+
+#[test]
+fn routing_settings_are_checked_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(dir.path()).unwrap();
+    let refused = [
+        // A hash topic always routes: an alternate would never be used.
+        (RoutingMode::Hash, "other"),
+        (RoutingMode::Direct, "not a name"),
+        (RoutingMode::Topic, "t"),
+    ];
+    for (mode, alternate) in refused {
+        let routing = TopicRouting {
+            mode,
+            alternate_topic: Some(alternate.into()),
+        };
+        let err = manager
+            .create_topic_with("t", 1, audit_config(), routing)
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{mode} {alternate}: {err}");
+    }
+    assert!(manager.topics().is_empty());
+
+    let mut routing = TopicRouting::default();
+    routing.set("routing", "direct").unwrap();
+    routing.set("alternate.topic", "elsewhere").unwrap();
+    assert_eq!(
+        routing.entries(),
+        [
+            ("routing".to_string(), "direct".to_string()),
+            ("alternate.topic".to_string(), "elsewhere".to_string())
+        ]
+    );
+    routing.set("alternate.topic", "").unwrap();
+    assert_eq!(routing.alternate_topic, None);
+    assert!(routing.set("routing", "fanout").is_err());
+    assert!(routing.set("exchange", "x").is_err());
+}
+
+#[test]
 fn topics_and_their_configs_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
@@ -80,7 +176,8 @@ fn topics_and_their_configs_survive_reopen() {
         TopicConfig {
             name: "orders".into(),
             partitions: 3,
-            log: orders_config()
+            log: orders_config(),
+            routing: TopicRouting::default(),
         }
     );
     let audit = manager

@@ -14,6 +14,7 @@
 //! - [`serve`]: `warren serve`, runs the broker until SIGINT/SIGTERM.
 //! - [`dump_log`]: `warren dump-log PATH`, prints the batches and records of a segment file.
 //! - [`topic`]: `warren topic create|list|describe|delete`, topic administration.
+//! - [`bind`]: `warren bind|unbind TOPIC KEY --partition P`, routing bindings.
 //! - [`produce`]: `warren produce TOPIC`, one message per stdin line, exits once all are acknowledged.
 //! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines.
 //! - [`bench`]: `warren bench produce|consume`, load generators with latency percentiles.
@@ -22,6 +23,7 @@
 
 mod bench;
 mod bench_groups;
+mod bind;
 mod connect;
 mod consume;
 mod dump_log;
@@ -54,6 +56,10 @@ enum Command {
     DumpLog(dump_log::DumpLogArgs),
     /// Create, list, describe and delete topics.
     Topic(topic::TopicArgs),
+    /// Bind a routing key (direct) or pattern (topic) to partitions of a topic.
+    Bind(bind::BindArgs),
+    /// Remove bindings of a routing key or pattern from partitions of a topic.
+    Unbind(bind::BindArgs),
     /// Send one message per line of standard input to a topic.
     Produce(produce::ProduceArgs),
     /// Print a topic's records, one per line.
@@ -82,6 +88,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::DumpLog(args) => dump_log::run(args),
         Command::Topic(args) => topic::run(args),
+        Command::Bind(args) => bind::run(args, true),
+        Command::Unbind(args) => bind::run(args, false),
         Command::Produce(args) => produce::run(args),
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),

@@ -48,10 +48,12 @@ pub struct ProduceArgs {
     pub broker: BrokerArgs,
     /// Topic to produce to
     pub topic: String,
-    /// Key of every message (also picks the partition by hash, unless --partition)
+    /// Key of every message: picks the partition by hash, or on a direct or
+    /// topic topic is the routing key its bindings match (unless --partition)
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
-    /// Partition of every message [default: by key hash, or spread without a key]
+    /// Partition of every message [default: by the topic's routing: key hash
+    /// or spread without a key (hash), the key's bindings (direct, topic)]
     #[arg(long, value_name = "P")]
     pub partition: Option<u32>,
     /// When the broker acknowledges: 0 (never, fire and forget), 1 (appended),

@@ -7,15 +7,25 @@
 //!
 //! ```text
 //! $ warren topic describe orders
-//! Topic: orders  Partitions: 2
+//! Topic: orders  Partitions: 2  Routing: direct  Alternate-topic: orders-unrouted
 //! Configs:
 //!   durability         fsync
 //!   max.message.bytes  1048576
 //!   ...
+//!   routing            direct
+//!   alternate.topic    orders-unrouted
 //! PARTITION  LOG_START_OFFSET  LOG_END_OFFSET  HIGH_WATERMARK     SIZE  SEGMENTS
 //!         0                 0            1000            1000  52.1KiB         1
 //!         1                 0             980             980  50.9KiB         1
+//! BINDING  PARTITIONS
+//! eu       0,1
+//! us       1
 //! ```
+//!
+//! The header names the routing mode and, for `direct` and `topic`, the
+//! alternate topic (`-` when none is set). A `direct` or `topic` topic ends with its bindings
+//! (`(none)` when it has none); a binding key with a space or an empty key
+//! is printed quoted (`""`), so each row stays two words.
 //!
 //! Thread safety: runs on the calling thread's own runtime; nothing is shared.
 
@@ -24,6 +34,7 @@ use std::io::{self, Write};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use warren_client::Admin;
+use warren_client::RoutingMode;
 use warren_protocol::api::topics::DescribeTopicResponse;
 
 use crate::connect::{BrokerArgs, ClientContext, connect_error, runtime};
@@ -83,6 +94,15 @@ pub struct CreateArgs {
     /// Largest record batch a produce may carry [config: max.message.bytes]
     #[arg(long, value_name = "B")]
     pub max_message_bytes: Option<u64>,
+    /// How a keyed record without a partition is placed: hash (by the key's
+    /// hash), direct (partitions bound to the exact key) or topic (bound
+    /// patterns) [config: routing]
+    #[arg(long, value_name = "MODE", value_parser = parse_routing)]
+    pub routing: Option<String>,
+    /// Where records that match no binding go instead of failing UNROUTABLE
+    /// (routing direct or topic only) [config: alternate.topic]
+    #[arg(long, value_name = "TOPIC")]
+    pub alternate_topic: Option<String>,
 }
 
 impl CreateArgs {
@@ -101,6 +121,8 @@ impl CreateArgs {
                 "max.message.bytes",
                 self.max_message_bytes.map(|v| v.to_string()),
             ),
+            ("routing", self.routing.clone()),
+            ("alternate.topic", self.alternate_topic.clone()),
         ];
         entries
             .into_iter()
@@ -123,6 +145,14 @@ fn parse_durability(s: &str) -> Result<String, String> {
             "{s:?} is not fsync, none or interval:<ms> with ms > 0"
         ))
     }
+}
+
+/// Accepts the routing modes the broker knows, so a typo fails before any
+/// request is sent.
+fn parse_routing(s: &str) -> Result<String, String> {
+    s.parse::<RoutingMode>()
+        .map(|mode| mode.name().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// Runs a `topic` subcommand.
@@ -178,13 +208,32 @@ pub fn run(args: &TopicArgs) -> anyhow::Result<()> {
     })
 }
 
-/// Prints a DescribeTopic response: the configs, then a table of partitions.
+/// Prints a DescribeTopic response: the configs, a table of partitions and,
+/// for a `direct` or `topic` topic, a table of bindings.
 fn write_description(out: &mut impl Write, d: &DescribeTopicResponse) -> io::Result<()> {
-    writeln!(out, "Topic: {}  Partitions: {}", d.name, d.partitions.len())?;
+    let config = |key: &str| {
+        d.configs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let routing = config("routing").unwrap_or("hash");
+    let alternate = config("alternate.topic").filter(|t| !t.is_empty());
+    write!(
+        out,
+        "Topic: {}  Partitions: {}  Routing: {routing}",
+        d.name,
+        d.partitions.len()
+    )?;
+    if routing == "hash" {
+        writeln!(out)?;
+    } else {
+        writeln!(out, "  Alternate-topic: {}", alternate.unwrap_or("-"))?;
+    }
     writeln!(out, "Configs:")?;
     let width = d.configs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in &d.configs {
-        writeln!(out, "  {key:<width$}  {value}")?;
+        writeln!(out, "  {}", format!("{key:<width$}  {value}").trim_end())?;
     }
     let mut table = Table::new(&[
         ("PARTITION", Align::Right),
@@ -204,7 +253,24 @@ fn write_description(out: &mut impl Write, d: &DescribeTopicResponse) -> io::Res
             p.segments.to_string(),
         ]);
     }
-    table.write(out)
+    table.write(out)?;
+    if routing == "hash" {
+        return Ok(());
+    }
+    if d.bindings.is_empty() {
+        return writeln!(out, "Bindings: (none)");
+    }
+    let mut bindings = Table::new(&[("BINDING", Align::Left), ("PARTITIONS", Align::Left)]);
+    for b in &d.bindings {
+        let key = if b.key.is_empty() || b.key.contains(char::is_whitespace) {
+            format!("{:?}", b.key)
+        } else {
+            b.key.clone()
+        };
+        let partitions: Vec<String> = b.partitions.iter().map(u32::to_string).collect();
+        bindings.row(vec![key, partitions.join(",")]);
+    }
+    bindings.write(out)
 }
 
 /// A byte count for people: `870B`, `52.1KiB`, `1.0GiB` (binary units, one
@@ -326,6 +392,8 @@ mod tests {
             segment_bytes: Some(4096),
             segment_ms: None,
             max_message_bytes: None,
+            routing: Some("direct".into()),
+            alternate_topic: Some("spill".into()),
         };
         assert_eq!(
             args.configs(),
@@ -333,8 +401,19 @@ mod tests {
                 ("durability", "none".to_owned()),
                 ("retention.bytes", "-1".to_owned()),
                 ("segment.bytes", "4096".to_owned()),
+                ("routing", "direct".to_owned()),
+                ("alternate.topic", "spill".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn routing_accepts_the_broker_modes_only() {
+        assert_eq!(parse_routing("direct"), Ok("direct".to_owned()));
+        assert_eq!(parse_routing("topic"), Ok("topic".to_owned()));
+        assert_eq!(parse_routing("hash"), Ok("hash".to_owned()));
+        assert!(parse_routing("fanout").is_err());
+        assert!(parse_routing("Direct").is_err());
     }
 
     #[test]

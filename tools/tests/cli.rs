@@ -472,7 +472,7 @@ fn topic_create_list_describe_delete() -> Result<()> {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines.first().copied(),
-        Some("Topic: alpha  Partitions: 3"),
+        Some("Topic: alpha  Partitions: 3  Routing: hash"),
         "{text}"
     );
     let config = |key: &str| -> Option<String> {

@@ -1,11 +1,14 @@
-//! CreateTopic: validates the partition count and configs, then creates the
-//! partition directories on a blocking thread.
+//! CreateTopic: validates the partition count and configs (the log settings
+//! and the routing ones, `routing` and `alternate.topic`), then creates the
+//! partition directories on a blocking thread. The topic starts with no
+//! bindings.
 
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
 use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
 use warren_storage::log_manager::MAX_PARTITIONS;
+use warren_storage::{LogConfig, TopicRouting};
 
 use super::Reply;
 use crate::response::Response;
@@ -23,16 +26,24 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
         ));
     }
     let mut log = shared.config.log.clone();
+    let mut routing = TopicRouting::default();
     for (key, value) in &req.configs {
-        if let Err(e) = log.set(key, value) {
-            return Reply::Now(Response::error(
-                cid,
-                ErrorCode::INVALID_CONFIG,
-                e.to_string(),
-            ));
+        let set = if TopicRouting::KEYS.contains(&key.as_str()) {
+            routing.set(key, value).map_err(|e| e.to_string())
+        } else if LogConfig::KEYS.contains(&key.as_str()) {
+            log.set(key, value).map_err(|e| e.to_string())
+        } else {
+            Err(format!(
+                "unknown topic config {key:?} (known: {}, {})",
+                LogConfig::KEYS.join(", "),
+                TopicRouting::KEYS.join(", ")
+            ))
+        };
+        if let Err(message) = set {
+            return Reply::Now(Response::error(cid, ErrorCode::INVALID_CONFIG, message));
         }
     }
-    if let Err(e) = log.validate() {
+    if let Err(e) = log.validate().and_then(|()| routing.validate(&req.name)) {
         return Reply::Now(Response::error(
             cid,
             ErrorCode::INVALID_CONFIG,
@@ -42,13 +53,16 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
     let shared = Arc::clone(shared);
     Reply::later(async move {
         let name = req.name.clone();
+        let mode = routing.mode;
         let created = tokio::task::spawn_blocking(move || {
-            shared.topics.create(&req.name, req.partitions, log)
+            shared
+                .topics
+                .create(&shared.kv, &req.name, req.partitions, log, routing)
         })
         .await;
         match created {
             Ok(Ok(())) => {
-                tracing::info!(topic = %name, partitions = req.partitions, "topic created");
+                tracing::info!(topic = %name, partitions = req.partitions, routing = %mode, "topic created");
                 Response::ok(cid, &EmptyResponse)
             }
             Ok(Err(e)) => {

@@ -1,4 +1,5 @@
-//! DeleteTopic: removes the topic and its files on a blocking thread.
+//! DeleteTopic: removes the topic, its files and its bindings on a blocking
+//! thread.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>) -> Reply 
         // two leaves offsets for a topic that is gone, which DescribeGroup
         // shows with lag -1 and a later delete of a new topic removes).
         match tokio::task::spawn_blocking(move || {
-            shared.topics.delete(&req.name)?;
+            shared.topics.delete(&shared.kv, &req.name)?;
             if let Some(end) = shared.groups.forget_topic(&req.name, &shared.kv)? {
                 shared.kv.sync_to(end)?;
             }

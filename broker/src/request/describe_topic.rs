@@ -1,11 +1,11 @@
-//! DescribeTopic: a topic's effective config and each partition's offsets and
-//! size on disk.
+//! DescribeTopic: a topic's effective config (log and routing settings), each
+//! partition's offsets and size on disk, and its bindings.
 
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
 use warren_protocol::api::topics::{
-    DescribeTopicRequest, DescribeTopicResponse, PartitionDescription,
+    BindingDescription, DescribeTopicRequest, DescribeTopicResponse, PartitionDescription,
 };
 
 use super::Reply;
@@ -32,12 +32,20 @@ pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Repl
             segments: p.log.segments().len() as u32,
         })
         .collect();
+    let mut configs = topic.config.log.entries();
+    configs.extend(topic.config.routing.entries());
+    let bindings = topic
+        .bindings()
+        .into_iter()
+        .map(|(key, partitions)| BindingDescription { key, partitions })
+        .collect();
     Reply::Now(Response::ok(
         cid,
         &DescribeTopicResponse {
             name: topic.config.name.clone(),
-            configs: topic.config.log.entries(),
+            configs,
             partitions,
+            bindings,
         },
     ))
 }

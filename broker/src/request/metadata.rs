@@ -1,8 +1,10 @@
-//! Metadata: this broker (node 0, leader of every partition) and the topics.
+//! Metadata: this broker (node 0, leader of every partition) and the topics,
+//! with their routing modes.
 
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
+use warren_protocol::api::bindings::RoutingMode;
 use warren_protocol::api::metadata::{
     BrokerMetadata, MetadataRequest, MetadataResponse, PartitionMetadata, TopicMetadata,
 };
@@ -16,6 +18,7 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>) -> Reply {
         Some(t) => TopicMetadata {
             error_code: ErrorCode::NONE,
             name: name.to_string(),
+            routing: t.routing(),
             partitions: (0..t.config.partitions)
                 .map(|p| PartitionMetadata {
                     partition: p,
@@ -26,6 +29,7 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>) -> Reply {
         None => TopicMetadata {
             error_code: ErrorCode::UNKNOWN_TOPIC,
             name: name.to_string(),
+            routing: RoutingMode::Hash,
             partitions: Vec::new(),
         },
     };

@@ -16,14 +16,17 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use warren_protocol::ErrorCode;
+use warren_protocol::api::bindings::{BindRequest, UnbindRequest};
 use warren_protocol::api::groups::ListGroupsRequest;
 use warren_protocol::api::{ApiKey, Body, decode};
 use warren_protocol::frame::RequestFrame;
 
 use crate::response::Response;
 use crate::server::Shared;
+use crate::topics::BindingChange;
 
 mod api_versions;
+mod bind;
 mod create_topic;
 mod delete_topic;
 mod describe_topic;
@@ -85,6 +88,26 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
         ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared)),
         ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared)),
         ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared)),
+        ApiKey::Bind => parse(cid, key, body, |r: BindRequest| {
+            bind::handle(
+                cid,
+                r.topic,
+                r.key,
+                r.partitions,
+                BindingChange::Bind,
+                shared,
+            )
+        }),
+        ApiKey::Unbind => parse(cid, key, body, |r: UnbindRequest| {
+            bind::handle(
+                cid,
+                r.topic,
+                r.key,
+                r.partitions,
+                BindingChange::Unbind,
+                shared,
+            )
+        }),
         ApiKey::JoinGroup => parse(cid, key, body, |r| groups::join(cid, r, shared)),
         ApiKey::Heartbeat => parse(cid, key, body, |r| groups::heartbeat(cid, r, shared)),
         ApiKey::LeaveGroup => parse(cid, key, body, |r| groups::leave(cid, r, shared)),

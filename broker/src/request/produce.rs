@@ -3,16 +3,28 @@
 //! per batch, the batch bytes still the frame's). The log validates the batch
 //! (header, CRC, `max.message.bytes`) before writing anything.
 //!
+//! Routing (`partition = -1`): `hash` topics use the partitioner (round-robin
+//! without a key); `direct` and `topic` topics append the same batch bytes to
+//! every partition the key is bound to, in partition order, reading the
+//! topic's bindings under their read lock for one `route` call. No match (or
+//! no key) sends the batch to the topic's alternate topic, routed by its own
+//! mode with the same key and no further hop; failing that the entry is
+//! `UNROUTABLE` with a message saying why. The response lists every copy.
+//!
 //! Durability: for `fsync` topics the high watermark moves only after an
 //! fsync, so every append is followed by one: awaited before answering for
-//! acks=-1 (with the request's `timeout_ms`), in the background for acks 0 and
-//! 1. Concurrent produces to a partition share fsyncs (the log's group commit).
+//! acks=-1 (with the request's `timeout_ms`), in the background for acks 0
+//! and 1. Concurrent produces to a partition share fsyncs (the log's group
+//! commit). A routed entry waits for the fsync of every partition it was
+//! appended to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use warren_protocol::api::bindings::RoutingMode;
 use warren_protocol::api::produce::{
-    ProducePartitionResponse, ProduceRequest, ProduceResponse, ProduceTopicResponse, ROUTE_BY_KEY,
+    ProduceCopy, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
+    ProduceTopicResponse, ROUTE_BY_KEY,
 };
 use warren_protocol::{ErrorCode, partition_for_key};
 use warren_storage::Offset;
@@ -20,7 +32,7 @@ use warren_storage::Offset;
 use super::Reply;
 use crate::response::Response;
 use crate::server::Shared;
-use crate::topics::Partition;
+use crate::topics::{Partition, Topic};
 
 /// An fsync to wait for: the partition, the offset it must cover, and which
 /// response entries depend on it (`(topic index, entry index)`).
@@ -42,65 +54,21 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
     let mut response = ProduceResponse {
         topics: Vec::with_capacity(req.topics.len()),
     };
+    // The partitions of the entry at hand; one buffer for the whole request,
+    // so routing allocates nothing per entry.
+    let mut targets: Vec<u32> = Vec::new();
     for (ti, t) in req.topics.into_iter().enumerate() {
         let topic = shared.topics.get(&t.topic);
         let mut results = Vec::with_capacity(t.partitions.len());
-        for (ei, entry) in t.partitions.into_iter().enumerate() {
-            let mut result = ProducePartitionResponse {
-                partition: entry.partition,
-                error_code: ErrorCode::NONE,
-                base_offset: -1,
-            };
-            let Some(topic) = &topic else {
-                result.error_code = ErrorCode::UNKNOWN_TOPIC;
-                results.push(result);
-                continue;
-            };
-            let index = if entry.partition == ROUTE_BY_KEY {
-                match &entry.routing_key {
-                    Some(key) => partition_for_key(key.as_bytes(), topic.config.partitions),
-                    None => topic.round_robin(),
+        for (ei, entry) in t.partitions.iter().enumerate() {
+            let result = match &topic {
+                None => {
+                    ProducePartitionResponse::new(entry.partition, ErrorCode::UNKNOWN_TOPIC, -1)
                 }
-            } else {
-                u32::try_from(entry.partition).unwrap_or(u32::MAX)
-            };
-            let Some(partition) = topic.partitions.get(index as usize) else {
-                result.error_code = ErrorCode::UNKNOWN_PARTITION;
-                results.push(result);
-                continue;
-            };
-            result.partition = index as i32;
-            match partition.log.append(&entry.records) {
-                Ok(info) => {
-                    result.base_offset = info.base_offset.0 as i64;
-                    partition.appended();
-                    if partition.syncs_before_visible() {
-                        match syncs
-                            .iter_mut()
-                            .find(|s| Arc::ptr_eq(&s.partition, partition))
-                        {
-                            Some(s) => {
-                                s.target = info.log_end_offset;
-                                s.entries.push((ti, ei));
-                            }
-                            None => syncs.push(PendingSync {
-                                partition: Arc::clone(partition),
-                                target: info.log_end_offset,
-                                entries: vec![(ti, ei)],
-                            }),
-                        }
-                    }
+                Some(topic) => {
+                    append_entry(shared, topic, entry, &mut targets, &mut syncs, (ti, ei))
                 }
-                Err(e) => {
-                    result.error_code = super::storage_code(&e, "append");
-                    if result.error_code == ErrorCode::DISK_FULL {
-                        tracing::warn!(
-                            partition = partition.log.name(),
-                            "disk full: produce refused"
-                        );
-                    }
-                }
-            }
+            };
             results.push(result);
         }
         response.topics.push(ProduceTopicResponse {
@@ -143,9 +111,190 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
                 {
                     r.error_code = code;
                     r.base_offset = -1;
+                    r.more.clear();
                 }
             }
         }
         Response::ok(cid, &response)
     })
+}
+
+/// Appends one entry's batch where it goes: the explicit partition, or the
+/// partitions routing finds (see [`route`]). Registers the fsyncs to wait for
+/// in `syncs`, tied to the entry `at` once every copy is appended.
+fn append_entry(
+    shared: &Shared,
+    topic: &Arc<Topic>,
+    entry: &ProducePartition,
+    targets: &mut Vec<u32>,
+    syncs: &mut Vec<PendingSync>,
+    at: (usize, usize),
+) -> ProducePartitionResponse {
+    let alternate = if entry.partition == ROUTE_BY_KEY {
+        match route(shared, topic, entry.routing_key.as_deref(), targets) {
+            Ok(alternate) => alternate,
+            Err(message) => {
+                tracing::debug!(topic = %topic.config.name, %message, "unroutable batch");
+                return ProducePartitionResponse {
+                    error_message: Some(message),
+                    ..ProducePartitionResponse::new(-1, ErrorCode::UNROUTABLE, -1)
+                };
+            }
+        }
+    } else {
+        targets.clear();
+        targets.push(u32::try_from(entry.partition).unwrap_or(u32::MAX));
+        None
+    };
+    let dest = alternate.as_ref().unwrap_or(topic);
+    let mut result = ProducePartitionResponse {
+        alternate_topic: alternate.as_ref().map(|t| t.config.name.clone()),
+        ..ProducePartitionResponse::new(entry.partition, ErrorCode::NONE, -1)
+    };
+    for (copy, &index) in targets.iter().enumerate() {
+        // Bindings are checked against the partition count; only an explicit
+        // partition can miss.
+        let Some(partition) = dest.partitions.get(index as usize) else {
+            result.error_code = ErrorCode::UNKNOWN_PARTITION;
+            result.more.clear();
+            return result;
+        };
+        match partition.log.append(&entry.records) {
+            Ok(info) => {
+                partition.appended();
+                if partition.syncs_before_visible() {
+                    note_sync(syncs, partition, info.log_end_offset, None);
+                }
+                let base_offset = info.base_offset.0 as i64;
+                if copy == 0 {
+                    result.partition = index as i32;
+                    result.base_offset = base_offset;
+                } else {
+                    result.more.push(ProduceCopy {
+                        partition: index,
+                        base_offset,
+                    });
+                }
+            }
+            Err(e) => {
+                let code = super::storage_code(&e, "append");
+                if code == ErrorCode::DISK_FULL {
+                    tracing::warn!(
+                        partition = partition.log.name(),
+                        "disk full: produce refused"
+                    );
+                }
+                if copy > 0 {
+                    let written = targets.get(..copy).unwrap_or_default();
+                    result.error_message = Some(format!(
+                        "appended to partitions {written:?} of {} before partition {index} failed: {}",
+                        dest.config.name,
+                        code.name()
+                    ));
+                }
+                result.partition = index as i32;
+                result.error_code = code;
+                result.base_offset = -1;
+                result.more.clear();
+                return result;
+            }
+        }
+    }
+    // Every copy is in: the entry's answer waits for each fsync (acks=-1).
+    for &index in targets.iter() {
+        if let Some(partition) = dest.partitions.get(index as usize)
+            && partition.syncs_before_visible()
+        {
+            note_sync(syncs, partition, Offset(0), Some(at));
+        }
+    }
+    result
+}
+
+/// Records that `partition` must be fsynced up to `target` (keeping the
+/// highest target seen), and that entry `at`, if any, waits for it.
+fn note_sync(
+    syncs: &mut Vec<PendingSync>,
+    partition: &Arc<Partition>,
+    target: Offset,
+    at: Option<(usize, usize)>,
+) {
+    let sync = match syncs
+        .iter_mut()
+        .position(|s| Arc::ptr_eq(&s.partition, partition))
+    {
+        Some(i) => syncs.get_mut(i),
+        None => {
+            syncs.push(PendingSync {
+                partition: Arc::clone(partition),
+                target,
+                entries: Vec::new(),
+            });
+            syncs.last_mut()
+        }
+    };
+    if let Some(sync) = sync {
+        sync.target = sync.target.max(target);
+        sync.entries.extend(at);
+    }
+}
+
+/// Finds where a batch produced with `partition = -1` goes: fills `targets`
+/// with the partitions and returns the alternate topic when the batch goes
+/// there instead of to `topic`.
+///
+/// # Errors
+/// The message of an `UNROUTABLE` answer: nothing matched in `topic`, and
+/// there is no alternate topic, it does not exist, or nothing matched there
+/// either (its own alternate is never followed, so there are no loops).
+fn route(
+    shared: &Shared,
+    topic: &Topic,
+    key: Option<&str>,
+    targets: &mut Vec<u32>,
+) -> Result<Option<Arc<Topic>>, String> {
+    route_in(topic, key, targets);
+    if !targets.is_empty() {
+        return Ok(None);
+    }
+    let name = &topic.config.name;
+    let unmatched = match key {
+        Some(key) => format!("no binding of topic {name} matches routing key {key:?}"),
+        None => format!(
+            "the batch has no routing key and topic {name} routes by {} bindings",
+            topic.routing()
+        ),
+    };
+    let Some(alternate_name) = &topic.config.routing.alternate_topic else {
+        return Err(unmatched);
+    };
+    let Some(alternate) = shared.topics.get(alternate_name) else {
+        return Err(format!(
+            "{unmatched}, and its alternate topic {alternate_name} does not exist"
+        ));
+    };
+    route_in(&alternate, key, targets);
+    if targets.is_empty() {
+        return Err(format!(
+            "{unmatched}, nor does any binding of its alternate topic {alternate_name}"
+        ));
+    }
+    Ok(Some(alternate))
+}
+
+/// Fills `targets` with the partitions `topic`'s own mode gives `key`: one
+/// for `hash` (the partitioner, or round-robin without a key), the bound ones
+/// for `direct` and `topic` (none without a key).
+fn route_in(topic: &Topic, key: Option<&str>, targets: &mut Vec<u32>) {
+    match (topic.routing(), key) {
+        (RoutingMode::Hash, key) => {
+            targets.clear();
+            targets.push(match key {
+                Some(key) => partition_for_key(key.as_bytes(), topic.config.partitions),
+                None => topic.round_robin(),
+            });
+        }
+        (RoutingMode::Direct | RoutingMode::Topic, Some(key)) => topic.route(key, targets),
+        (RoutingMode::Direct | RoutingMode::Topic, None) => targets.clear(),
+    }
 }

@@ -1,7 +1,19 @@
 //! Routing: which partitions a produced batch goes to, by RabbitMQ's rules (DESIGN.md,
-//! "Routing"). For now this holds the `topic` mode's matcher, [`TopicBindings`]: binding
-//! patterns mapped to partitions, and [`TopicBindings::route`] to find the partitions a
-//! routing key reaches.
+//! "Routing"). A topic's routing mode is fixed at creation:
+//! - `hash`: the partitioner ([`warren_protocol::partition_for_key`]); no bindings.
+//! - `direct`: [`DirectBindings`], exact routing key -> partitions (one hash lookup).
+//! - `topic`: [`TopicBindings`], a trie of patterns -> partitions (rules below).
+//!
+//! [`Bindings`] holds whichever a topic needs; the broker's `Topic` keeps it behind an
+//! `RwLock` that produce only reads. Bindings are persisted in the metadata store
+//! (key layout in [`crate::meta`]) by Bind/Unbind and reloaded at start. A batch
+//! whose key reaches several partitions is appended to each; one that reaches none
+//! goes to the topic's alternate topic (routed by that topic's own mode, no further
+//! hop) or is refused `UNROUTABLE`: that is the produce handler's part.
+//!
+//! # Layout
+//! - `pattern`: [`TopicBindings`], [`validate_key`], [`MAX_KEY_BYTES`].
+//! - `bindings`: [`Bindings`], [`DirectBindings`], [`BindingError`].
 //!
 //! # Topic patterns (RabbitMQ's topic exchange, exactly)
 //! A routing key and a binding pattern are both split into *words* on `.`, as RabbitMQ's
@@ -50,11 +62,14 @@
 //! one, and [`TopicBindings::insert`] refuses longer patterns.
 //!
 //! # Thread safety
-//! [`TopicBindings`] is plain data (`Send + Sync`) with no lock of its own: the owner
-//! serializes `insert`/`remove`; `route` takes `&self`.
+//! [`TopicBindings`], [`DirectBindings`] and [`Bindings`] are plain data (`Send + Sync`)
+//! with no lock of their own: the owner serializes `insert`/`remove`; `route` takes
+//! `&self`.
 
+mod bindings;
 mod pattern;
 
+pub use bindings::{BindingError, Bindings, DirectBindings};
 pub use pattern::{KeyError, MAX_KEY_BYTES, TopicBindings, validate_key};
 
 #[cfg(test)]

@@ -24,9 +24,17 @@
 //! Keyless records go to the topic's *sticky* partition until its batch is
 //! closed (full or lingered out), then to the next partition.
 //!
+//! Records the broker routes by its bindings (`direct` and `topic` topics,
+//! no explicit partition) are batched per routing key instead, in *routed
+//! lanes* ([`Lane::Routed`]): a batch carries one routing key, since the
+//! broker routes whole batches. A lane is created on its first record and
+//! dropped by `drain` once it holds nothing, so the number of distinct keys
+//! does not grow memory.
+//!
 //! Thread-safe. Locks: the topic map's `RwLock` (written only when a topic is
-//! first seen), then one partition `Mutex`, then the `incomplete` map; never in
-//! another order. None is held across an `.await`.
+//! first seen), then one partition `Mutex` or the topic's routed-lanes
+//! `Mutex` (never both), then the `incomplete` map; never in another order.
+//! None is held across an `.await`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -37,6 +45,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
+use warren_protocol::api::bindings::RoutingMode;
 use warren_protocol::record_batch::BATCH_HEADER_LEN;
 use warren_protocol::{Compression, Header, RecordBatchBuilder};
 
@@ -105,11 +114,42 @@ pub(crate) struct RecordRef<'a> {
 
 /// Where an appended record goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Placement {
+pub(crate) enum Placement<'a> {
     /// This partition (explicit, or from the key's hash).
     Fixed(u32),
     /// The topic's sticky partition.
     Sticky,
+    /// The broker routes it by its bindings, with this routing key (`None`:
+    /// a null key).
+    Routed(Option<&'a str>),
+}
+
+/// The queue a batch belongs to, and so where it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A partition the producer chose.
+    Partition(u32),
+    /// Sent with `partition = -1` and this routing key (`None`: null); the
+    /// broker's bindings pick the partitions.
+    Routed(Option<Arc<str>>),
+}
+
+impl Lane {
+    /// The partition, for a [`Lane::Partition`].
+    pub(crate) fn partition(&self) -> Option<u32> {
+        match self {
+            Lane::Partition(p) => Some(*p),
+            Lane::Routed(_) => None,
+        }
+    }
+
+    /// The routing key of a [`Lane::Routed`].
+    pub(crate) fn routing_key(&self) -> Option<&str> {
+        match self {
+            Lane::Routed(key) => key.as_deref(),
+            Lane::Partition(_) => None,
+        }
+    }
 }
 
 /// One batch, from its first record to its completion.
@@ -118,7 +158,7 @@ pub(crate) struct ProducerBatch {
     /// Creation order within the producer; a retried batch is put back by it.
     pub id: u64,
     pub topic: Arc<TopicBatches>,
-    pub partition: u32,
+    pub lane: Lane,
     /// The records, until the sender builds the batch.
     pub builder: Option<RecordBatchBuilder>,
     /// The built batch (kept for retries).
@@ -146,6 +186,7 @@ impl ProducerBatch {
     }
 }
 
+/// One lane's batches: a partition's, or a routing key's.
 #[derive(Debug, Default)]
 struct PartitionBatches {
     open: Option<ProducerBatch>,
@@ -154,21 +195,56 @@ struct PartitionBatches {
     last_batch_bytes: usize,
 }
 
+/// A topic's routed lanes (see the module docs).
+#[derive(Debug, Default)]
+struct RoutedLanes {
+    /// By routing key.
+    keyed: HashMap<Arc<str>, PartitionBatches>,
+    /// Records with a null key.
+    keyless: PartitionBatches,
+}
+
+impl RoutedLanes {
+    fn lane(&mut self, key: Option<&str>) -> &mut PartitionBatches {
+        let Some(key) = key else {
+            return &mut self.keyless;
+        };
+        // Look up by `&str`: a new `Arc` only for a new key.
+        if !self.keyed.contains_key(key) {
+            self.keyed
+                .insert(Arc::from(key), PartitionBatches::default());
+        }
+        // Just inserted if it was missing: the fallback is never taken.
+        self.keyed.get_mut(key).unwrap_or(&mut self.keyless)
+    }
+
+    /// Drops keyed lanes that hold nothing.
+    fn prune(&mut self) {
+        self.keyed
+            .retain(|_, lane| lane.open.is_some() || !lane.ready.is_empty());
+    }
+}
+
 /// One topic's partitions.
 #[derive(Debug)]
 pub(crate) struct TopicBatches {
     pub name: Arc<str>,
+    /// How the broker routes the topic's unpartitioned records.
+    routing: RoutingMode,
     partitions: Box<[Mutex<PartitionBatches>]>,
+    routed: Mutex<RoutedLanes>,
     sticky: AtomicU32,
 }
 
 impl TopicBatches {
-    fn new(name: &str, partitions: u32) -> Self {
+    fn new(name: &str, partitions: u32, routing: RoutingMode) -> Self {
         TopicBatches {
             name: Arc::from(name),
+            routing,
             partitions: (0..partitions.max(1))
                 .map(|_| Mutex::new(PartitionBatches::default()))
                 .collect(),
+            routed: Mutex::new(RoutedLanes::default()),
             sticky: AtomicU32::new(0),
         }
     }
@@ -176,6 +252,11 @@ impl TopicBatches {
     /// Number of partitions.
     pub(crate) fn partition_count(&self) -> u32 {
         self.partitions.len() as u32
+    }
+
+    /// The topic's routing mode, as Metadata said.
+    pub(crate) fn routing(&self) -> RoutingMode {
+        self.routing
     }
 
     fn partition(&self, p: u32) -> Option<MutexGuard<'_, PartitionBatches>> {
@@ -253,12 +334,18 @@ impl Accumulator {
             .cloned()
     }
 
-    /// Registers a topic with its partition count (keeps an existing entry).
-    pub(crate) fn add_topic(&self, name: &str, partitions: u32) -> Arc<TopicBatches> {
+    /// Registers a topic with its partition count and routing mode (keeps
+    /// an existing entry).
+    pub(crate) fn add_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        routing: RoutingMode,
+    ) -> Arc<TopicBatches> {
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         topics
             .entry(Arc::from(name))
-            .or_insert_with(|| Arc::new(TopicBatches::new(name, partitions)))
+            .or_insert_with(|| Arc::new(TopicBatches::new(name, partitions, routing)))
             .clone()
     }
 
@@ -309,12 +396,23 @@ impl Accumulator {
     pub(crate) fn append(
         &self,
         topic: &Arc<TopicBatches>,
-        placement: Placement,
+        placement: Placement<'_>,
         record: RecordRef<'_>,
         reserved: usize,
     ) -> DeliveryFuture {
         let mut wake = false;
         let (p, part) = match placement {
+            Placement::Routed(key) => {
+                let mut lanes = lock(&topic.routed);
+                let lane = Lane::Routed(key.map(Arc::from));
+                let (future, wake, _) =
+                    self.append_to(topic, lane, lanes.lane(key), record, reserved);
+                drop(lanes);
+                if wake {
+                    self.wake.notify_one();
+                }
+                return future;
+            }
             Placement::Fixed(p) => (p, topic.partition(p)),
             Placement::Sticky => {
                 let n = topic.partition_count();
@@ -346,13 +444,39 @@ impl Accumulator {
             )));
             return DeliveryFuture::new(completion, 0);
         };
-        wake |= self.close_if_no_room(&mut part, reserved);
+        let (future, woke, full) =
+            self.append_to(topic, Lane::Partition(p), &mut part, record, reserved);
+        wake |= woke;
+        drop(part);
+        if full && placement == Placement::Sticky {
+            topic.advance_sticky(p);
+        }
+        if wake {
+            self.wake.notify_one();
+        }
+        future
+    }
+
+    /// Appends a record to one lane's open batch (opening one if needed, and
+    /// closing it first if the record does not fit). Returns the record's
+    /// future, whether the sender should be woken, and whether the batch is
+    /// now full (closed).
+    fn append_to(
+        &self,
+        topic: &Arc<TopicBatches>,
+        lane: Lane,
+        part: &mut PartitionBatches,
+        record: RecordRef<'_>,
+        reserved: usize,
+    ) -> (DeliveryFuture, bool, bool) {
+        let mut wake = self.close_if_no_room(part, reserved);
         let batch = match &mut part.open {
             Some(batch) => batch,
             None => {
                 wake = true;
                 let hint = part.last_batch_bytes;
-                part.open.insert(self.new_batch(topic, p, hint, reserved))
+                part.open
+                    .insert(self.new_batch(topic, lane, hint, reserved))
             }
         };
         let index = batch.record_count;
@@ -364,17 +488,10 @@ impl Accumulator {
         let future = DeliveryFuture::new(batch.completion.clone(), index);
         let full = batch.size_bytes() >= self.config.batch_bytes;
         if full {
-            self.close_open(&mut part);
+            self.close_open(part);
             wake = true;
         }
-        drop(part);
-        if full && placement == Placement::Sticky {
-            topic.advance_sticky(p);
-        }
-        if wake {
-            self.wake.notify_one();
-        }
-        future
+        (future, wake, full)
     }
 
     /// Closes the open batch if a record of `bytes` would take it past
@@ -399,7 +516,7 @@ impl Accumulator {
     fn new_batch(
         &self,
         topic: &Arc<TopicBatches>,
-        partition: u32,
+        lane: Lane,
         hint: usize,
         first: usize,
     ) -> ProducerBatch {
@@ -419,7 +536,7 @@ impl Accumulator {
         ProducerBatch {
             id,
             topic: topic.clone(),
-            partition,
+            lane,
             builder: Some(builder),
             built: None,
             record_count: 0,
@@ -445,28 +562,35 @@ impl Accumulator {
         }
     }
 
-    /// Puts a batch that failed with a retriable error back in its
-    /// partition's queue, to be sent after `retry_at`.
+    /// Puts a batch that failed with a retriable error back in its lane's
+    /// queue, to be sent after `retry_at`.
     pub(crate) fn requeue(&self, batch: ProducerBatch) {
+        fn put_back(part: &mut PartitionBatches, batch: ProducerBatch) {
+            let at = part
+                .ready
+                .iter()
+                .position(|b| b.id > batch.id)
+                .unwrap_or(part.ready.len());
+            part.ready.insert(at, batch);
+        }
         let topic = batch.topic.clone();
-        match topic.partition(batch.partition) {
-            Some(mut part) => {
-                let at = part
-                    .ready
-                    .iter()
-                    .position(|b| b.id > batch.id)
-                    .unwrap_or(part.ready.len());
-                part.ready.insert(at, batch);
+        match &batch.lane {
+            Lane::Routed(key) => {
+                let key = key.clone();
+                put_back(lock(&topic.routed).lane(key.as_deref()), batch);
             }
-            None => {
-                // Batches are only made for existing partitions; never leak one.
-                let error = Error::from_partition_code(
-                    &topic.name,
-                    batch.partition,
-                    warren_protocol::ErrorCode::UNKNOWN_PARTITION,
-                );
-                self.complete(batch, Err(error));
-            }
+            Lane::Partition(p) => match topic.partition(*p) {
+                Some(mut part) => put_back(&mut part, batch),
+                None => {
+                    // Batches are only made for existing partitions; never leak one.
+                    let error = Error::from_partition_code(
+                        &topic.name,
+                        *p,
+                        warren_protocol::ErrorCode::UNKNOWN_PARTITION,
+                    );
+                    self.complete(batch, Err(error));
+                }
+            },
         }
         self.wake.notify_one();
     }
@@ -488,9 +612,6 @@ impl Accumulator {
         }
         let start = self.drain_cursor.fetch_add(1, Ordering::Relaxed);
         let mut expired = Vec::new();
-        let note = |wakeup: &mut Option<Instant>, at: Instant| {
-            *wakeup = Some(wakeup.map_or(at, |w| w.min(at)));
-        };
         for i in 0..topics.len() {
             let Some(topic) = topics.get((start + i) % topics.len()) else {
                 continue;
@@ -502,44 +623,35 @@ impl Accumulator {
                 let Some(mut part) = topic.partition(p) else {
                     continue;
                 };
-                let mut closed_open = false;
-                if let Some(open) = &part.open {
-                    let linger_end = open.created + self.config.linger;
-                    if urgent || linger_end <= now || open.deadline <= now {
-                        self.close_open(&mut part);
-                        closed_open = true;
-                    } else {
-                        note(&mut out.next_wakeup, linger_end);
-                    }
-                }
-                // Fail expired batches anywhere in the queue.
-                if part.ready.iter().any(|b| b.deadline <= now) {
-                    let (keep, gone): (VecDeque<_>, VecDeque<_>) =
-                        part.ready.drain(..).partition(|b| b.deadline > now);
-                    part.ready = keep;
-                    expired.extend(gone);
-                }
-                while let Some(front) = part.ready.front() {
-                    if let Some(at) = front.retry_at.filter(|at| *at > now) {
-                        note(&mut out.next_wakeup, at.min(front.deadline));
-                        break;
-                    }
-                    let size = front.size_bytes();
-                    if !out.batches.is_empty() && bytes + size > max_bytes {
-                        // Full request: the rest waits for the next one, now.
-                        note(&mut out.next_wakeup, now);
-                        break;
-                    }
-                    let Some(batch) = part.ready.pop_front() else {
-                        break;
-                    };
-                    bytes += size;
-                    out.batches.push(batch);
-                }
+                let closed_open = self.drain_lane(
+                    &mut part,
+                    now,
+                    urgent,
+                    max_bytes,
+                    &mut bytes,
+                    &mut out,
+                    &mut expired,
+                );
                 drop(part);
                 if closed_open {
                     topic.advance_sticky(p);
                 }
+            }
+            if topic.routing.uses_bindings() {
+                let mut lanes = lock(&topic.routed);
+                let RoutedLanes { keyed, keyless } = &mut *lanes;
+                for lane in std::iter::once(keyless).chain(keyed.values_mut()) {
+                    self.drain_lane(
+                        lane,
+                        now,
+                        urgent,
+                        max_bytes,
+                        &mut bytes,
+                        &mut out,
+                        &mut expired,
+                    );
+                }
+                lanes.prune();
             }
         }
         for batch in expired {
@@ -549,7 +661,7 @@ impl Accumulator {
             };
             tracing::warn!(
                 topic = %batch.topic.name,
-                partition = batch.partition,
+                lane = ?batch.lane,
                 records = batch.record_count,
                 attempts = batch.attempts,
                 last_error = ?batch.last_error,
@@ -561,6 +673,61 @@ impl Accumulator {
         out.batches
             .sort_by(|a, b| a.topic.name.cmp(&b.topic.name).then(a.id.cmp(&b.id)));
         out
+    }
+
+    /// [`drain`](Self::drain)'s work on one lane: closes its open batch if it
+    /// is due, moves expired batches to `expired`, and takes ready batches
+    /// into `out` while the request has room. Returns true if it closed the
+    /// open batch.
+    #[expect(clippy::too_many_arguments, reason = "drain's loop state, passed down")]
+    fn drain_lane(
+        &self,
+        part: &mut PartitionBatches,
+        now: Instant,
+        urgent: bool,
+        max_bytes: usize,
+        bytes: &mut usize,
+        out: &mut Drained,
+        expired: &mut Vec<ProducerBatch>,
+    ) -> bool {
+        let note = |wakeup: &mut Option<Instant>, at: Instant| {
+            *wakeup = Some(wakeup.map_or(at, |w| w.min(at)));
+        };
+        let mut closed_open = false;
+        if let Some(open) = &part.open {
+            let linger_end = open.created + self.config.linger;
+            if urgent || linger_end <= now || open.deadline <= now {
+                self.close_open(part);
+                closed_open = true;
+            } else {
+                note(&mut out.next_wakeup, linger_end);
+            }
+        }
+        // Fail expired batches anywhere in the queue.
+        if part.ready.iter().any(|b| b.deadline <= now) {
+            let (keep, gone): (VecDeque<_>, VecDeque<_>) =
+                part.ready.drain(..).partition(|b| b.deadline > now);
+            part.ready = keep;
+            expired.extend(gone);
+        }
+        while let Some(front) = part.ready.front() {
+            if let Some(at) = front.retry_at.filter(|at| *at > now) {
+                note(&mut out.next_wakeup, at.min(front.deadline));
+                break;
+            }
+            let size = front.size_bytes();
+            if !out.batches.is_empty() && *bytes + size > max_bytes {
+                // Full request: the rest waits for the next one, now.
+                note(&mut out.next_wakeup, now);
+                break;
+            }
+            let Some(batch) = part.ready.pop_front() else {
+                break;
+            };
+            *bytes += size;
+            out.batches.push(batch);
+        }
+        closed_open
     }
 
     /// Completions of every batch not yet complete (for `flush`).
@@ -646,7 +813,7 @@ mod tests {
     #[test]
     fn a_batch_closes_before_a_record_would_overflow_it() {
         let acc = Accumulator::new(config(4096));
-        let topic = acc.add_topic("t", 1);
+        let topic = acc.add_topic("t", 1, RoutingMode::Hash);
         let value = vec![0u8; 1000];
         for _ in 0..10 {
             drop(append(&acc, &topic, Placement::Fixed(0), &value));
@@ -664,7 +831,7 @@ mod tests {
     #[test]
     fn a_record_larger_than_a_batch_gets_a_batch_of_its_own() {
         let acc = Accumulator::new(config(4096));
-        let topic = acc.add_topic("t", 1);
+        let topic = acc.add_topic("t", 1, RoutingMode::Hash);
         drop(append(&acc, &topic, Placement::Fixed(0), b"small"));
         drop(append(
             &acc,
@@ -681,7 +848,7 @@ mod tests {
     #[test]
     fn open_batches_wait_for_linger_unless_flushing() {
         let acc = Accumulator::new(config(1 << 20));
-        let topic = acc.add_topic("t", 2);
+        let topic = acc.add_topic("t", 2, RoutingMode::Hash);
         drop(append(&acc, &topic, Placement::Fixed(1), b"v"));
         let now = Instant::now();
         let drained = acc.drain(now, usize::MAX);
@@ -690,14 +857,14 @@ mod tests {
         acc.begin_flush();
         let drained = acc.drain(now, usize::MAX);
         assert_eq!(drained.batches.len(), 1);
-        assert_eq!(drained.batches[0].partition, 1);
+        assert_eq!(drained.batches[0].lane, Lane::Partition(1));
         acc.end_flush();
     }
 
     #[test]
     fn keyless_records_stick_to_a_partition_until_its_batch_closes() {
         let acc = Accumulator::new(config(4096));
-        let topic = acc.add_topic("t", 3);
+        let topic = acc.add_topic("t", 3, RoutingMode::Hash);
         let value = vec![0u8; 1000];
         for _ in 0..12 {
             drop(append(&acc, &topic, Placement::Sticky, &value));
@@ -705,7 +872,7 @@ mod tests {
         let drained = acc.drain(Instant::now() + Duration::from_secs(1), usize::MAX);
         let mut by_partition = [0u32; 3];
         for b in &drained.batches {
-            by_partition[b.partition as usize] += b.record_count;
+            by_partition[b.lane.partition().unwrap() as usize] += b.record_count;
             // Only whole batches: never a lone record left behind.
             assert!(b.record_count >= 3, "{:?}", b.record_count);
         }
@@ -714,9 +881,41 @@ mod tests {
     }
 
     #[test]
+    fn routed_records_are_batched_per_key_and_empty_lanes_are_dropped() {
+        let acc = Accumulator::new(config(1 << 20));
+        let topic = acc.add_topic("t", 2, RoutingMode::Topic);
+        for key in [Some("a"), Some("b"), Some("a"), None] {
+            drop(append(&acc, &topic, Placement::Routed(key), b"v"));
+        }
+        assert_eq!(lock(&topic.routed).keyed.len(), 2);
+        let drained = acc.drain(Instant::now() + Duration::from_secs(1), usize::MAX);
+        let mut lanes: Vec<(Lane, u32)> = drained
+            .batches
+            .iter()
+            .map(|b| (b.lane.clone(), b.record_count))
+            .collect();
+        lanes.sort_by_key(|(lane, _)| lane.routing_key().map(str::to_owned));
+        assert_eq!(
+            lanes,
+            [
+                (Lane::Routed(None), 1),
+                (Lane::Routed(Some(Arc::from("a"))), 2),
+                (Lane::Routed(Some(Arc::from("b"))), 1),
+            ]
+        );
+        // Every lane was emptied: none is kept for keys that may never return.
+        assert!(lock(&topic.routed).keyed.is_empty());
+        // A retried batch goes back to its key's lane.
+        let batch = drained.batches.into_iter().next().unwrap();
+        acc.requeue(batch);
+        let again = acc.drain(Instant::now() + Duration::from_secs(1), usize::MAX);
+        assert_eq!(again.batches.len(), 1);
+    }
+
+    #[test]
     fn drain_stops_at_max_bytes_but_takes_at_least_one_batch() {
         let acc = Accumulator::new(config(4096));
-        let topic = acc.add_topic("t", 4);
+        let topic = acc.add_topic("t", 4, RoutingMode::Hash);
         for p in 0..4 {
             drop(append(&acc, &topic, Placement::Fixed(p), &vec![0u8; 3000]));
         }
@@ -731,7 +930,7 @@ mod tests {
     #[test]
     fn completion_returns_memory_and_requeue_keeps_order() {
         let acc = Accumulator::new(config(4096));
-        let topic = acc.add_topic("t", 1);
+        let topic = acc.add_topic("t", 1, RoutingMode::Hash);
         let before = acc.available_memory();
         let value = vec![0u8; 3000];
         let f1 = append(&acc, &topic, Placement::Fixed(0), &value);
@@ -748,13 +947,7 @@ mod tests {
         let again = acc.drain(later, usize::MAX).batches;
         assert!(again[0].id < again[1].id);
         for b in again {
-            acc.complete(
-                b,
-                Ok(BatchDelivered {
-                    partition: 0,
-                    base_offset: Some(7),
-                }),
-            );
+            acc.complete(b, Ok(BatchDelivered::single(0, Some(7))));
         }
         assert_eq!(acc.available_memory(), before);
         assert!(acc.is_idle());
@@ -767,7 +960,7 @@ mod tests {
             delivery_timeout: Duration::from_millis(10),
             ..config(4096)
         });
-        let topic = acc.add_topic("t", 1);
+        let topic = acc.add_topic("t", 1, RoutingMode::Hash);
         let f = append(&acc, &topic, Placement::Fixed(0), b"v");
         acc.begin_flush();
         let mut batch = acc.drain(Instant::now(), usize::MAX).batches.pop().unwrap();

@@ -18,11 +18,28 @@ use std::task::{Context, Poll, Waker};
 use crate::error::{Error, Result};
 
 /// Where a delivered batch went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BatchDelivered {
     pub partition: u32,
     /// Offset of the batch's first record; `None` with `acks = 0`.
     pub base_offset: Option<u64>,
+    /// The other partitions a routed batch was appended to, with the offset
+    /// of its first record in each.
+    pub copies: Vec<(u32, u64)>,
+    /// Set when the broker sent the batch to the topic's alternate topic.
+    pub alternate_topic: Option<Arc<str>>,
+}
+
+impl BatchDelivered {
+    /// A batch written to one partition of its own topic.
+    pub(crate) fn single(partition: u32, base_offset: Option<u64>) -> Self {
+        BatchDelivered {
+            partition,
+            base_offset,
+            copies: Vec::new(),
+            alternate_topic: None,
+        }
+    }
 }
 
 /// The shared completion cell of one batch.
@@ -90,14 +107,35 @@ impl BatchCompletion {
 }
 
 /// Where a record was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// On a `direct` or `topic` topic the broker may append one record to several
+/// partitions (its key matched several bindings): `partition` and `offset`
+/// are then the first (lowest) partition's, and `copies` lists the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    /// The partition the record went to.
+    /// The partition the record went to (the first, if several).
     pub partition: u32,
     /// The record's offset in the partition; `None` when the producer uses
     /// [`Acks::None`](crate::Acks::None) (the broker does not answer, so the
     /// offset is never learned).
     pub offset: Option<u64>,
+    /// The other partitions the broker's bindings appended the record to,
+    /// ascending; empty unless the key matched several (never known with
+    /// `Acks::None`).
+    pub copies: Vec<RecordCopy>,
+    /// Set when the record matched no binding of its topic and the broker
+    /// wrote it to the topic's alternate topic instead: `partition`, `offset`
+    /// and `copies` are then that topic's.
+    pub alternate_topic: Option<Arc<str>>,
+}
+
+/// A further copy of a record (see [`RecordMetadata::copies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCopy {
+    /// The partition.
+    pub partition: u32,
+    /// The record's offset there.
+    pub offset: u64,
 }
 
 /// Resolves once the broker has acknowledged (or finally refused) the record,
@@ -133,6 +171,15 @@ impl DeliveryFuture {
             Ok(d) => Ok(RecordMetadata {
                 partition: d.partition,
                 offset: d.base_offset.map(|b| b + u64::from(self.index)),
+                copies: d
+                    .copies
+                    .iter()
+                    .map(|&(partition, base)| RecordCopy {
+                        partition,
+                        offset: base + u64::from(self.index),
+                    })
+                    .collect(),
+                alternate_topic: d.alternate_topic.clone(),
             }),
             Err(e) => Err(e.clone()),
         }
@@ -171,13 +218,23 @@ mod tests {
         });
         tokio::task::yield_now().await;
         cell.complete(Ok(BatchDelivered {
-            partition: 2,
-            base_offset: Some(10),
+            copies: vec![(5, 100)],
+            ..BatchDelivered::single(2, Some(10))
         }));
         let got = waiter.await.unwrap();
         let offsets: Vec<_> = got.iter().map(|m| m.offset).collect();
         assert_eq!(offsets, [Some(10), Some(11), Some(12)]);
         assert!(got.iter().all(|m| m.partition == 2));
+        let copies: Vec<_> = got.iter().map(|m| m.copies.clone()).collect();
+        assert_eq!(
+            copies,
+            (0..3)
+                .map(|i| vec![RecordCopy {
+                    partition: 5,
+                    offset: 100 + i
+                }])
+                .collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]
@@ -186,10 +243,7 @@ mod tests {
         let f = DeliveryFuture::new(cell.clone(), 5);
         assert!(f.try_result().is_none());
         cell.complete(Err(Error::Closed));
-        cell.complete(Ok(BatchDelivered {
-            partition: 0,
-            base_offset: Some(0),
-        }));
+        cell.complete(Ok(BatchDelivered::single(0, Some(0))));
         assert!(matches!(f.await, Err(Error::Closed)));
         assert!(matches!(cell.wait().await, Err(Error::Closed)));
     }

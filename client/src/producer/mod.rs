@@ -31,7 +31,7 @@ use warren_protocol::api::metadata::MetadataRequest;
 use warren_protocol::record_batch::BATCH_HEADER_LEN;
 use warren_protocol::{ErrorCode, Header};
 
-pub use delivery::{DeliveryFuture, RecordMetadata};
+pub use delivery::{DeliveryFuture, RecordCopy, RecordMetadata};
 
 use self::accumulator::{
     Accumulator, AccumulatorConfig, Placement, RecordRef, TopicBatches, record_size_bound,
@@ -49,10 +49,13 @@ const PRODUCER_APIS: &[ApiKey] = &[ApiKey::Metadata, ApiKey::Produce];
 pub struct ProducerRecord {
     /// The topic.
     pub topic: String,
-    /// The partition; `None` to choose by key hash ([`warren_protocol::partition_for_key`])
-    /// or, without a key, the topic's sticky partition.
+    /// The partition; `None` to let the topic's routing mode choose: on a
+    /// `hash` topic the key's hash ([`warren_protocol::partition_for_key`])
+    /// or, without a key, the topic's sticky partition; on a `direct` or
+    /// `topic` topic the broker's bindings, by the key.
     pub partition: Option<u32>,
-    /// The key; it picks the partition when `partition` is `None`.
+    /// The key; it picks the partition when `partition` is `None`. On a
+    /// `direct` or `topic` topic it is the routing key, so it must be UTF-8.
     pub key: Option<Bytes>,
     /// `None` is a tombstone (a null value).
     pub value: Option<Bytes>,
@@ -188,8 +191,12 @@ impl Producer {
     }
 
     /// Sends a record with an optional key and a value, copying them into the
-    /// partition's batch. The partition is the key's hash, or the sticky
-    /// partition without a key.
+    /// partition's batch. On a `hash` topic the partition is the key's hash,
+    /// or the sticky partition without a key. On a `direct` or `topic` topic
+    /// the record is sent with `partition = -1` and the key as routing key
+    /// (records are batched per key), and the broker appends it to every
+    /// partition a binding of the key names; the [`RecordMetadata`] gives the
+    /// first partition and offset and lists the others in `copies`.
     ///
     /// Awaiting this waits only while the producer's buffer is full (or, the
     /// first time a topic is used, for its metadata); the returned
@@ -200,7 +207,10 @@ impl Producer {
     /// # Errors
     /// [`Error::UnknownTopic`]; [`Error::MessageTooLarge`] for a record that
     /// can never fit the buffer or a frame; [`Error::Closed`] after
-    /// [`close`](Self::close); metadata request errors.
+    /// [`close`](Self::close); [`Error::Unroutable`] for a key that is not
+    /// UTF-8 on a `direct` or `topic` topic; metadata request errors. A key
+    /// that matches no binding fails the delivery (the returned future) with
+    /// [`Error::Unroutable`].
     pub async fn send(
         &self,
         topic: &str,
@@ -255,6 +265,20 @@ impl Producer {
                     partition: p,
                     code: ErrorCode::UNKNOWN_PARTITION,
                 });
+            }
+            // The broker's bindings decide: send the key as the routing key.
+            (None, key) if batches.routing().uses_bindings() => {
+                let routing_key = key.map(std::str::from_utf8).transpose().map_err(|_| {
+                    Error::Unroutable {
+                        topic: topic.to_owned(),
+                        routing_key: None,
+                        message: format!(
+                            "topic {topic} routes by {} bindings and the record's key is not UTF-8, so it cannot be a routing key",
+                            batches.routing()
+                        ),
+                    }
+                })?;
+                Placement::Routed(routing_key)
             }
             (None, Some(key)) => Placement::Fixed(warren_protocol::partition_for_key(key, count)),
             (None, None) => Placement::Sticky,
@@ -321,7 +345,7 @@ impl Producer {
         if count == 0 {
             return Err(Error::UnknownTopic(topic.to_owned()));
         }
-        Ok(shared.accumulator.add_topic(topic, count))
+        Ok(shared.accumulator.add_topic(topic, count, meta.routing))
     }
 
     /// Sends every buffered record now (ignoring `linger`) and waits until

@@ -24,7 +24,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tracing::debug;
 use warren_protocol::api::ApiKey;
-use warren_protocol::api::produce::ProduceResponse;
+use warren_protocol::api::produce::{ProducePartitionResponse, ProduceResponse, ROUTE_BY_KEY};
 use warren_protocol::frame::ResponseFrame;
 use warren_protocol::wire::{put_array_len, put_nullable_string, put_string};
 use warren_protocol::{Compression, ErrorCode, RecordBatchBuilder};
@@ -195,8 +195,11 @@ pub(crate) fn encode_produce(acks: i16, timeout_ms: u32, batches: &[ProducerBatc
         put_array_len(&mut head, group.len());
         for batch in group {
             let records = batch.built.clone().unwrap_or_default();
-            head.put_i32(batch.partition as i32);
-            put_nullable_string(&mut head, None);
+            match batch.lane.partition() {
+                Some(p) => head.put_i32(p as i32),
+                None => head.put_i32(ROUTE_BY_KEY),
+            }
+            put_nullable_string(&mut head, batch.lane.routing_key());
             head.put_u32(records.len() as u32);
             parts.push(head.split().freeze());
             parts.push(records);
@@ -220,7 +223,7 @@ fn retry_or_fail(shared: &ProducerShared, mut batch: ProducerBatch, error: Error
         );
         debug!(
             topic = %batch.topic.name,
-            partition = batch.partition,
+            lane = ?batch.lane,
             attempts = batch.attempts,
             ?wait,
             %error,
@@ -244,14 +247,9 @@ fn handle_reply(
         Ok(None) => {
             // acks = 0: written is all we will ever know.
             for batch in batches {
-                let partition = batch.partition;
-                acc.complete(
-                    batch,
-                    Ok(BatchDelivered {
-                        partition,
-                        base_offset: None,
-                    }),
-                );
+                // A routed batch's partitions are the broker's to know.
+                let partition = batch.lane.partition().unwrap_or(0);
+                acc.complete(batch, Ok(BatchDelivered::single(partition, None)));
             }
             return;
         }
@@ -272,50 +270,97 @@ fn handle_reply(
         .iter()
         .flat_map(|t| t.partitions.iter().map(move |p| (t.topic.as_str(), p)));
     for batch in batches {
-        let partition = batch.partition;
-        let entry = entries
-            .next()
-            .filter(|(topic, e)| *topic == &*batch.topic.name && e.partition == partition as i32);
+        let entry = entries.next().filter(|(topic, e)| {
+            *topic == &*batch.topic.name
+                && batch
+                    .lane
+                    .partition()
+                    .is_none_or(|p| e.partition == p as i32)
+        });
         let Some((_, entry)) = entry else {
             let error = Error::from(warren_protocol::Error::InvalidField {
                 field: "produce response entries (do not match the request)",
-                value: i64::from(partition),
+                value: batch.lane.partition().map_or(-1, i64::from),
             });
             acc.complete(batch, Err(error));
             continue;
         };
+        // The partition the entry names: the batch's own, or for a routed
+        // batch the first the broker wrote (or the one that failed).
+        let partition = batch
+            .lane
+            .partition()
+            .or_else(|| u32::try_from(entry.partition).ok());
         match entry.error_code {
-            ErrorCode::NONE => match u64::try_from(entry.base_offset) {
-                Ok(base_offset) => acc.complete(
-                    batch,
-                    Ok(BatchDelivered {
-                        partition,
-                        base_offset: Some(base_offset),
-                    }),
-                ),
-                Err(_) => {
-                    let error = Error::from(warren_protocol::Error::InvalidField {
-                        field: "produce response base_offset",
-                        value: entry.base_offset,
-                    });
-                    acc.complete(batch, Err(error));
-                }
+            ErrorCode::NONE => match delivered(entry, partition) {
+                Ok(d) => acc.complete(batch, Ok(d)),
+                Err(error) => acc.complete(batch, Err(error)),
             },
             ErrorCode::MESSAGE_TOO_LARGE => {
                 let error = Error::MessageTooLarge {
                     topic: batch.topic.name.to_string(),
-                    partition: Some(partition),
+                    partition,
                     bytes: batch.size_bytes(),
                     limit: "the topic's max.message.bytes".into(),
                 };
                 acc.complete(batch, Err(error));
             }
+            ErrorCode::UNROUTABLE => {
+                let error = Error::Unroutable {
+                    topic: batch.topic.name.to_string(),
+                    routing_key: batch.lane.routing_key().map(str::to_owned),
+                    message: entry.error_message.clone().unwrap_or_else(|| {
+                        format!(
+                            "no binding of topic {} matches the routing key",
+                            batch.topic.name
+                        )
+                    }),
+                };
+                acc.complete(batch, Err(error));
+            }
             code => {
-                let error = Error::from_partition_code(&batch.topic.name, partition, code);
+                if let Some(message) = &entry.error_message {
+                    debug!(topic = %batch.topic.name, %code, message, "produce entry failed");
+                }
+                let error = match partition {
+                    Some(p) => Error::from_partition_code(&batch.topic.name, p, code),
+                    None => Error::Broker {
+                        code,
+                        message: entry
+                            .error_message
+                            .clone()
+                            .unwrap_or_else(|| format!("producing to {}", batch.topic.name)),
+                    },
+                };
                 retry_or_fail(shared, batch, error);
             }
         }
     }
+}
+
+/// A successful entry as the batch's delivery: its partition, offsets and
+/// copies, checked (an offset below zero is a protocol error).
+fn delivered(entry: &ProducePartitionResponse, partition: Option<u32>) -> Result<BatchDelivered> {
+    let bad = |field, value| Error::from(warren_protocol::Error::InvalidField { field, value });
+    let partition =
+        partition.ok_or_else(|| bad("produce response partition", i64::from(entry.partition)))?;
+    let base_offset = u64::try_from(entry.base_offset)
+        .map_err(|_| bad("produce response base_offset", entry.base_offset))?;
+    let copies = entry
+        .more
+        .iter()
+        .map(|c| {
+            u64::try_from(c.base_offset)
+                .map(|base| (c.partition, base))
+                .map_err(|_| bad("produce response base_offset", c.base_offset))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(BatchDelivered {
+        partition,
+        base_offset: Some(base_offset),
+        copies,
+        alternate_topic: entry.alternate_topic.as_deref().map(Arc::from),
+    })
 }
 
 #[cfg(test)]
@@ -328,6 +373,7 @@ mod tests {
         AccumulatorConfig, Placement, RecordRef, record_size_bound,
     };
     use warren_protocol::RecordBatch;
+    use warren_protocol::api::bindings::RoutingMode;
     use warren_protocol::api::produce::ProduceRequest;
 
     #[tokio::test]
@@ -339,9 +385,17 @@ mod tests {
             compression: Compression::None,
             delivery_timeout: Duration::from_secs(30),
         });
-        let a = acc.add_topic("alpha", 3);
-        let b = acc.add_topic("beta", 1);
-        for (topic, p, v) in [(&a, 2, "x"), (&b, 0, "y"), (&a, 0, "z")] {
+        let a = acc.add_topic("alpha", 3, RoutingMode::Hash);
+        let b = acc.add_topic("beta", 1, RoutingMode::Hash);
+        let g = acc.add_topic("gamma", 2, RoutingMode::Direct);
+        for (topic, placement, v) in [
+            (&a, Placement::Fixed(2), "x"),
+            (&b, Placement::Fixed(0), "y"),
+            (&a, Placement::Fixed(0), "z"),
+            (&g, Placement::Routed(Some("eu")), "r1"),
+            (&g, Placement::Routed(None), "r2"),
+            (&g, Placement::Routed(Some("eu")), "r3"),
+        ] {
             let size = record_size_bound(None, Some(v.as_bytes()), &[]);
             acc.reserve(size).await.unwrap();
             let record = RecordRef {
@@ -350,7 +404,7 @@ mod tests {
                 value: Some(v.as_bytes()),
                 headers: &[],
             };
-            drop(acc.append(topic, Placement::Fixed(p), record, size));
+            drop(acc.append(topic, placement, record, size));
         }
         let drained = acc.drain(Instant::now() + Duration::from_secs(1), usize::MAX);
         let batches = build_all(&acc, Compression::None, drained.batches).await;
@@ -359,23 +413,37 @@ mod tests {
         let req: ProduceRequest = warren_protocol::api::decode(Bytes::from(body)).unwrap();
         assert_eq!(req.acks, -1);
         assert_eq!(req.timeout_ms, 1234);
-        let layout: Vec<(String, Vec<i32>)> = req
+        /// Per entry: partition, routing key, record count.
+        type Entry = (i32, Option<String>, usize);
+        let layout: Vec<(String, Vec<Entry>)> = req
             .topics
             .iter()
             .map(|t| {
                 (
                     t.topic.clone(),
-                    t.partitions.iter().map(|p| p.partition).collect(),
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            let records = RecordBatch::new(p.records.clone()).unwrap();
+                            let count = records.records().unwrap().len();
+                            (p.partition, p.routing_key.clone(), count)
+                        })
+                        .collect(),
                 )
             })
             .collect();
+        // Routed records go with partition -1 and their key, one batch per key.
+        let mut gamma = layout[2].1.clone();
+        gamma.sort();
         assert_eq!(
-            layout,
+            layout[..2],
             [
-                ("alpha".to_string(), vec![2, 0]),
-                ("beta".to_string(), vec![0])
+                ("alpha".to_string(), vec![(2, None, 1), (0, None, 1)]),
+                ("beta".to_string(), vec![(0, None, 1)]),
             ]
         );
+        assert_eq!(layout[2].0, "gamma");
+        assert_eq!(gamma, [(-1, None, 1), (-1, Some("eu".to_string()), 2)]);
         let batch = RecordBatch::new(req.topics[0].partitions[0].records.clone()).unwrap();
         batch.verify_crc().unwrap();
         assert_eq!(

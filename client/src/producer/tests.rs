@@ -31,6 +31,7 @@ fn metadata(req: &RequestFrame, topics: &[(&str, u32)]) -> Reaction {
             Some((_, n)) => TopicMetadata {
                 error_code: ErrorCode::NONE,
                 name: name.clone(),
+                routing: Default::default(),
                 partitions: (0..*n)
                     .map(|p| PartitionMetadata {
                         partition: p,
@@ -41,6 +42,7 @@ fn metadata(req: &RequestFrame, topics: &[(&str, u32)]) -> Reaction {
             None => TopicMetadata {
                 error_code: ErrorCode::UNKNOWN_TOPIC,
                 name: name.clone(),
+                routing: Default::default(),
                 partitions: vec![],
             },
         })
@@ -66,11 +68,7 @@ fn produce(log: &Log, req: &RequestFrame, code: ErrorCode) -> (i16, ProduceRespo
                 .iter()
                 .map(|p| {
                     if code != ErrorCode::NONE {
-                        return ProducePartitionResponse {
-                            partition: p.partition,
-                            error_code: code,
-                            base_offset: -1,
-                        };
+                        return ProducePartitionResponse::new(p.partition, code, -1);
                     }
                     let batch = RecordBatch::new(p.records.clone()).unwrap();
                     batch.verify_crc().unwrap();
@@ -82,11 +80,7 @@ fn produce(log: &Log, req: &RequestFrame, code: ErrorCode) -> (i16, ProduceRespo
                         r.offset += base;
                         stored.push(r);
                     }
-                    ProducePartitionResponse {
-                        partition: p.partition,
-                        error_code: ErrorCode::NONE,
-                        base_offset: base,
-                    }
+                    ProducePartitionResponse::new(p.partition, ErrorCode::NONE, base)
                 })
                 .collect(),
         })

@@ -6,14 +6,18 @@
 //! ```text
 //! request  = topics: array<name: string>          empty = every topic
 //! response = brokers: array< node_id: u32 | host: string | port: u16 >
-//!            topics:  array< error_code: u16 | name: string |
+//!            topics:  array< error_code: u16 | name: string | routing: u8 |
 //!                            partitions: array< partition: u32 | leader: u32 > >
 //! ```
-//! A requested topic that does not exist comes back with `UNKNOWN_TOPIC` and no
-//! partitions.
+//! A requested topic that does not exist comes back with `UNKNOWN_TOPIC`,
+//! routing 0 and no partitions. `routing` is the topic's
+//! [`RoutingMode`] ([`RoutingMode::wire`]: 0 hash, 1 direct, 2 topic), so a
+//! producer knows whether to pick partitions itself (hash) or leave them to
+//! the broker's bindings (`partition = -1`).
 
 use bytes::{BufMut, BytesMut};
 
+use super::bindings::RoutingMode;
 use super::{ApiKey, Body, Request};
 use crate::error::Result;
 use crate::error_code::ErrorCode;
@@ -70,6 +74,9 @@ pub struct PartitionMetadata {
 pub struct TopicMetadata {
     pub error_code: ErrorCode,
     pub name: String,
+    /// How the topic routes batches produced with `partition = -1`
+    /// ([`RoutingMode::Hash`] for an unknown topic).
+    pub routing: RoutingMode,
     pub partitions: Vec<PartitionMetadata>,
 }
 
@@ -92,6 +99,7 @@ impl Body for MetadataResponse {
         for t in &self.topics {
             dst.put_u16(t.error_code.0);
             put_string(dst, &t.name);
+            dst.put_u8(t.routing.wire());
             put_array_len(dst, t.partitions.len());
             for p in &t.partitions {
                 dst.put_u32(p.partition);
@@ -111,11 +119,12 @@ impl Body for MetadataResponse {
                 port: r.u16("port")?,
             });
         }
-        let n = r.array_len("topics", 8)?;
+        let n = r.array_len("topics", 9)?;
         let mut topics = Vec::with_capacity(n);
         for _ in 0..n {
             let error_code = ErrorCode(r.u16("error_code")?);
             let name = r.string("name")?;
+            let routing = RoutingMode::from_wire(r.u8("routing")?)?;
             let np = r.array_len("partitions", 8)?;
             let mut partitions = Vec::with_capacity(np);
             for _ in 0..np {
@@ -127,6 +136,7 @@ impl Body for MetadataResponse {
             topics.push(TopicMetadata {
                 error_code,
                 name,
+                routing,
                 partitions,
             });
         }
@@ -154,6 +164,7 @@ mod tests {
                 TopicMetadata {
                     error_code: ErrorCode::NONE,
                     name: "orders".into(),
+                    routing: RoutingMode::Topic,
                     partitions: vec![PartitionMetadata {
                         partition: 0,
                         leader: 0,
@@ -162,6 +173,7 @@ mod tests {
                 TopicMetadata {
                     error_code: ErrorCode::UNKNOWN_TOPIC,
                     name: "nope".into(),
+                    routing: RoutingMode::Hash,
                     partitions: vec![],
                 },
             ],

@@ -16,6 +16,7 @@
 //! - [`list_offsets`]: ListOffsets (earliest, latest, by timestamp).
 //! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets,
 //!   ListGroups, DescribeGroup.
+//! - [`bindings`]: Bind, Unbind, and a topic's [`RoutingMode`](bindings::RoutingMode).
 
 use bytes::{Bytes, BytesMut};
 
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::wire::{WireReader, put_string};
 
 pub mod api_versions;
+pub mod bindings;
 pub mod fetch;
 pub mod groups;
 pub mod list_offsets;
@@ -48,6 +50,9 @@ pub enum ApiKey {
     LeaveGroup = 11,
     CommitOffsets = 12,
     FetchOffsets = 13,
+    Bind = 14,
+    Unbind = 15,
+    // 16 and up: share groups.
     ListGroups = 18,
     DescribeGroup = 19,
 }
@@ -69,6 +74,8 @@ impl ApiKey {
         (ApiKey::LeaveGroup, 0, 0),
         (ApiKey::CommitOffsets, 0, 0),
         (ApiKey::FetchOffsets, 0, 0),
+        (ApiKey::Bind, 0, 0),
+        (ApiKey::Unbind, 0, 0),
         (ApiKey::ListGroups, 0, 0),
         (ApiKey::DescribeGroup, 0, 0),
     ];
@@ -90,6 +97,8 @@ impl ApiKey {
             ApiKey::LeaveGroup => "LeaveGroup",
             ApiKey::CommitOffsets => "CommitOffsets",
             ApiKey::FetchOffsets => "FetchOffsets",
+            ApiKey::Bind => "Bind",
+            ApiKey::Unbind => "Unbind",
             ApiKey::ListGroups => "ListGroups",
             ApiKey::DescribeGroup => "DescribeGroup",
         }
@@ -133,6 +142,8 @@ impl TryFrom<u16> for ApiKey {
             11 => ApiKey::LeaveGroup,
             12 => ApiKey::CommitOffsets,
             13 => ApiKey::FetchOffsets,
+            14 => ApiKey::Bind,
+            15 => ApiKey::Unbind,
             18 => ApiKey::ListGroups,
             19 => ApiKey::DescribeGroup,
             other => return Err(Error::UnknownApiKey(other)),

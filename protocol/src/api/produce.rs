@@ -6,24 +6,44 @@
 //!                partitions: array< partition: i32 | routing_key: nullable string |
 //!                                   records: bytes > >
 //! response = topics: array< topic: string |
-//!                partitions: array< partition: i32 | error_code: u16 | base_offset: i64 > >
+//!                partitions: array< partition: i32 | error_code: u16 | base_offset: i64 |
+//!                                   more: array< partition: u32 | base_offset: i64 > |
+//!                                   alternate_topic: nullable string |
+//!                                   error_message: nullable string > >
 //! ```
 //!
 //! - `acks`: `0` = no response at all (the broker sends nothing back for this
 //!   request; the client does not wait), `1` = answered once appended to the page
 //!   cache, `-1` = answered once durable as the topic's durability mode says
-//!   (after the shared fsync for `fsync`).
+//!   (after the shared fsync for `fsync`), on every partition the batch went to.
 //! - `records` holds exactly one RecordBatch (magic 2) with a valid CRC; its
 //!   `base_offset` is ignored and assigned by the broker. A client with several
 //!   batches for one partition sends several entries; entries are appended in
 //!   request order.
-//! - `partition = -1` asks the broker to route by `routing_key` (hash mode:
-//!   [`partition_for_key`](crate::partition_for_key) of the key's bytes);
-//!   with a null `routing_key` the broker places the batch round-robin;
-//!   otherwise `routing_key` is ignored and may be null.
+//! - `partition = -1` asks the broker to route by `routing_key`, by the topic's
+//!   [`RoutingMode`](super::bindings::RoutingMode):
+//!   - `hash`: [`partition_for_key`](crate::partition_for_key) of the key's
+//!     bytes; with a null `routing_key`, round-robin;
+//!   - `direct` / `topic`: every partition bound to the key (exact match, or a
+//!     matching pattern), each getting the same batch bytes. A null key or no
+//!     match sends the batch to the topic's alternate topic, routed by that
+//!     topic's own mode with the same key (no further hop), or, without one,
+//!     fails the entry with `UNROUTABLE`.
+//!
+//!   Any other `partition` is used as is, whatever the mode; `routing_key` is
+//!   then ignored and may be null.
 //! - The response has one entry per request entry, in the same order, with the
-//!   partition the batch went to (`-1` if routing failed), its error code, and
-//!   the offset assigned to its first record (`-1` on error).
+//!   first partition the batch went to (`-1` if it went nowhere), its error
+//!   code, and the offset assigned to its first record there (`-1` on error).
+//!   `more` lists the other partitions a routed batch was appended to (empty
+//!   otherwise); `alternate_topic` is set when the batch went to the alternate
+//!   topic instead (the partitions are then that topic's); `error_message` may
+//!   explain an error (null on success).
+//! - A routed batch is appended to its partitions in turn: if one append fails,
+//!   the entry carries that error with `partition` = the one that failed,
+//!   `base_offset = -1` and `more` empty; the copies already appended stay
+//!   (`error_message` names them), and a retry may duplicate them
+//!   (at-least-once).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -128,12 +148,42 @@ pub struct ProduceTopicResponse {
 }
 
 /// The result for one request entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducePartitionResponse {
-    /// The partition written (`-1` when routing failed).
+    /// The (first) partition written (`-1` when the batch went nowhere).
     pub partition: i32,
     pub error_code: ErrorCode,
-    /// Offset of the batch's first record (`-1` on error).
+    /// Offset of the batch's first record in `partition` (`-1` on error).
+    pub base_offset: i64,
+    /// The other partitions a routed batch was appended to, in partition
+    /// order; empty unless bindings matched several partitions.
+    pub more: Vec<ProduceCopy>,
+    /// Set when the batch matched no binding and went to the topic's
+    /// alternate topic: `partition` and `more` are then that topic's.
+    pub alternate_topic: Option<String>,
+    /// What went wrong, in words, when `error_code` is not `NONE` (may be null).
+    pub error_message: Option<String>,
+}
+
+impl ProducePartitionResponse {
+    /// A result with no copies, no alternate topic and no message.
+    pub fn new(partition: i32, error_code: ErrorCode, base_offset: i64) -> Self {
+        ProducePartitionResponse {
+            partition,
+            error_code,
+            base_offset,
+            more: Vec::new(),
+            alternate_topic: None,
+            error_message: None,
+        }
+    }
+}
+
+/// A further partition a routed batch was appended to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProduceCopy {
+    pub partition: u32,
+    /// Offset of the batch's first record in that partition.
     pub base_offset: i64,
 }
 
@@ -145,6 +195,13 @@ impl Body for ProduceResponse {
                 dst.put_i32(p.partition);
                 dst.put_u16(p.error_code.0);
                 dst.put_i64(p.base_offset);
+                put_array(dst, &p.more, |dst, c| {
+                    dst.put_u32(c.partition);
+                    dst.put_i64(c.base_offset);
+                    Ok(())
+                })?;
+                put_nullable_string(dst, p.alternate_topic.as_deref());
+                put_nullable_string(dst, p.error_message.as_deref());
                 Ok(())
             })
         })
@@ -155,11 +212,19 @@ impl Body for ProduceResponse {
             topics: r.array("topics", 6, |r| {
                 Ok(ProduceTopicResponse {
                     topic: r.string("topic")?,
-                    partitions: r.array("partitions", 14, |r| {
+                    partitions: r.array("partitions", 22, |r| {
                         Ok(ProducePartitionResponse {
                             partition: r.i32("partition")?,
                             error_code: ErrorCode(r.u16("error_code")?),
                             base_offset: r.i64("base_offset")?,
+                            more: r.array("more", 12, |r| {
+                                Ok(ProduceCopy {
+                                    partition: r.u32("partition")?,
+                                    base_offset: r.i64("base_offset")?,
+                                })
+                            })?,
+                            alternate_topic: r.nullable_string("alternate_topic")?,
+                            error_message: r.nullable_string("error_message")?,
                         })
                     })?,
                 })
@@ -197,11 +262,24 @@ mod tests {
         round_trip(&ProduceResponse {
             topics: vec![ProduceTopicResponse {
                 topic: "orders".into(),
-                partitions: vec![ProducePartitionResponse {
-                    partition: 3,
-                    error_code: ErrorCode::DISK_FULL,
-                    base_offset: -1,
-                }],
+                partitions: vec![
+                    ProducePartitionResponse::new(3, ErrorCode::DISK_FULL, -1),
+                    ProducePartitionResponse {
+                        partition: 1,
+                        error_code: ErrorCode::NONE,
+                        base_offset: 7,
+                        more: vec![ProduceCopy {
+                            partition: 4,
+                            base_offset: 99,
+                        }],
+                        alternate_topic: Some("unrouted".into()),
+                        error_message: None,
+                    },
+                    ProducePartitionResponse {
+                        error_message: Some("no binding matches".into()),
+                        ..ProducePartitionResponse::new(-1, ErrorCode::UNROUTABLE, -1)
+                    },
+                ],
             }],
         });
     }

@@ -14,19 +14,26 @@
 //!               response = name: string | configs: array< key: string | value: string > |
 //!                          partitions: array< partition: u32 | log_start_offset: u64 |
 //!                              log_end_offset: u64 | high_watermark: u64 |
-//!                              size_bytes: u64 | segments: u32 >
+//!                              size_bytes: u64 | segments: u32 > |
+//!                          bindings: array< key: string | partitions: array<u32> >
 //! ListTopics    request  = (empty)
 //!               response = topics: array< name: string | partitions: u32 >
 //! ```
 //! Config keys (all optional; unknown keys are `INVALID_CONFIG`): `durability`
 //! (`fsync`, `none`, `interval:<ms>`), `retention.bytes`, `retention.ms` (`-1` =
-//! unlimited), `segment.bytes`, `segment.ms`, `max.message.bytes`.
+//! unlimited), `segment.bytes`, `segment.ms`, `max.message.bytes`, `routing`
+//! (`hash`, `direct`, `topic`; see [`RoutingMode`](super::bindings::RoutingMode)),
+//! `alternate.topic` (a topic name, `""` = none; only with `direct` or `topic`).
+//!
+//! DescribeTopic's `bindings` lists a `direct` or `topic` topic's bindings, one
+//! entry per key (sorted by key, bytewise) with its partitions (ascending);
+//! empty for a `hash` topic.
 
 use bytes::{BufMut, BytesMut};
 
 use super::{ApiKey, Body, Request, empty_body};
 use crate::error::Result;
-use crate::wire::{WireReader, put_array_len, put_string};
+use crate::wire::{WireReader, put_array, put_array_len, put_string};
 
 fn put_configs(dst: &mut BytesMut, configs: &[(String, String)]) {
     put_array_len(dst, configs.len());
@@ -143,6 +150,15 @@ pub struct PartitionDescription {
     pub segments: u32,
 }
 
+/// One binding key of a topic and the partitions it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BindingDescription {
+    /// The routing key (`direct`) or pattern (`topic`).
+    pub key: String,
+    /// Ascending.
+    pub partitions: Vec<u32>,
+}
+
 /// DescribeTopic response.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DescribeTopicResponse {
@@ -150,6 +166,8 @@ pub struct DescribeTopicResponse {
     /// Every config key with its effective value.
     pub configs: Vec<(String, String)>,
     pub partitions: Vec<PartitionDescription>,
+    /// The topic's bindings, sorted by key; empty for a `hash` topic.
+    pub bindings: Vec<BindingDescription>,
 }
 
 impl Body for DescribeTopicResponse {
@@ -165,7 +183,13 @@ impl Body for DescribeTopicResponse {
             dst.put_u64(p.size_bytes);
             dst.put_u32(p.segments);
         }
-        Ok(())
+        put_array(dst, &self.bindings, |dst, b| {
+            put_string(dst, &b.key);
+            put_array(dst, &b.partitions, |dst, p| {
+                dst.put_u32(*p);
+                Ok(())
+            })
+        })
     }
 
     fn read(r: &mut WireReader) -> Result<Self> {
@@ -183,10 +207,17 @@ impl Body for DescribeTopicResponse {
                 segments: r.u32("segments")?,
             });
         }
+        let bindings = r.array("bindings", 6, |r| {
+            Ok(BindingDescription {
+                key: r.string("binding key")?,
+                partitions: r.array("bound partitions", 4, |r| r.u32("partition"))?,
+            })
+        })?;
         Ok(DescribeTopicResponse {
             name,
             configs,
             partitions,
+            bindings,
         })
     }
 }
@@ -267,6 +298,16 @@ mod tests {
                 size_bytes: 4096,
                 segments: 1,
             }],
+            bindings: vec![
+                BindingDescription {
+                    key: "#".into(),
+                    partitions: vec![0],
+                },
+                BindingDescription {
+                    key: String::new(),
+                    partitions: vec![1, 2],
+                },
+            ],
         });
         round_trip(&ListTopicsResponse {
             topics: vec![TopicListing {

@@ -192,7 +192,13 @@ pub fn partition_offsets(broker: &BrokerProcess, topic: &str) -> Result<Vec<(u64
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("PARTITION"));
     lines.next().context("no partition table")?;
+    // The partition table ends where a binding table (or a `Bindings:` line) starts.
     lines
+        .take_while(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|c| c.parse::<u32>().is_ok())
+        })
         .map(|l| {
             let cells: Vec<&str> = l.split_whitespace().collect();
             match cells.as_slice() {
