@@ -15,6 +15,7 @@
 //! - [`fetch`]: Fetch (the response's record bytes may go out by `sendfile`).
 //! - [`list_offsets`]: ListOffsets (earliest, latest, by timestamp).
 //! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets.
+//! - [`share`]: ShareFetch and ShareAck (share groups: per-record locks and acks).
 
 use bytes::{Bytes, BytesMut};
 
@@ -27,6 +28,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod share;
 pub mod topics;
 
 /// An api key of the native protocol.
@@ -47,6 +49,9 @@ pub enum ApiKey {
     LeaveGroup = 11,
     CommitOffsets = 12,
     FetchOffsets = 13,
+    // 14 and 15 are Bind and Unbind (routing), defined on another branch.
+    ShareFetch = 16,
+    ShareAck = 17,
 }
 
 impl ApiKey {
@@ -61,6 +66,8 @@ impl ApiKey {
         (ApiKey::Produce, 0, 0),
         (ApiKey::Fetch, 0, 0),
         (ApiKey::ListOffsets, 0, 0),
+        (ApiKey::ShareFetch, 0, 0),
+        (ApiKey::ShareAck, 0, 0),
         // JoinGroup..FetchOffsets join this list when the broker serves them
         // (the group coordinator); until then a broker answers them with
         // UNSUPPORTED_VERSION and ApiVersions does not offer them.
@@ -83,6 +90,8 @@ impl ApiKey {
             ApiKey::LeaveGroup => "LeaveGroup",
             ApiKey::CommitOffsets => "CommitOffsets",
             ApiKey::FetchOffsets => "FetchOffsets",
+            ApiKey::ShareFetch => "ShareFetch",
+            ApiKey::ShareAck => "ShareAck",
         }
     }
 
@@ -124,6 +133,8 @@ impl TryFrom<u16> for ApiKey {
             11 => ApiKey::LeaveGroup,
             12 => ApiKey::CommitOffsets,
             13 => ApiKey::FetchOffsets,
+            16 => ApiKey::ShareFetch,
+            17 => ApiKey::ShareAck,
             other => return Err(Error::UnknownApiKey(other)),
         })
     }
