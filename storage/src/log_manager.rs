@@ -34,6 +34,7 @@ use crate::config::{Durability, LogConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::file_names::{parse_partition_dir, partition_dir_name};
 use crate::log::PartitionLog;
+use crate::share_config::ShareConfig;
 
 const META_DIR: &str = "meta";
 const TOPICS_DIR: &str = "topics";
@@ -50,6 +51,10 @@ pub struct TopicConfig {
     pub partitions: u32,
     #[serde(default)]
     pub log: LogConfig,
+    /// Share-group settings (dead-letter topic, delivery limit, lock timeout);
+    /// defaults for topic files written before they existed.
+    #[serde(default)]
+    pub share: ShareConfig,
 }
 
 struct Topic {
@@ -210,10 +215,14 @@ impl LogManager {
                     reason: format!("names topic {:?}", config.name),
                 });
             }
-            config.log.validate().map_err(|e| Error::CorruptFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            config
+                .log
+                .validate()
+                .and_then(|()| config.share.validate(&config.name))
+                .map_err(|e| Error::CorruptFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             configs.push(config);
         }
         configs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -276,8 +285,23 @@ impl LogManager {
     /// `InvalidTopicName`, `TopicExists`, `Config` (bad config or partition count),
     /// I/O errors, `DiskFull`.
     pub fn create_topic(&self, name: &str, partitions: u32, log: LogConfig) -> Result<TopicConfig> {
+        self.create_topic_with_share(name, partitions, log, ShareConfig::default())
+    }
+
+    /// [`create_topic`](Self::create_topic) with share-group settings.
+    ///
+    /// # Errors
+    /// As [`create_topic`](Self::create_topic); `Config` for a bad `share`.
+    pub fn create_topic_with_share(
+        &self,
+        name: &str,
+        partitions: u32,
+        log: LogConfig,
+        share: ShareConfig,
+    ) -> Result<TopicConfig> {
         validate_topic_name(name)?;
         log.validate()?;
+        share.validate(name)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::Config(format!(
                 "partitions {partitions} must be in 1..={MAX_PARTITIONS}"
@@ -303,6 +327,7 @@ impl LogManager {
             name: name.to_string(),
             partitions,
             log,
+            share,
         };
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
         write_atomically(&self.topic_file(name), &json)?;

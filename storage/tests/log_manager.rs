@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{all_batches, batch, small_config};
 use warren_storage::log_manager::MAX_PARTITIONS;
 use warren_storage::{
-    Durability, Error, LogConfig, LogManager, Offset, TopicConfig, validate_topic_name,
+    Durability, Error, LogConfig, LogManager, Offset, ShareConfig, TopicConfig, validate_topic_name,
 };
 
 /// A config unlike the default in every persisted field.
@@ -80,12 +80,19 @@ fn topics_and_their_configs_survive_reopen() {
         TopicConfig {
             name: "orders".into(),
             partitions: 3,
-            log: orders_config()
+            log: orders_config(),
+            share: ShareConfig::default(),
         }
     );
+    let share = ShareConfig {
+        dead_letter_topic: Some("audit.dlq".into()),
+        max_delivery_attempts: 3,
+        lock_timeout_ms: 5_000,
+    };
     let audit = manager
-        .create_topic("audit.v2_x-y", 1, audit_config())
+        .create_topic_with_share("audit.v2_x-y", 1, audit_config(), share.clone())
         .unwrap();
+    assert_eq!(audit.share, share);
     assert!(topic_file(data, "orders").exists());
     assert_eq!(manager.topics(), vec![audit.clone(), orders.clone()]);
     drop(manager);
@@ -513,6 +520,19 @@ fn a_second_open_of_a_locked_data_dir_fails_until_the_first_is_dropped() {
         second.partition("t", 0).unwrap().log_end_offset(),
         Offset(1)
     );
+}
+
+#[test]
+fn a_topic_file_from_before_share_configs_loads_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LogManager::open(dir.path()).unwrap());
+    std::fs::write(
+        topic_file(dir.path(), "old"),
+        br#"{"name":"old","partitions":1,"log":{}}"#,
+    )
+    .unwrap();
+    let manager = LogManager::open(dir.path()).unwrap();
+    assert_eq!(manager.topic("old").unwrap().share, ShareConfig::default());
 }
 
 #[test]
