@@ -7,9 +7,11 @@
 //! answer with what they have; wait (up to `shutdown_timeout_ms`) for every
 //! connection to send its in-flight replies; then close every log, which
 //! fsyncs it and writes a clean recovery point, so the next start scans
-//! nothing; the metadata store ([`Shared::kv`]) is snapshotted and closed too. The connection tasks each hold a clone of an `mpsc::Sender`; the
-//! receiver returning `None` means all of them have finished (mini-redis's
-//! pattern).
+//! nothing; the share groups' lock-expiry task stops and every share-partition
+//! with unwritten delivery counts is written; the metadata store
+//! ([`Shared::kv`]) is snapshotted and closed too. The connection tasks each
+//! hold a clone of an `mpsc::Sender`; the receiver returning `None` means all
+//! of them have finished (mini-redis's pattern).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
+use crate::share::ShareGroups;
 use crate::topics::Topics;
 
 /// State every connection shares.
@@ -33,6 +36,8 @@ pub struct Shared {
     /// offsets, bindings, share-group state. Key prefixes are listed in
     /// [`crate::meta`].
     pub kv: KvStore,
+    /// Share groups: per-record locks and acknowledgements (state in `kv`).
+    pub share: ShareGroups,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
@@ -50,6 +55,8 @@ pub struct RunningBroker {
     http_addr: SocketAddr,
     accept: JoinHandle<()>,
     http: JoinHandle<()>,
+    /// The share groups' lock-expiry task.
+    share_timers: JoinHandle<()>,
     connections_done: mpsc::Receiver<()>,
 }
 
@@ -118,6 +125,18 @@ impl Broker {
             source,
         })?;
         let topics = Topics::new(manager);
+        let (topics, share) = {
+            let kv = kv.clone();
+            tokio::task::spawn_blocking(move || {
+                let share = ShareGroups::load(&kv, &topics);
+                (topics, share)
+            })
+            .await
+            .map_err(|e| Error::Io {
+                what: "loading share groups",
+                source: std::io::Error::other(e),
+            })?
+        };
         tracing::info!(
             listen = %local_addr,
             http = %http_addr,
@@ -129,18 +148,21 @@ impl Broker {
             config,
             topics,
             kv,
+            share,
             shutdown: CancellationToken::new(),
             advertised: local_addr,
         });
         let (done_tx, connections_done) = mpsc::channel(1);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
         let http = tokio::spawn(crate::http::serve(http_listener, Arc::clone(&shared)));
+        let share_timers = tokio::spawn(crate::share::run_timers(Arc::clone(&shared)));
         Ok(RunningBroker {
             shared,
             local_addr,
             http_addr,
             accept,
             http,
+            share_timers,
             connections_done,
         })
     }
@@ -233,8 +255,12 @@ impl RunningBroker {
             tracing::warn!("connections still open after {timeout:?}; closing anyway");
         }
         let _ = (&mut self.http).await;
+        let _ = (&mut self.share_timers).await;
         let shared = Arc::clone(&self.shared);
         let closed = tokio::task::spawn_blocking(move || {
+            if let Err(e) = shared.share.persist_all(&shared.kv) {
+                tracing::warn!(error = %e, "writing share-group state at shutdown failed");
+            }
             let kv = shared.kv.close();
             shared.topics.manager().close().and(kv)
         })

@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
-use warren_storage::{Durability, LogConfig, LogManager, Offset, PartitionLog, TopicConfig};
+use warren_storage::{
+    Durability, LogConfig, LogManager, Offset, PartitionLog, ShareConfig, TopicConfig,
+};
 
 /// One partition as the request handlers see it.
 pub struct Partition {
@@ -149,12 +151,15 @@ impl Topics {
         name: &str,
         partitions: u32,
         log: LogConfig,
+        share: ShareConfig,
     ) -> warren_storage::Result<()> {
         let _admin = self
             .admin
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let config = self.manager.create_topic(name, partitions, log)?;
+        let config = self
+            .manager
+            .create_topic_with_share(name, partitions, log, share)?;
         let topic = Arc::new(Topic::new(config, &self.manager));
         self.map
             .write()

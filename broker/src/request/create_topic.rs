@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
 use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
+use warren_storage::ShareConfig;
 use warren_storage::log_manager::MAX_PARTITIONS;
 
 use super::Reply;
@@ -23,8 +24,14 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
         ));
     }
     let mut log = shared.config.log.clone();
+    let mut share = ShareConfig::default();
     for (key, value) in &req.configs {
-        if let Err(e) = log.set(key, value) {
+        let set = if ShareConfig::is_key(key) {
+            share.set(key, value)
+        } else {
+            log.set(key, value)
+        };
+        if let Err(e) = set {
             return Reply::Now(Response::error(
                 cid,
                 ErrorCode::INVALID_CONFIG,
@@ -32,7 +39,7 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
             ));
         }
     }
-    if let Err(e) = log.validate() {
+    if let Err(e) = log.validate().and_then(|()| share.validate(&req.name)) {
         return Reply::Now(Response::error(
             cid,
             ErrorCode::INVALID_CONFIG,
@@ -43,7 +50,7 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
     Reply::later(async move {
         let name = req.name.clone();
         let created = tokio::task::spawn_blocking(move || {
-            shared.topics.create(&req.name, req.partitions, log)
+            shared.topics.create(&req.name, req.partitions, log, share)
         })
         .await;
         match created {

@@ -1,4 +1,6 @@
-//! DeleteTopic: removes the topic and its files on a blocking thread.
+//! DeleteTopic: removes the topic and its files on a blocking thread, then
+//! its share groups' state (a topic created later under the same name starts
+//! afresh).
 
 use std::sync::Arc;
 
@@ -13,7 +15,14 @@ pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>) -> Reply 
     let shared = Arc::clone(shared);
     Reply::later(async move {
         let name = req.name.clone();
-        match tokio::task::spawn_blocking(move || shared.topics.delete(&req.name)).await {
+        let deleted = tokio::task::spawn_blocking(move || {
+            shared.topics.delete(&req.name)?;
+            if let Err(e) = shared.share.remove_topic(&shared.kv, &req.name) {
+                tracing::warn!(topic = %req.name, error = %e, "could not delete the topic's share-group state");
+            }
+            Ok(())
+        });
+        match deleted.await {
             Ok(Ok(())) => {
                 tracing::info!(topic = %name, "topic deleted");
                 Response::ok(cid, &EmptyResponse)

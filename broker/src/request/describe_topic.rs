@@ -36,7 +36,13 @@ pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Repl
         cid,
         &DescribeTopicResponse {
             name: topic.config.name.clone(),
-            configs: topic.config.log.entries(),
+            configs: topic
+                .config
+                .log
+                .entries()
+                .into_iter()
+                .chain(topic.config.share.entries())
+                .collect(),
             partitions,
         },
     ))

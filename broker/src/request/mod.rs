@@ -31,6 +31,8 @@ mod list_offsets;
 mod list_topics;
 mod metadata;
 mod produce;
+mod share_ack;
+mod share_fetch;
 
 /// What a request produces.
 pub enum Reply {
@@ -83,6 +85,8 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
         ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared)),
         ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared)),
         ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared)),
+        ApiKey::ShareFetch => parse(cid, key, body, |r| share_fetch::handle(cid, r, shared)),
+        ApiKey::ShareAck => parse(cid, key, body, |r| share_ack::handle(cid, r, shared)),
         // Defined in the protocol, not yet in ApiKey::SUPPORTED (the group
         // coordinator is being built), so `check_version` above refused them.
         ApiKey::JoinGroup
