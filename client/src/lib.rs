@@ -11,6 +11,9 @@
 //!   `delivery_timeout`, and makes `send` wait when its buffer is full.
 //! - [`Consumer`]: reads assigned partitions with long-poll fetches, checks
 //!   every batch's CRC, and keeps one fetch in flight ahead of the caller.
+//! - [`ShareConsumer`]: a member of a share group (queue semantics): records
+//!   locked one member at a time, acknowledged one by one (ack, release,
+//!   reject), redelivered with a delivery count, dead-lettered at the limit.
 //! - [`Admin`]: creates, deletes, lists and describes topics; looks up
 //!   offsets and metadata.
 //!
@@ -37,13 +40,14 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: [`ConnectionConfig`], [`ProducerConfig`], [`ConsumerConfig`]
-//!   and their defaults.
+//! - [`config`]: [`ConnectionConfig`], [`ProducerConfig`], [`ConsumerConfig`],
+//!   [`ShareConsumerConfig`] and their defaults.
 //! - `connection`: one pipelined connection (writer and
 //!   reader tasks, FIFO of pending responses) and the reconnecting `Connector`.
 //! - [`producer`]: [`Producer`], its record accumulator, background sender
 //!   and per-batch delivery futures.
 //! - [`consumer`]: [`Consumer`], fetch decoding and prefetch.
+//! - [`share`]: [`ShareConsumer`], share-group fetch and batched acknowledgements.
 //! - [`admin`]: the [`Admin`] client.
 //! - [`error`]: the crate's [`Error`] type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -55,16 +59,21 @@ mod connection;
 pub mod consumer;
 pub mod error;
 pub mod producer;
+pub mod share;
 #[cfg(test)]
 mod test_broker;
 
 pub use admin::{Admin, ListedOffset};
-pub use config::{Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig};
+pub use config::{
+    Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig, ShareConsumerConfig,
+};
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordMetadata};
+pub use share::{ShareConsumer, ShareRecord};
 /// The protocol crate, for its types in this crate's API.
 pub use warren_protocol;
 pub use warren_protocol::api::metadata::MetadataResponse;
+pub use warren_protocol::api::share::AckKind;
 pub use warren_protocol::api::topics::{DescribeTopicResponse, PartitionDescription, TopicListing};
 pub use warren_protocol::{Compression, ErrorCode, Header};
