@@ -45,15 +45,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 use warren_protocol::api::share::{
-    AckBatch, AckKind, ShareAckPartition, ShareAckRequest, ShareAckResponse, ShareFetchRequest,
-    ShareFetchResponse,
+    AckBatch, AckKind, AcquiredRecords, ShareAckPartition, ShareAckRequest, ShareAckResponse,
+    ShareFetchRequest, ShareFetchResponse,
 };
 use warren_protocol::api::{self, ApiKey};
-use warren_protocol::{ErrorCode, Header};
+use warren_protocol::record_batch::peek_batch_len;
+use warren_protocol::{ErrorCode, Header, RecordBatch};
 
 use crate::config::ShareConsumerConfig;
 use crate::connection::{Connection, Connector, Reply, decode_response};
-use crate::consumer::decode_records;
 use crate::error::{Error, Result};
 
 /// The apis a share consumer needs from the broker.
@@ -280,35 +280,20 @@ impl ShareConsumer {
                 });
                 continue;
             }
-            let mut decoded = Vec::new();
-            let (_, corrupt) = decode_records(&self.topic, p.partition, 0, p.records, &mut decoded);
-            if let Some(e) = corrupt {
+            let before = records.len();
+            if let Some(e) = decode_acquired(
+                &self.topic,
+                p.partition,
+                p.records,
+                &p.acquired,
+                &mut records,
+            ) {
                 // The acquired records of the bad batch are not delivered;
                 // their locks expire and the broker tries again.
                 first_error.get_or_insert(e);
             }
             let held = self.held.entry(p.partition).or_default();
-            let mut ranges = p.acquired.iter().peekable();
-            for r in decoded {
-                while ranges.next_if(|a| a.last_offset < r.offset).is_some() {}
-                let Some(range) = ranges.peek() else {
-                    break;
-                };
-                if r.offset < range.first_offset {
-                    continue;
-                }
-                held.insert(r.offset);
-                records.push(ShareRecord {
-                    topic: r.topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                    delivery_count: range.delivery_count,
-                });
-            }
+            held.extend(records.iter().skip(before).map(|r| r.offset));
         }
         match first_error {
             Some(e) if records.is_empty() => Err(e),
@@ -410,6 +395,98 @@ impl ShareConsumer {
     }
 }
 
+/// Appends to `out` the records of `data` (whole batches, as a ShareFetch
+/// partition carries them) whose offsets lie in an `acquired` range, with that
+/// range's delivery count. Batches holding no acquired record are skipped
+/// unchecked; the others are CRC-checked and only their acquired span is
+/// decoded ([`RecordBatch::records_in`]). Returns the error of the first
+/// batch that is cut short, fails its CRC or does not decode (decoding stops
+/// there).
+fn decode_acquired(
+    topic: &Arc<str>,
+    partition: u32,
+    mut data: Bytes,
+    acquired: &[AcquiredRecords],
+    out: &mut Vec<ShareRecord>,
+) -> Option<Error> {
+    let corrupt = |offset: u64, source: warren_protocol::Error| Error::Corrupt {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        source: Arc::new(source),
+    };
+    let first_acquired = acquired.first().map_or(0, |a| a.first_offset);
+    while !data.is_empty() {
+        let len = match peek_batch_len(&data) {
+            Ok(Some(len)) if len <= data.len() => len,
+            Ok(_) => {
+                let e = warren_protocol::Error::Truncated {
+                    what: "record batch",
+                    needed: warren_protocol::record_batch::LOG_OVERHEAD,
+                    available: data.len(),
+                };
+                return Some(corrupt(first_acquired, e));
+            }
+            Err(e) => return Some(corrupt(first_acquired, e)),
+        };
+        let batch = match RecordBatch::new(data.split_to(len)) {
+            Ok(b) => b,
+            Err(e) => return Some(corrupt(first_acquired, e)),
+        };
+        let header = *batch.header();
+        let (base, last) = (
+            u64::try_from(header.base_offset).unwrap_or(0),
+            u64::try_from(header.last_offset()).unwrap_or(0),
+        );
+        let mut overlapping = acquired
+            .iter()
+            .filter(|a| a.last_offset >= base && a.first_offset <= last);
+        let Some(lo) = overlapping.next() else {
+            continue;
+        };
+        let hi = overlapping.next_back().unwrap_or(lo);
+        if header.is_control() {
+            continue;
+        }
+        if let Err(e) = batch.verify_crc() {
+            return Some(corrupt(base, e));
+        }
+        let span = (
+            i64::try_from(lo.first_offset.max(base)).unwrap_or(i64::MAX),
+            i64::try_from(hi.last_offset.min(last)).unwrap_or(i64::MAX),
+        );
+        let records = match batch.records_in(span.0, span.1) {
+            Ok(r) => r,
+            Err(e) => return Some(corrupt(base, e)),
+        };
+        let mut ranges = acquired.iter().peekable();
+        out.reserve(records.len());
+        for r in records {
+            let Ok(offset) = u64::try_from(r.offset) else {
+                continue;
+            };
+            while ranges.next_if(|a| a.last_offset < offset).is_some() {}
+            let Some(range) = ranges.peek() else {
+                break;
+            };
+            if offset < range.first_offset {
+                continue;
+            }
+            out.push(ShareRecord {
+                topic: Arc::clone(topic),
+                partition,
+                offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+                delivery_count: range.delivery_count,
+            });
+        }
+    }
+    None
+}
+
 /// Writes `request` on `conn` without waiting for its response (only for an
 /// in-flight slot, which the response to an earlier request frees).
 async fn send<R: api::Request>(conn: &Arc<Connection>, request: &R) -> Result<Sent> {
@@ -442,6 +519,68 @@ mod tests {
     #[test]
     fn default_member_ids_differ() {
         assert_ne!(default_member_id(), default_member_id());
+    }
+
+    fn batch(base: i64, n: usize) -> Bytes {
+        let mut b = warren_protocol::RecordBatchBuilder::new(warren_protocol::Compression::None);
+        for i in 0..n {
+            b.append(
+                1000,
+                None,
+                Some(format!("v{}", base + i as i64).as_bytes()),
+                &[],
+            );
+        }
+        let mut bytes = bytes::BytesMut::from(&b.build().unwrap()[..]);
+        warren_protocol::record_batch::set_base_offset(&mut bytes, base).unwrap();
+        bytes.freeze()
+    }
+
+    fn acquired(first: u64, last: u64, count: u16) -> AcquiredRecords {
+        AcquiredRecords {
+            first_offset: first,
+            last_offset: last,
+            delivery_count: count,
+        }
+    }
+
+    #[test]
+    fn only_acquired_records_are_delivered_with_their_range_count() {
+        let topic: Arc<str> = Arc::from("t");
+        // A batch with no acquired record is skipped without a CRC check.
+        let mut skipped = bytes::BytesMut::from(&batch(0, 5)[..]);
+        let last = skipped.len() - 1;
+        skipped[last] ^= 0xff;
+        let mut data = bytes::BytesMut::new();
+        data.extend_from_slice(&skipped);
+        data.extend_from_slice(&batch(10, 10));
+        data.extend_from_slice(&batch(20, 3));
+        let ranges = [
+            acquired(12, 13, 2),
+            acquired(15, 15, 1),
+            acquired(21, 21, 3),
+        ];
+        let mut out = Vec::new();
+        let err = decode_acquired(&topic, 4, data.freeze(), &ranges, &mut out);
+        assert!(err.is_none(), "{err:?}");
+        let got: Vec<(u64, u16, Bytes)> = out
+            .iter()
+            .map(|r| (r.offset, r.delivery_count, r.value.clone().unwrap()))
+            .collect();
+        let want: Vec<(u64, u16, Bytes)> = [(12, 2), (13, 2), (15, 1), (21, 3)]
+            .iter()
+            .map(|(o, c)| (*o, *c, Bytes::from(format!("v{o}"))))
+            .collect();
+        assert_eq!(got, want);
+        assert!(out.iter().all(|r| r.partition == 4));
+        // A corrupt batch holding acquired records is an error at its offset.
+        let mut out = Vec::new();
+        let err = decode_acquired(&topic, 4, skipped.freeze(), &[acquired(1, 1, 1)], &mut out);
+        assert!(
+            matches!(err, Some(Error::Corrupt { offset: 0, .. })),
+            "{err:?}"
+        );
+        assert!(out.is_empty());
     }
 
     fn record(partition: u32, offset: u64) -> ShareRecord {
