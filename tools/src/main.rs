@@ -15,8 +15,9 @@
 //! - [`dump_log`]: `warren dump-log PATH`, prints the batches and records of a segment file.
 //! - [`topic`]: `warren topic create|list|describe|delete`, topic administration.
 //! - [`produce`]: `warren produce TOPIC`, one message per stdin line, exits once all are acknowledged.
-//! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines.
-//! - [`bench`]: `warren bench produce|consume`, load generators with latency percentiles.
+//! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines; with
+//!   `--share-group` as a share-group member that acknowledges, rejects or releases them.
+//! - [`bench`]: `warren bench produce|consume|share`, load generators with latency percentiles.
 //! - [`connect`]: `--broker`, the client timeouts and runtime shared by topic, produce and consume.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -56,7 +57,7 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records, one per line.
     Consume(consume::ConsumeArgs),
-    /// Measure produce or consume throughput and latency against a broker.
+    /// Measure produce, consume or share-group throughput and latency against a broker.
     Bench(bench::BenchArgs),
 }
 

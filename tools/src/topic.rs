@@ -83,6 +83,18 @@ pub struct CreateArgs {
     /// Largest record batch a produce may carry [config: max.message.bytes]
     #[arg(long, value_name = "B")]
     pub max_message_bytes: Option<u64>,
+    /// Share groups: where rejected records, and those out of delivery attempts,
+    /// are written [config: dead.letter.topic]
+    #[arg(long, value_name = "TOPIC")]
+    pub dead_letter_topic: Option<String>,
+    /// Share groups: deliveries before a record goes to the dead-letter topic,
+    /// 1..=100 [config: max.delivery.attempts]
+    #[arg(long, value_name = "N")]
+    pub max_delivery_attempts: Option<u16>,
+    /// Share groups: how long a delivered record stays locked for its consumer
+    /// [config: share.lock.timeout.ms]
+    #[arg(long, value_name = "MS")]
+    pub share_lock_timeout_ms: Option<u64>,
 }
 
 impl CreateArgs {
@@ -100,6 +112,15 @@ impl CreateArgs {
             (
                 "max.message.bytes",
                 self.max_message_bytes.map(|v| v.to_string()),
+            ),
+            ("dead.letter.topic", self.dead_letter_topic.clone()),
+            (
+                "max.delivery.attempts",
+                self.max_delivery_attempts.map(|v| v.to_string()),
+            ),
+            (
+                "share.lock.timeout.ms",
+                self.share_lock_timeout_ms.map(|v| v.to_string()),
             ),
         ];
         entries
@@ -326,6 +347,9 @@ mod tests {
             segment_bytes: Some(4096),
             segment_ms: None,
             max_message_bytes: None,
+            dead_letter_topic: Some("t.dlq".into()),
+            max_delivery_attempts: None,
+            share_lock_timeout_ms: Some(5000),
         };
         assert_eq!(
             args.configs(),
@@ -333,6 +357,8 @@ mod tests {
                 ("durability", "none".to_owned()),
                 ("retention.bytes", "-1".to_owned()),
                 ("segment.bytes", "4096".to_owned()),
+                ("dead.letter.topic", "t.dlq".to_owned()),
+                ("share.lock.timeout.ms", "5000".to_owned()),
             ]
         );
     }
