@@ -107,8 +107,11 @@ pub fn validate_member_id(member: &str) -> Result<(), (ErrorCode, String)> {
 /// A share-partition's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShareKey {
+    /// The share group.
     pub group: String,
+    /// The topic.
     pub topic: String,
+    /// The partition number.
     pub partition: u32,
 }
 
@@ -143,8 +146,9 @@ impl ShareKey {
 
 /// What the mutex of a [`SharePartition`] guards.
 #[derive(Debug)]
-pub struct Guarded {
-    pub state: ShareState,
+pub(crate) struct Guarded {
+    /// The window and its records' states.
+    pub(crate) state: ShareState,
     /// The deadline this share-partition has in the timer heap, if any.
     timer: Option<Instant>,
     /// When to retry dead-letter writes that failed.
@@ -154,6 +158,7 @@ pub struct Guarded {
 /// One (group, topic, partition); see the module docs.
 #[derive(Debug)]
 pub struct SharePartition {
+    /// Which share-partition this is.
     pub key: ShareKey,
     kv_key: Vec<u8>,
     guarded: Mutex<Guarded>,
@@ -165,10 +170,13 @@ pub struct SharePartition {
 /// What one acquisition got from one partition.
 #[derive(Debug, Default)]
 pub struct Acquisition {
+    /// The acquired offsets, as ranges of equal delivery count, ascending.
     pub acquired: Vec<AcquiredRecords>,
     /// Whole batches holding the acquired records, ascending, not overlapping.
     pub slices: Vec<FileSlice>,
+    /// Records acquired.
     pub records: u64,
+    /// Bytes of `slices`.
     pub bytes: u64,
 }
 
@@ -188,7 +196,7 @@ impl SharePartition {
 
     /// The state, locked. The caller is expected not to await or fsync while
     /// holding it.
-    pub fn lock(&self) -> MutexGuard<'_, Guarded> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Guarded> {
         self.guarded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -201,7 +209,7 @@ impl SharePartition {
     ///
     /// # Errors
     /// The store's append error; the state stays dirty.
-    pub fn persist(
+    pub(crate) fn persist(
         &self,
         kv: &KvStore,
         g: &mut Guarded,

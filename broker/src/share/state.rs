@@ -152,8 +152,11 @@ struct Entry {
 /// A record to dead-letter, claimed by [`ShareState::claim_dead_letters`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeadLetter {
+    /// The record's offset in the source partition.
     pub offset: u64,
+    /// Its deliveries so far (`x-delivery-count`).
     pub delivery_count: u16,
+    /// Why it goes (`x-death-reason`).
     pub reason: DeathReason,
 }
 
