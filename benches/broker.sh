@@ -118,6 +118,11 @@ for run in $(seq "$RUNS"); do
     add consume_cpu "$(python3 -c "print(round(($t1 - $t0) / $CLK_TCK / ($s1 - $s0), 2))")"
     add consume_rss "$(rss_mb)"
 
+    # 3b. share group: one member acks every record of the same topic (1 KiB
+    # records in 1 MiB batches), 1000 records acquired per poll
+    out=$("$W" bench share --broker "$ADDR" --topic c --messages "$(scaled 1000000)" --json)
+    add share_rate "$(echo "$out" | field msgs_per_sec)"
+
     # 4-5. p99 latency at half the maximum rate (linger 0), about 2 s of data
     for d in none fsync; do
         start_broker
@@ -156,6 +161,7 @@ echo "|---|---|---|---|---|"
 echo "| produce, 1 KiB msgs, 1 producer, acks=-1, durability none | $(m produce_none) MB/s ($(m produce_none_rate) msgs/s) | dd to page cache $(m dd_nosync) MB/s after a warm-up, $(m dd_cold) MB/s cold; loopback iperf3 $(m iperf) MB/s | >= 1500 MB/s | $(verdict "$(m produce_none) >= 1500") |"
 echo "| produce, same, durability fsync | $(m produce_fsync) MB/s | dd conv=fdatasync $(m dd_fdatasync) MB/s (ratio $(ratio "$(m produce_fsync)" "$(m dd_fdatasync)")) | >= 0.7 x dd | $(verdict "$(m produce_fsync) >= 0.7 * $(m dd_fdatasync)") |"
 echo "| consume 2 GiB from page cache, 1 consumer | $(m consume) MB/s, broker CPU $(m consume_cpu) cores, RSS $(m consume_rss) MB | loopback iperf3 $(m iperf) MB/s | >= 2500 MB/s, CPU well under 1 core | $(verdict "$(m consume) >= 2500 and $(m consume_cpu) < 0.7") |"
+echo "| share group, 1 member acking every record (1 KiB records) | $(m share_rate) records/s | | >= 100000 records/s | $(verdict "$(m share_rate) >= 100000") |"
 echo "| p99 produce latency at half max rate, none | $(m p99_none) ms | | < 2 ms | $(verdict "$(m p99_none) < 2") |"
 echo "| p99 produce latency at half max rate, fsync | $(m p99_fsync) ms | fio fdatasync p99 $(m fio_p99) ms with 4 KiB writes, $(m fio_p99_1m) ms with 1 MiB | < 1.5 x fio | $(verdict "$(m p99_fsync) < 1.5 * $(m fio_p99)") |"
 echo "| broker peak RSS, 4 producers + 4 consumers, 100 partitions, $(scaled 60) s | $(m mem_hwm) MB (produce $(m mem_produce) MB/s, consume $(m mem_consume) MB/s) | | < 200 MB | $(verdict "$(m mem_hwm) < 200") |"

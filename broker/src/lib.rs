@@ -25,6 +25,8 @@
 //! - `http`: the HTTP listener (`/healthz`).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
+//! - [`share`]: share groups (queue semantics): per-record locks, acks,
+//!   redelivery, dead letters, their durable state and the lock-expiry task.
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -38,6 +40,7 @@ mod request;
 mod response;
 pub mod routing;
 pub mod server;
+pub mod share;
 pub mod topics;
 
 pub use config::BrokerConfig;

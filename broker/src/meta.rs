@@ -8,7 +8,7 @@
 //! |---------------------------------------|-------------------------------|-------|
 //! | `o` group `\0` topic `\0` partition   | committed offset (see `groups`) | consumer groups |
 //! | `b` topic `\0` key `\0` partition       | empty: the binding exists     | routing ([`binding_key`]) |
-//! | `s` group `\0` topic `\0` partition ... | share-group state           | share groups |
+//! | `s` group `\0` topic `\0` partition | a share-partition's state (see `share::state`) | share groups |
 //!
 //! `partition` is 4 bytes big-endian, so a partition's keys sort numerically.
 //!

@@ -7,7 +7,8 @@
 //! answer with what they have; wait (up to `shutdown_timeout_ms`) for every
 //! connection to send its in-flight replies; then close every log, which
 //! fsyncs it and writes a clean recovery point, so the next start scans
-//! nothing; the metadata store ([`Shared::kv`]) is snapshotted and closed too.
+//! nothing; the share groups' lock-expiry task stops and every share-partition
+//! with unwritten delivery counts is written; the metadata store ([`Shared::kv`]) is snapshotted and closed too.
 //! Start opens the logs and the metadata store, then loads the stored topic
 //! bindings into their topics before the listeners accept anything.
 //! The connection tasks each hold a clone of an `mpsc::Sender`; the
@@ -27,6 +28,7 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::groups::Coordinator;
+use crate::share::ShareGroups;
 use crate::topics::Topics;
 
 /// State every connection shares.
@@ -39,6 +41,8 @@ pub struct Shared {
     pub kv: KvStore,
     /// The consumer-group coordinator.
     pub groups: Coordinator,
+    /// Share groups: per-record locks and acknowledgements (state in `kv`).
+    pub share: ShareGroups,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
@@ -56,6 +60,8 @@ pub struct RunningBroker {
     http_addr: SocketAddr,
     accept: JoinHandle<()>,
     http: JoinHandle<()>,
+    /// The share groups' lock-expiry task.
+    share_timers: JoinHandle<()>,
     connections_done: mpsc::Receiver<()>,
 }
 
@@ -132,6 +138,18 @@ impl Broker {
             what: "reading the HTTP listener's address",
             source,
         })?;
+        let (topics, share) = {
+            let kv = kv.clone();
+            tokio::task::spawn_blocking(move || {
+                let share = ShareGroups::load(&kv, &topics);
+                (topics, share)
+            })
+            .await
+            .map_err(|e| Error::Io {
+                what: "loading share groups",
+                source: std::io::Error::other(e),
+            })?
+        };
         tracing::info!(
             listen = %local_addr,
             http = %http_addr,
@@ -145,6 +163,7 @@ impl Broker {
             topics,
             kv,
             groups,
+            share,
             shutdown: CancellationToken::new(),
             advertised: local_addr,
         });
@@ -152,12 +171,14 @@ impl Broker {
         let (done_tx, connections_done) = mpsc::channel(1);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
         let http = tokio::spawn(crate::http::serve(http_listener, Arc::clone(&shared)));
+        let share_timers = tokio::spawn(crate::share::run_timers(Arc::clone(&shared)));
         Ok(RunningBroker {
             shared,
             local_addr,
             http_addr,
             accept,
             http,
+            share_timers,
             connections_done,
         })
     }
@@ -250,8 +271,12 @@ impl RunningBroker {
             tracing::warn!("connections still open after {timeout:?}; closing anyway");
         }
         let _ = (&mut self.http).await;
+        let _ = (&mut self.share_timers).await;
         let shared = Arc::clone(&self.shared);
         let closed = tokio::task::spawn_blocking(move || {
+            if let Err(e) = shared.share.persist_all(&shared.kv) {
+                tracing::warn!(error = %e, "writing share-group state at shutdown failed");
+            }
             let kv = shared.kv.close();
             shared.topics.manager().close().and(kv)
         })

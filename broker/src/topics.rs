@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::{
-    Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog, TopicConfig,
-    TopicRouting,
+    Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog, ShareConfig,
+    TopicConfig, TopicRouting,
 };
 
 use crate::meta;
@@ -266,6 +266,7 @@ impl Topics {
         partitions: u32,
         log: LogConfig,
         routing: TopicRouting,
+        share: ShareConfig,
     ) -> warren_storage::Result<()> {
         let _admin = self.admin();
         if self.manager.topic(name).is_none() {
@@ -273,7 +274,7 @@ impl Topics {
         }
         let config = self
             .manager
-            .create_topic_with(name, partitions, log, routing)?;
+            .create_topic_with(name, partitions, log, routing, share)?;
         let topic = Arc::new(Topic::new(config, &self.manager));
         self.map
             .write()

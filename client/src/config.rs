@@ -379,6 +379,60 @@ impl ConsumerConfig {
     }
 }
 
+/// Configuration of a [`ShareConsumer`](crate::ShareConsumer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareConsumerConfig {
+    /// The broker and connection settings.
+    pub connection: ConnectionConfig,
+    /// Most records one poll acquires (over all partitions). The broker locks
+    /// each for the topic's `share.lock.timeout.ms` (default 30 s): acquire no
+    /// more than the caller processes in that time. Default 1000; 1..=100 000.
+    pub max_records: u32,
+    /// The member id the records are locked for; unique within the group.
+    /// Default `None`: one is made from the process id, the time and a counter.
+    pub member_id: Option<String>,
+}
+
+impl Default for ShareConsumerConfig {
+    fn default() -> Self {
+        ShareConsumerConfig {
+            connection: ConnectionConfig::default(),
+            max_records: 1000,
+            member_id: None,
+        }
+    }
+}
+
+impl ShareConsumerConfig {
+    /// Defaults with `connection.bootstrap` set.
+    pub fn new(bootstrap: impl Into<String>) -> Self {
+        ShareConsumerConfig {
+            connection: ConnectionConfig::new(bootstrap),
+            ..Default::default()
+        }
+    }
+
+    /// Checks the fields.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        self.connection.validate()?;
+        if !(1..=100_000).contains(&self.max_records) {
+            return Err(Error::Config(format!(
+                "max_records {} must be in 1..=100000",
+                self.max_records
+            )));
+        }
+        if let Some(m) = &self.member_id
+            && (m.is_empty() || m.len() > warren_protocol::api::share::MAX_MEMBER_ID_LEN)
+        {
+            return Err(Error::Config("member_id must be 1 to 255 bytes".into()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +442,17 @@ mod tests {
         assert!(ProducerConfig::default().validate().is_ok());
         assert!(ConsumerConfig::default().validate().is_ok());
         assert!(ConnectionConfig::default().validate().is_ok());
+        assert!(ShareConsumerConfig::default().validate().is_ok());
+        let c = ShareConsumerConfig {
+            max_records: 0,
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
+        let c = ShareConsumerConfig {
+            member_id: Some(String::new()),
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -155,6 +155,30 @@ pub enum Error {
     /// A configuration value or argument is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The broker refused a share consumer's acknowledgements for one
+    /// partition: `INVALID_RECORD_STATE` means some records were no longer
+    /// locked for this member (the lock expired, so they were or will be
+    /// delivered again); the records it still held were acknowledged.
+    #[error("acknowledging records of {topic}/{partition}: {code}")]
+    Ack {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The partition's error code.
+        code: ErrorCode,
+    },
+    /// A share consumer was asked to acknowledge a record it does not hold
+    /// (not delivered by its polls, or acknowledged already).
+    #[error("{topic}/{partition} offset {offset} is not held by this share consumer")]
+    NotHeld {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The record's offset.
+        offset: u64,
+    },
     /// A consumer was asked about a partition it is not assigned.
     #[error("{topic}/{partition} is not assigned to this consumer")]
     NotAssigned {
@@ -172,7 +196,9 @@ impl Error {
     pub fn is_retriable(&self) -> bool {
         match self {
             Error::Connect { .. } | Error::ConnectionLost { .. } | Error::Timeout { .. } => true,
-            Error::Broker { code, .. } | Error::Partition { code, .. } => code.is_retriable(),
+            Error::Broker { code, .. }
+            | Error::Partition { code, .. }
+            | Error::Ack { code, .. } => code.is_retriable(),
             _ => false,
         }
     }
@@ -182,7 +208,9 @@ impl Error {
     /// `OffsetOutOfRange`, a broker-side `MessageTooLarge`).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            Error::Broker { code, .. } | Error::Partition { code, .. } => Some(*code),
+            Error::Broker { code, .. }
+            | Error::Partition { code, .. }
+            | Error::Ack { code, .. } => Some(*code),
             Error::UnknownTopic(_) => Some(ErrorCode::UNKNOWN_TOPIC),
             Error::Unroutable { .. } => Some(ErrorCode::UNROUTABLE),
             Error::OffsetOutOfRange { .. } => Some(ErrorCode::OFFSET_OUT_OF_RANGE),

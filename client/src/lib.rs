@@ -14,6 +14,9 @@
 //! - [`GroupConsumer`]: a [`Consumer`] in a consumer group: the broker
 //!   assigns its partitions, it heartbeats in the background, commits offsets
 //!   (auto or manual) and reports rebalances.
+//! - [`ShareConsumer`]: a member of a share group (queue semantics): records
+//!   locked one member at a time, acknowledged one by one (ack, release,
+//!   reject), redelivered with a delivery count, dead-lettered at the limit.
 //! - [`Admin`]: creates, deletes, lists and describes topics; binds and
 //!   unbinds routing keys; looks up offsets and metadata; lists and describes groups (with lag) and resets
 //!   their offsets.
@@ -41,14 +44,15 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: [`ConnectionConfig`], [`ProducerConfig`], [`ConsumerConfig`]
-//!   and their defaults.
+//! - [`config`]: [`ConnectionConfig`], [`ProducerConfig`], [`ConsumerConfig`],
+//!   [`ShareConsumerConfig`] and their defaults.
 //! - `connection`: one pipelined connection (writer and
 //!   reader tasks, FIFO of pending responses) and the reconnecting `Connector`.
 //! - [`producer`]: [`Producer`], its record accumulator, background sender
 //!   and per-batch delivery futures.
 //! - [`consumer`]: [`Consumer`], fetch decoding and prefetch.
 //! - [`group`]: [`GroupConsumer`], group membership and offset commits.
+//! - [`share`]: [`ShareConsumer`], share-group fetch and batched acknowledgements.
 //! - [`admin`]: the [`Admin`] client.
 //! - [`error`]: the crate's [`Error`] type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -61,20 +65,25 @@ pub mod consumer;
 pub mod error;
 pub mod group;
 pub mod producer;
+pub mod share;
 #[cfg(test)]
 mod test_broker;
 
 pub use admin::{Admin, ListedOffset};
-pub use config::{Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig};
+pub use config::{
+    Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig, ShareConsumerConfig,
+};
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};
 pub use group::{GroupConfig, GroupConsumer, Rebalance};
 pub use producer::{DeliveryFuture, Producer, ProducerRecord, RecordCopy, RecordMetadata};
+pub use share::{ShareConsumer, ShareRecord};
 /// The protocol crate, for its types in this crate's API.
 pub use warren_protocol;
 pub use warren_protocol::api::bindings::RoutingMode;
 pub use warren_protocol::api::groups::{DescribeGroupResponse, GroupListing};
 pub use warren_protocol::api::metadata::MetadataResponse;
+pub use warren_protocol::api::share::AckKind;
 pub use warren_protocol::api::topics::{
     BindingDescription, DescribeTopicResponse, PartitionDescription, TopicListing,
 };

@@ -122,20 +122,32 @@ fn read_nullable(r: &mut Reader<'_>, block: &Bytes, field: &'static str) -> Resu
     Ok(Some(block.slice(start..start + len)))
 }
 
-/// Decodes every record in `block` (the uncompressed records section of a batch).
+/// Decodes the records in `block` (the uncompressed records section of a
+/// batch): all of them with `range = None`; with `Some((first, last))` only
+/// those whose offset lies in `first..=last`, the others measured (their
+/// length, and the fields up to their offset delta) and skipped, which costs a
+/// few varint reads instead of a record.
 ///
-/// `expected` is the header's records_count; a mismatch is an error. Never
-/// preallocates more entries than the block could hold.
-pub(crate) fn decode_all(
+/// `expected` is the header's records_count; a mismatch is an error (skipped
+/// records count). Never preallocates more entries than the block could hold.
+pub(crate) fn decode_range(
     block: &Bytes,
     expected: i32,
     base_offset: i64,
     base_timestamp: i64,
+    range: Option<(i64, i64)>,
 ) -> Result<Vec<Record>> {
     let capacity = usize::try_from(expected)
         .unwrap_or(0)
         .min(block.len() / MIN_RECORD_BYTES);
+    let capacity = match range {
+        Some((first, last)) => {
+            capacity.min(usize::try_from(last.saturating_sub(first).saturating_add(1)).unwrap_or(0))
+        }
+        None => capacity,
+    };
     let mut records = Vec::with_capacity(capacity);
+    let mut skipped = 0usize;
     let mut r = Reader::new(block);
     while r.remaining() > 0 {
         let len = r.read_varint()?;
@@ -151,6 +163,14 @@ pub(crate) fn decode_all(
         let _attributes = inner.read_i8()?;
         let timestamp_delta = inner.read_varlong()?;
         let offset_delta = inner.read_varint()?;
+        let offset = base_offset.wrapping_add(i64::from(offset_delta));
+        if let Some((first, last)) = range
+            && !(first..=last).contains(&offset)
+        {
+            r.read_slice("record", len)?;
+            skipped += 1;
+            continue;
+        }
         let key = read_nullable(&mut inner, block, "key length")?;
         let value = read_nullable(&mut inner, block, "value length")?;
         let count = inner.read_varint()?;
@@ -186,17 +206,17 @@ pub(crate) fn decode_all(
         }
         r.read_slice("record", len)?;
         records.push(Record {
-            offset: base_offset.wrapping_add(i64::from(offset_delta)),
+            offset,
             timestamp: base_timestamp.wrapping_add(timestamp_delta),
             key,
             value,
             headers,
         });
     }
-    if records.len() != usize::try_from(expected).unwrap_or(usize::MAX) {
+    if records.len() + skipped != usize::try_from(expected).unwrap_or(usize::MAX) {
         return Err(Error::RecordCountMismatch {
             expected,
-            found: records.len(),
+            found: records.len() + skipped,
         });
     }
     Ok(records)

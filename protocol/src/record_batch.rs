@@ -346,6 +346,26 @@ impl RecordBatch {
     /// # Errors
     /// As [`records`](Self::records), plus `DecompressedTooLarge`.
     pub fn records_with_limit(&self, max_decompressed_bytes: usize) -> Result<Vec<Record>> {
+        self.decode(max_decompressed_bytes, None)
+    }
+
+    /// Decodes the records whose offsets lie in `first..=last`, skipping the
+    /// others after reading only their length and offset delta: a share-group
+    /// consumer that acquired a few records of a large batch pays for those.
+    /// The record count is still checked; a skipped record's key, value and
+    /// headers are not. Does not check the CRC.
+    ///
+    /// # Errors
+    /// As [`records`](Self::records).
+    pub fn records_in(&self, first: i64, last: i64) -> Result<Vec<Record>> {
+        self.decode(DEFAULT_MAX_DECOMPRESSED_BYTES, Some((first, last)))
+    }
+
+    fn decode(
+        &self,
+        max_decompressed_bytes: usize,
+        range: Option<(i64, i64)>,
+    ) -> Result<Vec<Record>> {
         let block = self.bytes.slice(BATCH_HEADER_LEN..);
         let block = match self.header.compression()? {
             Compression::None => block,
@@ -366,11 +386,12 @@ impl RecordBatch {
                 Bytes::from(out)
             }
         };
-        record::decode_all(
+        record::decode_range(
             &block,
             self.header.records_count,
             self.header.base_offset,
             self.header.base_timestamp,
+            range,
         )
     }
 }

@@ -36,6 +36,10 @@ use warren_protocol::api::produce::{
     ProduceCopy, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
     ProduceTopic, ProduceTopicResponse, ROUTE_BY_KEY,
 };
+use warren_protocol::api::share::{
+    AckBatch, AckKind, AcquiredRecords, ShareAckPartition, ShareAckRequest, ShareAckResponse,
+    ShareFetchPartition, ShareFetchRequest, ShareFetchResponse,
+};
 use warren_protocol::api::topics::{
     BindingDescription, CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest,
     DescribeTopicResponse, EmptyResponse, ListTopicsRequest, ListTopicsResponse,
@@ -108,6 +112,10 @@ fn decode_as_every_body(body: &Bytes) -> Result<(), TestCaseError> {
     decode_is_total_and_canonical::<DescribeGroupResponse>(body)?;
     decode_is_total_and_canonical::<BindRequest>(body)?;
     decode_is_total_and_canonical::<UnbindRequest>(body)?;
+    decode_is_total_and_canonical::<ShareFetchRequest>(body)?;
+    decode_is_total_and_canonical::<ShareFetchResponse>(body)?;
+    decode_is_total_and_canonical::<ShareAckRequest>(body)?;
+    decode_is_total_and_canonical::<ShareAckResponse>(body)?;
     decode_is_total_and_canonical::<ErrorBody>(body)?;
     Ok(())
 }
@@ -371,6 +379,43 @@ fn sample_bodies() -> Vec<Bytes> {
         api::encode(&ErrorBody {
             message: "no such topic".into(),
         }),
+        api::encode(&ShareFetchRequest {
+            group: "billing".into(),
+            member_id: "host-a".into(),
+            topic: "orders".into(),
+            max_records: 500,
+            max_wait_ms: 1000,
+            partitions: vec![0, 3],
+        }),
+        api::encode(&ShareFetchResponse {
+            acquisition_lock_timeout_ms: 30_000,
+            partitions: vec![ShareFetchPartition {
+                partition: 3,
+                error_code: ErrorCode::NONE,
+                acquired: vec![AcquiredRecords {
+                    first_offset: 7,
+                    last_offset: 9,
+                    delivery_count: 2,
+                }],
+                records: Bytes::from_static(b"batches"),
+            }],
+        }),
+        api::encode(&ShareAckRequest {
+            group: "billing".into(),
+            member_id: "host-a".into(),
+            topic: "orders".into(),
+            partitions: vec![ShareAckPartition {
+                partition: 3,
+                batches: vec![AckBatch {
+                    first_offset: 7,
+                    last_offset: 9,
+                    kind: AckKind::Release,
+                }],
+            }],
+        }),
+        api::encode(&ShareAckResponse {
+            partitions: vec![(3, ErrorCode::INVALID_RECORD_STATE)],
+        }),
     ];
     bodies.into_iter().map(Result::unwrap).collect()
 }
@@ -438,7 +483,7 @@ enum Piece {
 
 fn piece() -> impl Strategy<Value = Piece> {
     prop_oneof![
-        6 => (0u16..12, 0u16..2, any::<u32>(), vec(any::<u8>(), 0..300)).prop_map(
+        6 => (0u16..18, 0u16..2, any::<u32>(), vec(any::<u8>(), 0..300)).prop_map(
             |(api_key, api_version, correlation_id, body)| Piece::Frame {
                 api_key,
                 api_version,
@@ -579,6 +624,51 @@ fn body_round_trip<T: Body + PartialEq + Debug>(value: &T) -> Result<(), TestCas
     let body = api::encode(value)?;
     prop_assert_eq!(&api::decode::<T>(body)?, value);
     Ok(())
+}
+
+fn share_fetch_request() -> impl Strategy<Value = ShareFetchRequest> {
+    (
+        ".{0,24}",
+        ".{0,24}",
+        ".{0,32}",
+        any::<u32>(),
+        any::<u32>(),
+        vec(any::<u32>(), 0..8),
+    )
+        .prop_map(
+            |(group, member_id, topic, max_records, max_wait_ms, partitions)| ShareFetchRequest {
+                group,
+                member_id,
+                topic,
+                max_records,
+                max_wait_ms,
+                partitions,
+            },
+        )
+}
+
+fn share_ack_request() -> impl Strategy<Value = ShareAckRequest> {
+    let kind = prop_oneof![
+        Just(AckKind::Accept),
+        Just(AckKind::Release),
+        Just(AckKind::Reject)
+    ];
+    let batch =
+        (any::<u64>(), any::<u64>(), kind).prop_map(|(first_offset, last_offset, kind)| AckBatch {
+            first_offset,
+            last_offset,
+            kind,
+        });
+    let partition = (any::<u32>(), vec(batch, 0..6))
+        .prop_map(|(partition, batches)| ShareAckPartition { partition, batches });
+    (".{0,24}", ".{0,24}", ".{0,32}", vec(partition, 0..5)).prop_map(
+        |(group, member_id, topic, partitions)| ShareAckRequest {
+            group,
+            member_id,
+            topic,
+            partitions,
+        },
+    )
 }
 
 /// Sends `request` the way a client does (body encoder, then `ResponseCodec`),
@@ -793,6 +883,24 @@ proptest! {
     ) {
         body_round_trip(&produce)?;
         body_round_trip(&describe)?;
+    }
+
+    /// Random ShareFetchRequests survive body and frame encoding unchanged.
+    #[test]
+    fn share_fetch_requests_round_trip(
+        request in share_fetch_request(),
+        correlation_id in any::<u32>(),
+    ) {
+        round_trip_through_frames(&request, correlation_id)?;
+    }
+
+    /// Random ShareAckRequests survive body and frame encoding unchanged.
+    #[test]
+    fn share_ack_requests_round_trip(
+        request in share_ack_request(),
+        correlation_id in any::<u32>(),
+    ) {
+        round_trip_through_frames(&request, correlation_id)?;
     }
 }
 

@@ -278,6 +278,29 @@ proptest! {
         }
     }
 
+    /// `records_in` returns exactly the records `records` returns inside the
+    /// range, for any range, compressed or not.
+    #[test]
+    fn records_in_a_range_are_the_full_decode_filtered(
+        records in proptest::collection::vec(arb_record(), 1..20),
+        zstd in any::<bool>(),
+        first in -2i64..25,
+        len in 0i64..25,
+    ) {
+        let compression = if zstd { Compression::Zstd } else { Compression::None };
+        let mut bytes = BytesMut::from(&build(&records, compression)[..]);
+        record_batch::set_base_offset(&mut bytes, 100).unwrap();
+        let batch = RecordBatch::new(bytes.freeze()).unwrap();
+        let (first, last) = (100 + first, 100 + first + len);
+        let all: Vec<_> = batch
+            .records()
+            .unwrap()
+            .into_iter()
+            .filter(|r| (first..=last).contains(&r.offset))
+            .collect();
+        prop_assert_eq!(batch.records_in(first, last).unwrap(), all);
+    }
+
     #[test]
     fn any_flipped_byte_after_the_crc_field_is_caught(
         records in proptest::collection::vec(arb_record(), 1..8),
@@ -303,6 +326,7 @@ proptest! {
         if let Ok(batch) = RecordBatch::new(Bytes::from(bytes)) {
             let _ = batch.verify_crc();
             let _ = batch.records();
+            let _ = batch.records_in(1, 3);
         }
     }
 
@@ -334,6 +358,7 @@ proptest! {
         if let Ok(batch) = RecordBatch::new(buf.freeze()) {
             batch.verify_crc().unwrap();
             let _ = batch.records();
+            let _ = batch.records_in(0, 2);
         }
     }
 }

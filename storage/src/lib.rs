@@ -21,6 +21,7 @@
 //! - [`file_slice`]: byte ranges of a segment handed to `sendfile`, and the copy helper.
 //! - [`file_names`]: the one place that names files.
 //! - [`config`]: [`LogConfig`] and [`Durability`].
+//! - [`share_config`]: [`ShareConfig`], a topic's share-group settings.
 //! - [`offset`]: the `Offset`, `RelativeOffset` and `FilePosition` newtypes.
 //! - [`error`]: the crate's error type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -37,6 +38,7 @@ pub mod log_manager;
 pub mod offset;
 pub mod offset_index;
 pub mod segment;
+pub mod share_config;
 pub mod time_index;
 
 pub use config::{Durability, LogConfig};
@@ -46,3 +48,4 @@ pub use kv::{KvConfig, KvOp, KvOpenReport, KvStats, KvStore};
 pub use log::{AppendInfo, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome};
 pub use log_manager::{LogManager, TopicConfig, TopicRouting, validate_topic_name};
 pub use offset::{FilePosition, Offset, RelativeOffset};
+pub use share_config::ShareConfig;

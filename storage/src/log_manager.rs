@@ -35,6 +35,7 @@ use crate::config::{Durability, LogConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::file_names::{parse_partition_dir, partition_dir_name};
 use crate::log::PartitionLog;
+use crate::share_config::ShareConfig;
 
 const META_DIR: &str = "meta";
 const TOPICS_DIR: &str = "topics";
@@ -59,6 +60,10 @@ pub struct TopicConfig {
     pub partitions: u32,
     #[serde(default)]
     pub log: LogConfig,
+    /// Share-group settings (dead-letter topic, delivery limit, lock timeout);
+    /// defaults for topic files written before they existed.
+    #[serde(default)]
+    pub share: ShareConfig,
     #[serde(default)]
     pub routing: TopicRouting,
 }
@@ -332,6 +337,7 @@ impl LogManager {
             config
                 .routing
                 .validate(&config.name)
+                .and_then(|()| config.share.validate(&config.name))
                 .map_err(|e| Error::CorruptFile {
                     path: path.clone(),
                     reason: e.to_string(),
@@ -397,11 +403,17 @@ impl LogManager {
     /// # Errors
     /// As [`create_topic_with`](Self::create_topic_with).
     pub fn create_topic(&self, name: &str, partitions: u32, log: LogConfig) -> Result<TopicConfig> {
-        self.create_topic_with(name, partitions, log, TopicRouting::default())
+        self.create_topic_with(
+            name,
+            partitions,
+            log,
+            TopicRouting::default(),
+            ShareConfig::default(),
+        )
     }
 
     /// Creates a topic with `partitions` empty partitions and the given
-    /// routing settings.
+    /// routing and share-group settings.
     ///
     /// # Errors
     /// `InvalidTopicName`, `TopicExists`, `Config` (bad config, routing or
@@ -412,10 +424,12 @@ impl LogManager {
         partitions: u32,
         log: LogConfig,
         routing: TopicRouting,
+        share: ShareConfig,
     ) -> Result<TopicConfig> {
         validate_topic_name(name)?;
         log.validate()?;
         routing.validate(name)?;
+        share.validate(name)?;
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::Config(format!(
                 "partitions {partitions} must be in 1..={MAX_PARTITIONS}"
@@ -442,6 +456,7 @@ impl LogManager {
             partitions,
             log,
             routing,
+            share,
         };
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
         write_atomically(&self.topic_file(name), &json)?;

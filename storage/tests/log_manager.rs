@@ -14,7 +14,7 @@ use common::{all_batches, batch, small_config};
 use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::log_manager::MAX_PARTITIONS;
 use warren_storage::{
-    Durability, Error, LogConfig, LogManager, Offset, TopicConfig, TopicRouting,
+    Durability, Error, LogConfig, LogManager, Offset, ShareConfig, TopicConfig, TopicRouting,
     validate_topic_name,
 };
 
@@ -81,7 +81,13 @@ fn routing_settings_survive_reopen_and_old_topic_files_load_as_hash() {
         alternate_topic: Some("unrouted".into()),
     };
     let events = manager
-        .create_topic_with("events", 2, audit_config(), routing.clone())
+        .create_topic_with(
+            "events",
+            2,
+            audit_config(),
+            routing.clone(),
+            ShareConfig::default(),
+        )
         .unwrap();
     assert_eq!(events.routing, routing);
     let json = std::fs::read_to_string(topic_file(data, "events")).unwrap();
@@ -143,7 +149,7 @@ fn routing_settings_are_checked_at_creation() {
             alternate_topic: Some(alternate.into()),
         };
         let err = manager
-            .create_topic_with("t", 1, audit_config(), routing)
+            .create_topic_with("t", 1, audit_config(), routing, ShareConfig::default())
             .unwrap_err();
         assert!(matches!(err, Error::Config(_)), "{mode} {alternate}: {err}");
     }
@@ -178,11 +184,24 @@ fn topics_and_their_configs_survive_reopen() {
             partitions: 3,
             log: orders_config(),
             routing: TopicRouting::default(),
+            share: ShareConfig::default(),
         }
     );
+    let share = ShareConfig {
+        dead_letter_topic: Some("audit.dlq".into()),
+        max_delivery_attempts: 3,
+        lock_timeout_ms: 5_000,
+    };
     let audit = manager
-        .create_topic("audit.v2_x-y", 1, audit_config())
+        .create_topic_with(
+            "audit.v2_x-y",
+            1,
+            audit_config(),
+            TopicRouting::default(),
+            share.clone(),
+        )
         .unwrap();
+    assert_eq!(audit.share, share);
     assert!(topic_file(data, "orders").exists());
     assert_eq!(manager.topics(), vec![audit.clone(), orders.clone()]);
     drop(manager);
@@ -610,6 +629,19 @@ fn a_second_open_of_a_locked_data_dir_fails_until_the_first_is_dropped() {
         second.partition("t", 0).unwrap().log_end_offset(),
         Offset(1)
     );
+}
+
+#[test]
+fn a_topic_file_from_before_share_configs_loads_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(LogManager::open(dir.path()).unwrap());
+    std::fs::write(
+        topic_file(dir.path(), "old"),
+        br#"{"name":"old","partitions":1,"log":{}}"#,
+    )
+    .unwrap();
+    let manager = LogManager::open(dir.path()).unwrap();
+    assert_eq!(manager.topic("old").unwrap().share, ShareConfig::default());
 }
 
 #[test]

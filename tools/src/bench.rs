@@ -18,6 +18,12 @@
 //!
 //! Rebalance (`bench_groups`): times consumer-group rebalances.
 //!
+//! Share: one share-group member (`--group`, by default a new group per run,
+//! so the whole topic is the queue) acquires up to `--max-records` records per
+//! poll and acknowledges every one; the acknowledgements go out with the next
+//! poll, as a `ShareConsumer` sends them. Reports records and value bytes per
+//! second until `--messages` records (or `--duration-secs`).
+//!
 //! MB is 10^6 bytes. `--json` prints one JSON object instead of the text lines,
 //! for scripts (benches/broker.sh).
 
@@ -33,7 +39,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use warren_client::{
     Acks, Admin, Consumer, ConsumerConfig, ConsumerRecord, Error as ClientError, GroupConfig,
-    GroupConsumer, OffsetSpec, Producer, ProducerConfig, SeekTo,
+    GroupConsumer, OffsetSpec, Producer, ProducerConfig, SeekTo, ShareConsumer,
+    ShareConsumerConfig,
 };
 
 use crate::connect::BrokerArgs;
@@ -60,6 +67,8 @@ enum BenchKind {
     /// Time consumer-group rebalances: a group of --members over
     /// --partitions, one extra member joining and leaving in turn.
     Rebalance(crate::bench_groups::RebalanceBench),
+    /// Drain a topic as one share-group member acknowledging every record, and report throughput.
+    Share(ShareBench),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +136,21 @@ struct ConsumeBench {
     group: bool,
 }
 
+#[derive(Debug, Args)]
+struct ShareBench {
+    #[command(flatten)]
+    common: Common,
+    /// Share group [default: a new one per run, so the whole topic is the queue]
+    #[arg(long)]
+    group: Option<String>,
+    /// Records acquired per poll.
+    #[arg(long, default_value_t = 1000)]
+    max_records: u32,
+    /// Accepted for symmetry with `bench produce`; unused.
+    #[arg(long)]
+    size: Option<usize>,
+}
+
 pub fn run(args: &BenchArgs) -> Result<()> {
     let broker = &args.broker;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -138,6 +162,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             BenchKind::Produce(p) => produce(broker, p).await,
             BenchKind::Consume(c) => consume(broker, c).await,
             BenchKind::Rebalance(r) => crate::bench_groups::rebalance(broker, r).await,
+            BenchKind::Share(s) => share_group(broker, s).await,
         }
     })
 }
@@ -407,6 +432,45 @@ async fn consume(broker: &BrokerArgs, args: &ConsumeBench) -> Result<()> {
         None,
         c.json,
     );
+    Ok(())
+}
+
+async fn share_group(broker: &BrokerArgs, args: &ShareBench) -> Result<()> {
+    let c = &args.common;
+    ensure_topic(broker, c).await?;
+    let bar = progress(c.messages, c.json);
+    let deadline = c
+        .duration_secs
+        .map(|s| Instant::now() + Duration::from_secs(s));
+    let group = args.group.clone().unwrap_or_else(|| {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("bench-share-{}-{ms}", std::process::id())
+    });
+    let config = ShareConsumerConfig {
+        connection: broker.connection(),
+        max_records: args.max_records,
+        member_id: None,
+    };
+    let mut consumer = ShareConsumer::new(config, &group, &c.topic).await?;
+    let started = Instant::now();
+    let (mut consumed, mut value_bytes) = (0u64, 0u64);
+    while consumed < c.messages && deadline.is_none_or(|d| Instant::now() < d) {
+        let records = consumer.poll(Duration::from_millis(200)).await?;
+        for r in &records {
+            value_bytes += r.value.as_ref().map_or(0, |v| v.len() as u64);
+            consumer.ack(r)?;
+        }
+        consumed += records.len() as u64;
+        bar.inc(records.len() as u64);
+    }
+    // The last acknowledgements count: the run ends once they are durable.
+    consumer.commit().await?;
+    let elapsed = started.elapsed();
+    consumer.close().await?;
+    bar.finish_and_clear();
+    report("share", consumed, value_bytes, elapsed, None, c.json);
     Ok(())
 }
 

@@ -25,6 +25,27 @@
 //! In JSON a key, value or header value is a string when it is valid UTF-8,
 //! `{"hex":"00ff"}` otherwise, and `null` when absent.
 //!
+//! With `--share-group G` the command is a member of share group `G` (queue
+//! semantics) instead of a reader of the log, for operators who drain or
+//! inspect a queue; JSON lines then carry `"delivery_count"` after `offset`:
+//!
+//! ```text
+//! --ack         acknowledge every printed record: it leaves the queue for good
+//! --reject-all  reject every record: each goes to the topic's dead-letter topic
+//! (neither)     inspect: records are held (locked) while the command runs, each
+//!               printed once, and released when it ends, so the queue keeps them
+//!               and only their delivery counts go up (one a record already on its
+//!               last allowed delivery is dead-lettered by the release). A run sees
+//!               at most 2000 unacknowledged records per partition (the broker's
+//!               in-flight limit); a lock that expires during a long run brings
+//!               its record back, which is not printed twice.
+//! ```
+//!
+//! Records acquired beyond `--max-messages` are released unprinted. What is
+//! pending is sent and the rest released on every exit (limit, timeout,
+//! signal); a consumer killed without that leaves its records locked until
+//! `share.lock.timeout.ms` passes.
+//!
 //! Stdout is flushed after each poll so a pipe sees records as they come. A
 //! write to a closed pipe (as with `| head`) ends the command quietly with
 //! exit 0: the reader has all it wanted. (Rust ignores SIGPIPE, so that write
@@ -42,12 +63,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context as _;
 use warren_client::{
     Admin, Consumer, ConsumerConfig, ConsumerRecord, ErrorCode, GroupConfig, GroupConsumer,
-    OffsetSpec, SeekTo,
+    OffsetSpec, SeekTo, ShareConsumer, ShareConsumerConfig, ShareRecord,
 };
 
 use crate::connect::{BrokerArgs, ClientContext, connect_error, runtime};
@@ -60,11 +81,23 @@ pub struct ConsumeArgs {
     /// Topic to read
     pub topic: String,
     /// Read only this partition [default: every partition]
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", conflicts_with = "share_group")]
     pub partition: Option<u32>,
     /// Start at the oldest record kept instead of the end
-    #[arg(long, conflicts_with = "offset")]
+    #[arg(long, conflicts_with_all = ["offset", "share_group"])]
     pub from_beginning: bool,
+    /// Consume as a member of this share group (queue semantics). Without --ack
+    /// or --reject-all the records are printed and released at exit: the queue
+    /// keeps them, only their delivery counts go up (a record on its last
+    /// allowed delivery then goes to the dead-letter topic)
+    #[arg(long, value_name = "G")]
+    pub share_group: Option<String>,
+    /// With --share-group: acknowledge every printed record (drains the queue)
+    #[arg(long, requires = "share_group", conflicts_with = "reject_all")]
+    pub ack: bool,
+    /// With --share-group: reject every record, sending it to the topic's dead-letter topic
+    #[arg(long, requires = "share_group")]
+    pub reject_all: bool,
     /// Start at this offset (requires --partition)
     #[arg(long, value_name = "N", requires = "partition")]
     pub offset: Option<u64>,
@@ -81,7 +114,7 @@ pub struct ConsumeArgs {
     /// partitions, reading starts at the group's committed offsets (partitions
     /// without one start as --from-beginning says), and the offsets of the
     /// records printed are committed after each batch is written out
-    #[arg(long, value_name = "G", conflicts_with_all = ["partition", "offset"])]
+    #[arg(long, value_name = "G", conflicts_with_all = ["partition", "offset", "share_group"])]
     pub group: Option<String>,
     /// With --group: the broker expels the member after this long without a
     /// heartbeat
@@ -138,6 +171,9 @@ struct JsonRecord<'a> {
     topic: &'a str,
     partition: u32,
     offset: u64,
+    /// Only for share groups.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery_count: Option<u16>,
     timestamp: i64,
     key: JsonBytes<'a>,
     headers: Vec<JsonHeader<'a>>,
@@ -222,6 +258,9 @@ impl Source {
 
 async fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    if let Some(group) = &args.share_group {
+        return consume_share(args, group).await;
+    }
     let topic = args.topic.as_str();
     let start_at = if args.from_beginning {
         OffsetSpec::Earliest
@@ -379,20 +418,159 @@ async fn partitions(args: &ConsumeArgs) -> anyhow::Result<Vec<u32>> {
     }
 }
 
+/// Consumes as a member of share group `group`; see the module docs.
+async fn consume_share(args: &ConsumeArgs, group: &str) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let topic = args.topic.as_str();
+    let config = ShareConsumerConfig {
+        connection: args.broker.connection(),
+        ..ShareConsumerConfig::default()
+    };
+    let mut consumer = ShareConsumer::new(config, group, topic)
+        .await
+        .map_err(|e| connect_error(&args.broker, e))?;
+    let signal_error = |e| anyhow::Error::new(e).context("installing signal handlers");
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
+    let doing = || format!("consuming from {topic} as share group {group}");
+
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let idle_limit = args.timeout_ms.map(Duration::from_millis);
+    let max = args.max_messages.unwrap_or(u64::MAX);
+    let mut consumed = 0u64;
+    // Inspect mode holds what it printed; a record back after a lost lock is
+    // not printed again.
+    let mut printed: BTreeSet<(u32, u64)> = BTreeSet::new();
+    let mut last_record = Instant::now();
+    let outcome: anyhow::Result<End> = async {
+        loop {
+            if consumed >= max {
+                return Ok(End::Done);
+            }
+            let wait = match idle_limit {
+                Some(limit) => {
+                    let left = limit.saturating_sub(last_record.elapsed());
+                    if left.is_zero() {
+                        return Ok(End::Done);
+                    }
+                    left.min(MAX_POLL_WAIT)
+                }
+                None => MAX_POLL_WAIT,
+            };
+            let records = tokio::select! {
+                records = consumer.poll(wait) => records.doing(doing)?,
+                _ = interrupt.recv() => return Ok(End::Done),
+                _ = terminate.recv() => return Ok(End::Done),
+                () = stdout_closed() => return Ok(End::StdoutClosed),
+            };
+            for record in &records {
+                if consumed >= max {
+                    consumer.release(record).doing(doing)?;
+                    continue;
+                }
+                let first_time = printed.insert((record.partition, record.offset)) || args.ack;
+                if first_time {
+                    if let Some(end) =
+                        stdout_gone(write_record(&mut out, args.format, share_view(record)))?
+                    {
+                        return Ok(end);
+                    }
+                    consumed += 1;
+                    last_record = Instant::now();
+                }
+                if args.ack {
+                    consumer.ack(record).doing(doing)?;
+                } else if args.reject_all {
+                    consumer.reject(record).doing(doing)?;
+                }
+            }
+            if let Some(end) = stdout_gone(out.flush())? {
+                return Ok(end);
+            }
+        }
+    }
+    .await;
+    // Send what is pending and release the rest, whatever ended the loop.
+    let closed = consumer.close().await.doing(doing);
+    let end = outcome?;
+    closed?;
+    if let End::Done = end
+        && stdout_gone(out.flush())?.is_none()
+    {
+        let what = if args.ack {
+            "acknowledged"
+        } else if args.reject_all {
+            "rejected"
+        } else {
+            "released"
+        };
+        eprintln!("consumed {consumed} messages from {topic} (share group {group}, {what})");
+    }
+    Ok(())
+}
+
+/// A share-group record as the printer sees it.
+fn share_view(r: &ShareRecord) -> RecordView<'_> {
+    RecordView {
+        topic: &r.topic,
+        partition: r.partition,
+        offset: r.offset,
+        delivery_count: Some(r.delivery_count),
+        timestamp: r.timestamp,
+        key: r.key.as_deref(),
+        value: r.value.as_deref(),
+        headers: &r.headers,
+    }
+}
+
+/// What [`write_record`] prints, from either kind of consumer.
+struct RecordView<'a> {
+    topic: &'a str,
+    partition: u32,
+    offset: u64,
+    delivery_count: Option<u16>,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [warren_client::Header],
+}
+
+impl<'a> From<&'a ConsumerRecord> for RecordView<'a> {
+    fn from(r: &'a ConsumerRecord) -> Self {
+        RecordView {
+            topic: &r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            delivery_count: None,
+            timestamp: r.timestamp,
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &r.headers,
+        }
+    }
+}
+
 /// Writes one record in `format`, newline included.
-fn write_record(out: &mut impl Write, format: Format, r: &ConsumerRecord) -> io::Result<()> {
+fn write_record<'a>(
+    out: &mut impl Write,
+    format: Format,
+    r: impl Into<RecordView<'a>>,
+) -> io::Result<()> {
+    let r: RecordView<'a> = r.into();
     match format {
         Format::Text => {
-            out.write_all(r.value.as_deref().unwrap_or_default())?;
+            out.write_all(r.value.unwrap_or_default())?;
             out.write_all(b"\n")
         }
         Format::Json => {
             let json = JsonRecord {
-                topic: &r.topic,
+                topic: r.topic,
                 partition: r.partition,
                 offset: r.offset,
+                delivery_count: r.delivery_count,
                 timestamp: r.timestamp,
-                key: JsonBytes(r.key.as_deref()),
+                key: JsonBytes(r.key),
                 headers: r
                     .headers
                     .iter()
@@ -401,7 +579,7 @@ fn write_record(out: &mut impl Write, format: Format, r: &ConsumerRecord) -> io:
                         value: JsonBytes(h.value.as_deref()),
                     })
                     .collect(),
-                value: JsonBytes(r.value.as_deref()),
+                value: JsonBytes(r.value),
             };
             serde_json::to_writer(&mut *out, &json).map_err(io::Error::from)?;
             out.write_all(b"\n")

@@ -16,8 +16,9 @@
 //! - [`topic`]: `warren topic create|list|describe|delete`, topic administration.
 //! - [`bind`]: `warren bind|unbind TOPIC KEY --partition P`, routing bindings.
 //! - [`produce`]: `warren produce TOPIC`, one message per stdin line, exits once all are acknowledged.
-//! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines.
-//! - [`bench`]: `warren bench produce|consume`, load generators with latency percentiles.
+//! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines; with
+//!   `--share-group` as a share-group member that acknowledges, rejects or releases them.
+//! - [`bench`]: `warren bench produce|consume|share`, load generators with latency percentiles.
 //! - [`connect`]: `--broker`, the client timeouts and runtime shared by topic, produce and consume.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -66,7 +67,7 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// List and describe consumer groups (with lag), reset their offsets.
     Group(group::GroupArgs),
-    /// Measure produce or consume throughput and latency against a broker.
+    /// Measure produce, consume or share-group throughput and latency against a broker.
     Bench(bench::BenchArgs),
 }
 

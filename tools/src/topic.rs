@@ -103,6 +103,18 @@ pub struct CreateArgs {
     /// (routing direct or topic only) [config: alternate.topic]
     #[arg(long, value_name = "TOPIC")]
     pub alternate_topic: Option<String>,
+    /// Share groups: where rejected records, and those out of delivery attempts,
+    /// are written [config: dead.letter.topic]
+    #[arg(long, value_name = "TOPIC")]
+    pub dead_letter_topic: Option<String>,
+    /// Share groups: deliveries before a record goes to the dead-letter topic,
+    /// 1..=100 [config: max.delivery.attempts]
+    #[arg(long, value_name = "N")]
+    pub max_delivery_attempts: Option<u16>,
+    /// Share groups: how long a delivered record stays locked for its consumer
+    /// [config: share.lock.timeout.ms]
+    #[arg(long, value_name = "MS")]
+    pub share_lock_timeout_ms: Option<u64>,
 }
 
 impl CreateArgs {
@@ -123,6 +135,15 @@ impl CreateArgs {
             ),
             ("routing", self.routing.clone()),
             ("alternate.topic", self.alternate_topic.clone()),
+            ("dead.letter.topic", self.dead_letter_topic.clone()),
+            (
+                "max.delivery.attempts",
+                self.max_delivery_attempts.map(|v| v.to_string()),
+            ),
+            (
+                "share.lock.timeout.ms",
+                self.share_lock_timeout_ms.map(|v| v.to_string()),
+            ),
         ];
         entries
             .into_iter()
@@ -394,6 +415,9 @@ mod tests {
             max_message_bytes: None,
             routing: Some("direct".into()),
             alternate_topic: Some("spill".into()),
+            dead_letter_topic: Some("t.dlq".into()),
+            max_delivery_attempts: None,
+            share_lock_timeout_ms: Some(5000),
         };
         assert_eq!(
             args.configs(),
@@ -403,6 +427,8 @@ mod tests {
                 ("segment.bytes", "4096".to_owned()),
                 ("routing", "direct".to_owned()),
                 ("alternate.topic", "spill".to_owned()),
+                ("dead.letter.topic", "t.dlq".to_owned()),
+                ("share.lock.timeout.ms", "5000".to_owned()),
             ]
         );
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
 use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
+use warren_storage::ShareConfig;
 use warren_storage::log_manager::MAX_PARTITIONS;
 use warren_storage::{LogConfig, TopicRouting};
 
@@ -27,14 +28,17 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
     }
     let mut log = shared.config.log.clone();
     let mut routing = TopicRouting::default();
+    let mut share = ShareConfig::default();
     for (key, value) in &req.configs {
         let set = if TopicRouting::KEYS.contains(&key.as_str()) {
             routing.set(key, value).map_err(|e| e.to_string())
+        } else if ShareConfig::is_key(key) {
+            share.set(key, value).map_err(|e| e.to_string())
         } else if LogConfig::KEYS.contains(&key.as_str()) {
             log.set(key, value).map_err(|e| e.to_string())
         } else {
             Err(format!(
-                "unknown topic config {key:?} (known: {}, {})",
+                "unknown topic config {key:?} (known: {}, {}, dead.letter.topic, max.delivery.attempts, share.lock.timeout.ms)",
                 LogConfig::KEYS.join(", "),
                 TopicRouting::KEYS.join(", ")
             ))
@@ -43,7 +47,11 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
             return Reply::Now(Response::error(cid, ErrorCode::INVALID_CONFIG, message));
         }
     }
-    if let Err(e) = log.validate().and_then(|()| routing.validate(&req.name)) {
+    if let Err(e) = log
+        .validate()
+        .and_then(|()| routing.validate(&req.name))
+        .and_then(|()| share.validate(&req.name))
+    {
         return Reply::Now(Response::error(
             cid,
             ErrorCode::INVALID_CONFIG,
@@ -57,7 +65,7 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
         let created = tokio::task::spawn_blocking(move || {
             shared
                 .topics
-                .create(&shared.kv, &req.name, req.partitions, log, routing)
+                .create(&shared.kv, &req.name, req.partitions, log, routing, share)
         })
         .await;
         match created {

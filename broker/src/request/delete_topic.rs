@@ -1,5 +1,6 @@
 //! DeleteTopic: removes the topic, its files and its bindings on a blocking
-//! thread.
+//! thread, then every group's committed offsets and share-group state on it
+//! (a topic created later under the same name starts afresh).
 
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>) -> Reply 
             shared.topics.delete(&shared.kv, &req.name)?;
             if let Some(end) = shared.groups.forget_topic(&req.name, &shared.kv)? {
                 shared.kv.sync_to(end)?;
+            }
+            if let Err(e) = shared.share.remove_topic(&shared.kv, &req.name) {
+                tracing::warn!(topic = %req.name, error = %e, "could not delete the topic's share-group state");
             }
             Ok::<_, warren_storage::Error>(())
         })

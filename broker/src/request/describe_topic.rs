@@ -34,6 +34,7 @@ pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Repl
         .collect();
     let mut configs = topic.config.log.entries();
     configs.extend(topic.config.routing.entries());
+    configs.extend(topic.config.share.entries());
     let bindings = topic
         .bindings()
         .into_iter()

@@ -36,6 +36,8 @@ mod list_offsets;
 mod list_topics;
 mod metadata;
 mod produce;
+mod share_ack;
+mod share_fetch;
 
 /// What a request produces.
 pub enum Reply {
@@ -117,6 +119,8 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
             groups::list(cid, shared)
         }),
         ApiKey::DescribeGroup => parse(cid, key, body, |r| groups::describe(cid, r, shared)),
+        ApiKey::ShareFetch => parse(cid, key, body, |r| share_fetch::handle(cid, r, shared)),
+        ApiKey::ShareAck => parse(cid, key, body, |r| share_ack::handle(cid, r, shared)),
     }
 }
 

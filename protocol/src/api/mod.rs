@@ -17,6 +17,7 @@
 //! - [`groups`]: JoinGroup, Heartbeat, LeaveGroup, CommitOffsets, FetchOffsets,
 //!   ListGroups, DescribeGroup.
 //! - [`bindings`]: Bind, Unbind, and a topic's [`RoutingMode`](bindings::RoutingMode).
+//! - [`share`]: ShareFetch and ShareAck (share groups: per-record locks and acks).
 
 use bytes::{Bytes, BytesMut};
 
@@ -30,6 +31,7 @@ pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod share;
 pub mod topics;
 
 /// An api key of the native protocol.
@@ -52,7 +54,8 @@ pub enum ApiKey {
     FetchOffsets = 13,
     Bind = 14,
     Unbind = 15,
-    // 16 and up: share groups.
+    ShareFetch = 16,
+    ShareAck = 17,
     ListGroups = 18,
     DescribeGroup = 19,
 }
@@ -76,6 +79,8 @@ impl ApiKey {
         (ApiKey::FetchOffsets, 0, 0),
         (ApiKey::Bind, 0, 0),
         (ApiKey::Unbind, 0, 0),
+        (ApiKey::ShareFetch, 0, 0),
+        (ApiKey::ShareAck, 0, 0),
         (ApiKey::ListGroups, 0, 0),
         (ApiKey::DescribeGroup, 0, 0),
     ];
@@ -101,6 +106,8 @@ impl ApiKey {
             ApiKey::Unbind => "Unbind",
             ApiKey::ListGroups => "ListGroups",
             ApiKey::DescribeGroup => "DescribeGroup",
+            ApiKey::ShareFetch => "ShareFetch",
+            ApiKey::ShareAck => "ShareAck",
         }
     }
 
@@ -146,6 +153,8 @@ impl TryFrom<u16> for ApiKey {
             15 => ApiKey::Unbind,
             18 => ApiKey::ListGroups,
             19 => ApiKey::DescribeGroup,
+            16 => ApiKey::ShareFetch,
+            17 => ApiKey::ShareAck,
             other => return Err(Error::UnknownApiKey(other)),
         })
     }

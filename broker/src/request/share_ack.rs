@@ -1,0 +1,128 @@
+//! ShareAck: applies a member's accept / release / reject of acquired
+//! records, writes each changed share-partition's state to the metadata store,
+//! dead-letters rejected records (and released ones out of attempts), and
+//! answers once all of it is durable.
+//!
+//! The state changes (and the metadata-store appends, page cache only) happen
+//! on the reader task, so a ShareFetch pipelined behind the ack already sees
+//! the acknowledged records done; the fsync and the dead-letter writes happen
+//! in the reply task. Its response comes after the ack's, in request order.
+//! Dead-letter writes that fail are retried in the background; the reject
+//! itself is durable once answered, so they do not fail the response.
+
+use std::sync::Arc;
+
+use warren_protocol::ErrorCode;
+use warren_protocol::api::share::{ShareAckRequest, ShareAckResponse};
+use warren_storage::Offset;
+
+use super::Reply;
+use crate::response::Response;
+use crate::server::Shared;
+use crate::share::state::DeadLetter;
+use crate::share::{ShareKey, SharePartition, sync_kv, validate_group_id, validate_member_id};
+
+pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
+    if let Err((code, message)) =
+        validate_group_id(&req.group).and_then(|()| validate_member_id(&req.member_id))
+    {
+        return Reply::Now(Response::error(cid, code, message));
+    }
+    let Some(topic) = shared.topics.get(&req.topic) else {
+        return Reply::Now(Response::error(
+            cid,
+            ErrorCode::UNKNOWN_TOPIC,
+            format!("no topic named {:?}", req.topic),
+        ));
+    };
+    let max_attempts = topic.config.share.max_delivery_attempts;
+    let mut codes: Vec<(u32, ErrorCode)> = Vec::with_capacity(req.partitions.len());
+    let mut last: Option<Offset> = None;
+    let mut jobs: Vec<(Arc<SharePartition>, Vec<DeadLetter>)> = Vec::new();
+    for p in &req.partitions {
+        if topic.partitions.get(p.partition as usize).is_none() {
+            codes.push((p.partition, ErrorCode::UNKNOWN_PARTITION));
+            continue;
+        }
+        let key = ShareKey {
+            group: req.group.clone(),
+            topic: req.topic.clone(),
+            partition: p.partition,
+        };
+        let Some(sp) = shared.share.get(&key) else {
+            // The group never fetched from this partition: nothing is acquired.
+            let code = if p.batches.is_empty() {
+                ErrorCode::NONE
+            } else {
+                ErrorCode::INVALID_RECORD_STATE
+            };
+            codes.push((p.partition, code));
+            continue;
+        };
+        let mut invalid = false;
+        let mut freed = false;
+        let mut dead_letters = false;
+        let (claims, written) = {
+            let mut g = sp.lock();
+            for b in &p.batches {
+                let out = g.state.acknowledge(
+                    &req.member_id,
+                    b.first_offset,
+                    b.last_offset,
+                    b.kind,
+                    max_attempts,
+                );
+                invalid |= out.invalid;
+                freed |= out.freed;
+                dead_letters |= out.dead_letters;
+            }
+            let claims = if dead_letters {
+                g.state.claim_dead_letters()
+            } else {
+                Vec::new()
+            };
+            (claims, sp.persist(&shared.kv, &mut g))
+        };
+        if freed {
+            sp.changed.notify_waiters();
+        }
+        let code = match written {
+            Ok(offset) => {
+                last = last.max(offset);
+                if invalid {
+                    ErrorCode::INVALID_RECORD_STATE
+                } else {
+                    ErrorCode::NONE
+                }
+            }
+            Err(e) => super::storage_code(&e, "writing share-group state"),
+        };
+        codes.push((p.partition, code));
+        if !claims.is_empty() {
+            jobs.push((sp, claims));
+        }
+    }
+    if last.is_none() && jobs.is_empty() {
+        return Reply::Now(Response::ok(cid, &ShareAckResponse { partitions: codes }));
+    }
+    let shared = Arc::clone(shared);
+    Reply::later(async move {
+        for (sp, claims) in jobs {
+            // A failure is logged and retried by the timer task.
+            if let Ok(Some(offset)) =
+                crate::share::dead_letter::write(&shared, &sp, &topic, claims).await
+            {
+                last = last.max(Some(offset));
+            }
+        }
+        if let Some(offset) = last
+            && let Err(e) = sync_kv(&shared.kv, offset).await
+        {
+            let code = super::storage_code(&e, "syncing share-group state");
+            for (_, c) in codes.iter_mut().filter(|(_, c)| *c == ErrorCode::NONE) {
+                *c = code;
+            }
+        }
+        Response::ok(cid, &ShareAckResponse { partitions: codes })
+    })
+}

@@ -1,0 +1,304 @@
+//! Dead-lettering: records a share group rejected, or that ran out of
+//! delivery attempts, are copied to the topic's `dead.letter.topic` and then
+//! archived.
+//!
+//! For each claimed offset the record is read back from the source log and
+//! appended to the dead-letter topic (partition = source partition modulo its
+//! partition count) with the same timestamp, key, value and headers, plus
+//! `x-origin-topic`, `x-origin-partition`, `x-origin-offset`,
+//! `x-delivery-count` and `x-death-reason` (values as UTF-8 text). Records go
+//! in as few batches as the dead-letter topic's `max.message.bytes` allows.
+//! Once the appends are durable as the dead-letter topic's `durability` says
+//! (an fsync for `fsync`), the offsets are archived and the new state is
+//! written. A crash between the two dead-letters those records again at the
+//! next attempt: at-least-once.
+//!
+//! Failures that may pass (the dead-letter topic does not exist yet, a full
+//! disk, a failed partition) leave the records waiting, never delivered, and
+//! the timer task retries after [`DEAD_LETTER_RETRY`]. Records that can never
+//! be written (deleted by retention meanwhile, or a single record larger than
+//! the dead-letter topic accepts) are archived with an error in the log. With
+//! no `dead.letter.topic` set, records are archived with a warning.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use warren_protocol::{Compression, ErrorCode, Header, RecordBatchBuilder};
+use warren_storage::Offset;
+
+use super::state::DeadLetter;
+use super::{DEAD_LETTER_RETRY, SharePartition, reschedule};
+use crate::server::Shared;
+use crate::topics::{Partition, Topic};
+
+/// Bytes read from the source log per read while collecting records.
+const READ_BYTES: u32 = 1 << 20;
+/// Bytes a record takes in a batch beyond its key, value and headers, counted
+/// generously (length, attributes, deltas, header lengths, the five headers'
+/// keys).
+const RECORD_OVERHEAD_BYTES: usize = 160;
+
+/// What the blocking part did.
+struct Written {
+    /// Offsets that are in the dead-letter topic, or that never can be.
+    archived: Vec<u64>,
+    /// The dead-letter partition and the offset its appends must be durable to.
+    sync: Option<(Arc<Partition>, Offset)>,
+    /// Why the rest was not written (they are retried).
+    error: Option<warren_storage::Error>,
+}
+
+/// Writes `claims` (claimed from `sp`'s state) to `topic`'s dead-letter topic,
+/// archives what was written, and appends the new state to the metadata
+/// store. Returns the store offset to make durable.
+///
+/// # Errors
+/// The code of a failure that leaves records to retry (they are unclaimed and
+/// a retry is scheduled); the state written so far is still returned through
+/// the store, so the caller syncs it anyway.
+pub async fn write(
+    shared: &Arc<Shared>,
+    sp: &Arc<SharePartition>,
+    topic: &Arc<Topic>,
+    claims: Vec<DeadLetter>,
+) -> Result<Option<Offset>, ErrorCode> {
+    let offsets: Vec<u64> = claims.iter().map(|c| c.offset).collect();
+    let key = &sp.key;
+    let written = match &topic.config.share.dead_letter_topic {
+        None => {
+            tracing::warn!(
+                group = %key.group, topic = %key.topic, partition = key.partition,
+                records = claims.len(), first_offset = offsets.first().copied().unwrap_or_default(),
+                "records rejected or out of delivery attempts, and the topic has no dead.letter.topic: archived"
+            );
+            Written {
+                archived: offsets.clone(),
+                sync: None,
+                error: None,
+            }
+        }
+        Some(dlq_name) => match (
+            shared.topics.get(dlq_name),
+            topic.partitions.get(key.partition as usize),
+        ) {
+            (Some(dlq), Some(source)) => {
+                let index = key.partition as usize % dlq.partitions.len().max(1);
+                match dlq.partitions.get(index) {
+                    Some(target) => {
+                        let (source, target) = (Arc::clone(source), Arc::clone(target));
+                        let claims = claims.clone();
+                        let topic_name = key.topic.clone();
+                        let partition = key.partition;
+                        tokio::task::spawn_blocking(move || {
+                            copy(&source, &target, &topic_name, partition, &claims)
+                        })
+                        .await
+                        .unwrap_or_else(|_| Written {
+                            archived: Vec::new(),
+                            sync: None,
+                            error: Some(warren_storage::Error::Closed(dlq_name.clone())),
+                        })
+                    }
+                    None => missing(dlq_name),
+                }
+            }
+            _ => missing(dlq_name),
+        },
+    };
+    let mut error = written.error;
+    let mut archived = written.archived;
+    if let Some((target, end)) = written.sync
+        && target.syncs_before_visible()
+        && let Err(e) = target.sync_to(end).await
+    {
+        // Appended but maybe not durable: write them again later (a crash
+        // could otherwise lose them from both places).
+        error = Some(e);
+        archived.clear();
+    }
+    if let Some(e) = &error {
+        tracing::error!(
+            group = %key.group, topic = %key.topic, partition = key.partition,
+            dead_letter_topic = topic.config.share.dead_letter_topic.as_deref().unwrap_or_default(),
+            error = %e, retry_in = ?DEAD_LETTER_RETRY,
+            "writing to the dead-letter topic failed; the records wait and are retried"
+        );
+    }
+    let rest: Vec<u64> = offsets
+        .iter()
+        .copied()
+        .filter(|o| !archived.contains(o))
+        .collect();
+    let (moved, written_state) = {
+        let mut g = sp.lock();
+        let mut moved = g.state.finish_dead_letters(&archived, true);
+        moved |= g.state.finish_dead_letters(&rest, false);
+        if !rest.is_empty() {
+            g.retry_dead_letters_at = Some(Instant::now() + DEAD_LETTER_RETRY);
+        }
+        (moved, sp.persist(&shared.kv, &mut g))
+    };
+    if moved {
+        sp.changed.notify_waiters();
+    }
+    if !rest.is_empty() {
+        reschedule(shared, sp);
+    }
+    let offset = written_state.map_err(|e| crate::request::storage_code(&e, "share state"))?;
+    match error {
+        Some(e) => Err(crate::error::storage_error_code(&e)),
+        None => Ok(offset),
+    }
+}
+
+fn missing(dlq_name: &str) -> Written {
+    Written {
+        archived: Vec::new(),
+        sync: None,
+        error: Some(warren_storage::Error::UnknownTopic(dlq_name.to_string())),
+    }
+}
+
+/// Reads the claimed records from `source` and appends them to `target`.
+/// Blocking (file reads and writes).
+fn copy(
+    source: &Partition,
+    target: &Arc<Partition>,
+    topic: &str,
+    partition: u32,
+    claims: &[DeadLetter],
+) -> Written {
+    let mut out = Written {
+        archived: Vec::new(),
+        sync: None,
+        error: None,
+    };
+    let limit = target.log.config().batch_limit() as usize;
+    let partition_text = partition.to_string();
+    let mut builder = RecordBatchBuilder::new(Compression::None);
+    // Offsets in `builder`, archived once it is appended.
+    let mut pending: Vec<u64> = Vec::new();
+    let mut i = 0;
+    while let Some(first) = claims.get(i) {
+        let batches = match source.log.read_batches(Offset(first.offset), READ_BYTES) {
+            Ok(b) => b,
+            Err(warren_storage::Error::OffsetOutOfRange { .. }) => {
+                tracing::error!(
+                    topic,
+                    partition,
+                    offset = first.offset,
+                    "record deleted by retention before it could be dead-lettered: archived"
+                );
+                out.archived.push(first.offset);
+                i += 1;
+                continue;
+            }
+            Err(e) => {
+                out.error = Some(e);
+                break;
+            }
+        };
+        let Some(next) = batches.last().map(|b| b.header().next_offset()) else {
+            out.archived.push(first.offset);
+            i += 1;
+            continue;
+        };
+        let next = u64::try_from(next).unwrap_or(0).max(first.offset + 1);
+        for batch in &batches {
+            let records = match batch.records() {
+                Ok(r) if !batch.header().is_control() => r,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(topic, partition, error = %e, "undecodable batch while dead-lettering: its records are archived");
+                    continue;
+                }
+            };
+            for r in records {
+                let Ok(offset) = u64::try_from(r.offset) else {
+                    continue;
+                };
+                let Ok(at) = claims.binary_search_by_key(&offset, |c| c.offset) else {
+                    continue;
+                };
+                let Some(claim) = claims.get(at) else {
+                    continue;
+                };
+                let mut headers = r.headers;
+                headers.extend([
+                    Header::new("x-origin-topic", topic.to_string()),
+                    Header::new("x-origin-partition", partition_text.clone()),
+                    Header::new("x-origin-offset", offset.to_string()),
+                    Header::new("x-delivery-count", claim.delivery_count.to_string()),
+                    Header::new("x-death-reason", claim.reason.as_str()),
+                ]);
+                let size = RECORD_OVERHEAD_BYTES
+                    + r.key.as_ref().map_or(0, |k| k.len())
+                    + r.value.as_ref().map_or(0, |v| v.len())
+                    + headers
+                        .iter()
+                        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+                        .sum::<usize>();
+                if !builder.is_empty() && builder.estimated_bytes() + size > limit {
+                    let full =
+                        std::mem::replace(&mut builder, RecordBatchBuilder::new(Compression::None));
+                    if !append(target, full, &mut pending, &mut out) {
+                        return out;
+                    }
+                }
+                builder.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers);
+                pending.push(offset);
+            }
+        }
+        // Claimed offsets the batches did not hold (control records): nothing
+        // to copy.
+        while let Some(c) = claims.get(i) {
+            if c.offset >= next {
+                break;
+            }
+            if !pending.contains(&c.offset) && !out.archived.contains(&c.offset) {
+                out.archived.push(c.offset);
+            }
+            i += 1;
+        }
+    }
+    if !builder.is_empty() && out.error.is_none() {
+        append(target, builder, &mut pending, &mut out);
+    }
+    out
+}
+
+/// Appends one dead-letter batch; moves its offsets to `archived` on success.
+/// Returns false on a failure that stops the copy.
+fn append(
+    target: &Arc<Partition>,
+    builder: RecordBatchBuilder,
+    pending: &mut Vec<u64>,
+    out: &mut Written,
+) -> bool {
+    let single = builder.len() == 1;
+    let result = builder
+        .build()
+        .map_err(warren_storage::Error::InvalidBatch)
+        .and_then(|batch| target.log.append(&batch));
+    match result {
+        Ok(info) => {
+            target.appended();
+            out.sync = Some((Arc::clone(target), info.log_end_offset));
+            out.archived.append(pending);
+            true
+        }
+        Err(warren_storage::Error::BatchTooLarge { .. }) if single => {
+            tracing::error!(
+                dead_letter_topic = %target.topic, offsets = ?pending,
+                "record too large for the dead-letter topic: archived without a copy"
+            );
+            out.archived.append(pending);
+            true
+        }
+        Err(e) => {
+            pending.clear();
+            out.error = Some(e);
+            false
+        }
+    }
+}

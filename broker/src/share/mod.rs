@@ -1,0 +1,639 @@
+//! Share groups (queue semantics): per-record locks, acknowledgements,
+//! redelivery and dead letters, on top of the partition logs (Kafka's KIP-932).
+//!
+//! One [`SharePartition`] per (group, topic, partition) holds a [`ShareState`]
+//! (see [`state`]) behind its own mutex, so share groups never wait on each
+//! other and no lock is held across an fsync or an await: a lock is held only
+//! while the state changes, while the log is asked for the file ranges of the
+//! records being acquired (index lookups and batch-header reads from the page
+//! cache), and while the new state is appended to the metadata store (a write
+//! to the page cache, so two writes of one share-partition reach the store in
+//! the order of their state changes). The fsync that makes it durable comes
+//! after, outside the lock, shared with every concurrent writer (group commit).
+//!
+//! Persistence: the state of a share-partition is the value of key
+//! `s group \0 topic \0 partition (u32 BE)` in [`Shared::kv`] (see
+//! [`crate::meta`]), written after every acknowledgement (before its response),
+//! lock expiry, dead-lettering, and at shutdown. Acquisitions alone are not
+//! written (as in Kafka): at 100 000 records/s that would be a write per fetch
+//! for no gain but the delivery count, so a crash forgets the deliveries since
+//! the last write and a record may be delivered more often than
+//! `max.delivery.attempts` (never less). Locks do not survive a restart: an
+//! acquired record is available again.
+//!
+//! A new share-partition starts at the log start offset: the whole retained
+//! log is the queue (Kafka's `share.auto.offset.reset` defaults to latest; a
+//! queue that forgets what was published before its first consumer surprises
+//! operators more).
+//!
+//! Lock expiry: one task ([`run_timers`]) sleeps until the earliest deadline
+//! any share-partition asked for (a heap of `(deadline, key)`, at most one
+//! entry per share-partition and deadline it scheduled), expires the locks that
+//! are due, dead-letters what ran out of attempts, and wakes long-polling
+//! fetches. It never polls: an acquisition with an earlier deadline than the
+//! heap's first wakes it to sleep less.
+//!
+//! # Layout
+//! - [`state`]: [`ShareState`], the state machine and its encoding.
+//! - [`dead_letter`]: writing records to the dead-letter topic.
+//!
+//! Thread-safe: [`ShareGroups`] is `Send + Sync`; its map is an `RwLock` taken
+//! briefly to find or add a share-partition.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use warren_protocol::ErrorCode;
+use warren_protocol::api::share::{AcquiredRecords, MAX_MEMBER_ID_LEN};
+use warren_storage::{FileSlice, KvOp, KvStore, Offset};
+
+use crate::meta::SHARE_PREFIX;
+use crate::server::Shared;
+use crate::topics::{Partition, Topics};
+
+pub(crate) mod dead_letter;
+pub mod state;
+
+pub use state::{MAX_IN_FLIGHT_RECORDS, ShareState};
+
+/// Longest share-group name (Kafka's group-id limit is the topic one, 249).
+pub const MAX_GROUP_ID_LEN: usize = 249;
+
+/// How long the broker waits before retrying a dead-letter write that failed
+/// (the dead-letter topic missing, a full disk). Not configurable.
+pub const DEAD_LETTER_RETRY: Duration = Duration::from_secs(5);
+
+/// Checks a share-group name: 1 to 249 bytes of `[A-Za-z0-9._-]`.
+///
+/// # Errors
+/// `INVALID_GROUP_ID` with a message.
+pub fn validate_group_id(group: &str) -> Result<(), (ErrorCode, String)> {
+    let ok = !group.is_empty()
+        && group.len() <= MAX_GROUP_ID_LEN
+        && group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            ErrorCode::INVALID_GROUP_ID,
+            format!(
+                "share group {group:?} must be 1 to {MAX_GROUP_ID_LEN} bytes of [A-Za-z0-9._-]"
+            ),
+        ))
+    }
+}
+
+/// Checks a member id: 1 to 255 bytes.
+///
+/// # Errors
+/// `INVALID_MEMBER_ID` with a message.
+pub fn validate_member_id(member: &str) -> Result<(), (ErrorCode, String)> {
+    if member.is_empty() || member.len() > MAX_MEMBER_ID_LEN {
+        return Err((
+            ErrorCode::INVALID_MEMBER_ID,
+            format!("member id must be 1 to {MAX_MEMBER_ID_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A share-partition's identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShareKey {
+    /// The share group.
+    pub group: String,
+    /// The topic.
+    pub topic: String,
+    /// The partition number.
+    pub partition: u32,
+}
+
+impl ShareKey {
+    /// The metadata-store key: `s group \0 topic \0 partition (u32 BE)`.
+    pub fn kv_key(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + self.group.len() + 1 + self.topic.len() + 1 + 4);
+        k.push(SHARE_PREFIX);
+        k.extend_from_slice(self.group.as_bytes());
+        k.push(0);
+        k.extend_from_slice(self.topic.as_bytes());
+        k.push(0);
+        k.extend_from_slice(&self.partition.to_be_bytes());
+        k
+    }
+
+    /// Parses a metadata-store key written by [`kv_key`](Self::kv_key).
+    pub fn from_kv_key(key: &[u8]) -> Option<ShareKey> {
+        let rest = key.strip_prefix(&[SHARE_PREFIX])?;
+        let (rest, partition) = rest.split_last_chunk::<4>()?;
+        let rest = rest.strip_suffix(&[0])?;
+        let mut parts = rest.splitn(2, |b| *b == 0);
+        let group = std::str::from_utf8(parts.next()?).ok()?;
+        let topic = std::str::from_utf8(parts.next()?).ok()?;
+        Some(ShareKey {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition: u32::from_be_bytes(*partition),
+        })
+    }
+}
+
+/// What the mutex of a [`SharePartition`] guards.
+#[derive(Debug)]
+pub(crate) struct Guarded {
+    /// The window and its records' states.
+    pub(crate) state: ShareState,
+    /// The deadline this share-partition has in the timer heap, if any.
+    timer: Option<Instant>,
+    /// When to retry dead-letter writes that failed.
+    retry_dead_letters_at: Option<Instant>,
+}
+
+/// One (group, topic, partition); see the module docs.
+#[derive(Debug)]
+pub struct SharePartition {
+    /// Which share-partition this is.
+    pub key: ShareKey,
+    kv_key: Vec<u8>,
+    guarded: Mutex<Guarded>,
+    /// Woken (`notify_waiters`) when records become available again or the
+    /// window moves, so long-polling fetches try again.
+    pub changed: Notify,
+}
+
+/// What one acquisition got from one partition.
+#[derive(Debug, Default)]
+pub struct Acquisition {
+    /// The acquired offsets, as ranges of equal delivery count, ascending.
+    pub acquired: Vec<AcquiredRecords>,
+    /// Whole batches holding the acquired records, ascending, not overlapping.
+    pub slices: Vec<FileSlice>,
+    /// Records acquired.
+    pub records: u64,
+    /// Bytes of `slices`.
+    pub bytes: u64,
+}
+
+impl SharePartition {
+    fn new(key: ShareKey, state: ShareState) -> SharePartition {
+        SharePartition {
+            kv_key: key.kv_key(),
+            key,
+            guarded: Mutex::new(Guarded {
+                state,
+                timer: None,
+                retry_dead_letters_at: None,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    /// The state, locked. The caller is expected not to await or fsync while
+    /// holding it.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Guarded> {
+        self.guarded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Appends the state to the metadata store if it changed since the last
+    /// write. The caller holds the lock (so writes keep the order of changes)
+    /// and makes the returned offset durable with [`sync_kv`] after letting
+    /// go of it.
+    ///
+    /// # Errors
+    /// The store's append error; the state stays dirty.
+    pub(crate) fn persist(
+        &self,
+        kv: &KvStore,
+        g: &mut Guarded,
+    ) -> Result<Option<Offset>, warren_storage::Error> {
+        if !g.state.is_dirty() {
+            return Ok(None);
+        }
+        let value = g.state.encode();
+        let offset = kv.apply(&[KvOp::Put(&self.kv_key, &value)])?;
+        g.state.mark_clean();
+        Ok(Some(offset))
+    }
+
+    /// Acquires up to `max` records of `partition` for `member` (locked until
+    /// `deadline`) and reads the file ranges of the batches holding them, at
+    /// most `max_bytes` (the first batch always whole). The caller schedules
+    /// the lock expiry ([`ShareGroups::schedule`]).
+    ///
+    /// # Errors
+    /// The log's read error, when nothing could be acquired before it.
+    pub fn acquire(
+        &self,
+        partition: &Partition,
+        member: &Arc<str>,
+        max: u64,
+        max_bytes: u32,
+        deadline: Instant,
+    ) -> Result<Acquisition, warren_storage::Error> {
+        let mut out = Acquisition::default();
+        let log = &partition.log;
+        let mut g = self.lock();
+        let log_start = log.log_start_offset().0;
+        let log_end = log.log_end_offset().0;
+        if g.state.start_offset() > log_end {
+            tracing::warn!(
+                group = %self.key.group, topic = %self.key.topic, partition = self.key.partition,
+                start_offset = g.state.start_offset(), log_end,
+                "the log ends before the share group's start (lost unsynced records?); starting over at the log end"
+            );
+            g.state.reset_to(log_end);
+        }
+        let skipped = g.state.skip_to(log_start);
+        if skipped > 0 {
+            tracing::warn!(
+                group = %self.key.group, topic = %self.key.topic, partition = self.key.partition,
+                skipped, log_start,
+                "retention deleted records the share group had not finished"
+            );
+        }
+        let high_watermark = log.high_watermark();
+        let mut from = g.state.start_offset();
+        let mut budget = max_bytes.max(1);
+        while out.records < max {
+            let Some(first) = g.state.next_acquirable(from, high_watermark.0) else {
+                break;
+            };
+            let read = match log.read_to(Offset(first), budget, high_watermark) {
+                Ok(read) => read,
+                Err(e) if out.records == 0 => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "share fetch read stopped");
+                    break;
+                }
+            };
+            let bytes: u64 = read.slices.iter().map(|s| u64::from(s.len)).sum();
+            let Some(covered) = read.slices.last().map(|s| s.next_offset.0) else {
+                break;
+            };
+            if covered <= first || (out.records > 0 && bytes > u64::from(budget)) {
+                break;
+            }
+            let got = g
+                .state
+                .acquire(first, covered, max - out.records, member, deadline);
+            out.records += got
+                .iter()
+                .map(|r| r.last_offset - r.first_offset + 1)
+                .sum::<u64>();
+            out.acquired.extend(got);
+            out.slices.extend(read.slices);
+            out.bytes += bytes;
+            budget = budget.saturating_sub(u32::try_from(bytes).unwrap_or(u32::MAX));
+            from = covered;
+            if budget == 0 {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Makes every metadata-store write below `offset` durable, on a blocking
+/// thread (group commit with concurrent callers).
+///
+/// # Errors
+/// The fsync's error, or `Closed` if the blocking pool is gone.
+pub async fn sync_kv(kv: &KvStore, offset: Offset) -> Result<(), warren_storage::Error> {
+    let kv = kv.clone();
+    tokio::task::spawn_blocking(move || kv.sync_to(offset))
+        .await
+        .unwrap_or_else(|_| Err(warren_storage::Error::Closed("kv".into())))
+}
+
+/// Every share-partition of the broker; see the module docs.
+#[derive(Debug, Default)]
+pub struct ShareGroups {
+    partitions: RwLock<HashMap<ShareKey, Arc<SharePartition>>>,
+    /// Lock deadlines and dead-letter retries, earliest first.
+    timers: Mutex<BinaryHeap<Reverse<(Instant, ShareKey)>>>,
+    /// Wakes [`run_timers`] when a deadline earlier than the heap's first
+    /// arrives (`notify_one` keeps the wake-up if it is not waiting yet).
+    timer_changed: Notify,
+    /// Where the next ShareFetch starts among a topic's partitions, so one
+    /// busy partition does not starve the others.
+    next_partition: AtomicU32,
+}
+
+impl ShareGroups {
+    /// Loads every share-partition stored in `kv`. Blocking (reads the map;
+    /// may write): call it on a blocking thread at start. A value that does
+    /// not decode is logged and its share-partition starts over at the log
+    /// start (records may be delivered again, none is lost); one of a topic or
+    /// partition that no longer exists is deleted.
+    pub fn load(kv: &KvStore, topics: &Topics) -> ShareGroups {
+        let groups = ShareGroups::default();
+        let mut stale = Vec::new();
+        let mut loaded = 0usize;
+        for (key, value) in kv.scan_prefix(&[SHARE_PREFIX]) {
+            let Some(share_key) = ShareKey::from_kv_key(&key) else {
+                tracing::error!(key = ?key, "unreadable share-group key in the metadata store; ignored");
+                continue;
+            };
+            let Some(topic) = topics.get(&share_key.topic) else {
+                stale.push(key);
+                continue;
+            };
+            if share_key.partition >= topic.config.partitions {
+                stale.push(key);
+                continue;
+            }
+            let mut state = match ShareState::decode(&value) {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::error!(
+                        group = %share_key.group, topic = %share_key.topic,
+                        partition = share_key.partition, error = %e,
+                        "corrupt share-group state; the share-partition starts over at the log start"
+                    );
+                    continue;
+                }
+            };
+            let exhausted = state.archive_exhausted(topic.config.share.max_delivery_attempts);
+            let sp = Arc::new(SharePartition::new(share_key.clone(), state));
+            if exhausted > 0 || sp.lock().state.has_unclaimed_dead_letters() {
+                groups.schedule(&sp, Instant::now());
+            }
+            groups.map_write().insert(share_key, sp);
+            loaded += 1;
+        }
+        if !stale.is_empty() {
+            let ops: Vec<KvOp<'_>> = stale.iter().map(|k| KvOp::Delete(k)).collect();
+            if let Err(e) = kv.apply_durable(&ops) {
+                tracing::warn!(error = %e, "could not delete share-group state of deleted topics");
+            }
+        }
+        tracing::info!(
+            share_partitions = loaded,
+            removed = stale.len(),
+            "share groups loaded"
+        );
+        groups
+    }
+
+    fn map_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ShareKey, Arc<SharePartition>>> {
+        self.partitions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn map_read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<ShareKey, Arc<SharePartition>>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The share-partition, if the group has ever fetched from it.
+    pub fn get(&self, key: &ShareKey) -> Option<Arc<SharePartition>> {
+        self.map_read().get(key).cloned()
+    }
+
+    /// The share-partition, created (starting at `log_start`) on first use.
+    pub fn get_or_create(&self, key: ShareKey, log_start: u64) -> Arc<SharePartition> {
+        if let Some(sp) = self.get(&key) {
+            return sp;
+        }
+        let mut map = self.map_write();
+        Arc::clone(map.entry(key.clone()).or_insert_with(|| {
+            tracing::info!(group = %key.group, topic = %key.topic, partition = key.partition, start_offset = log_start, "share-partition created");
+            Arc::new(SharePartition::new(key, ShareState::new(log_start)))
+        }))
+    }
+
+    /// A starting point for spreading fetches over `n` partitions.
+    pub fn rotate(&self, n: usize) -> usize {
+        self.next_partition.fetch_add(1, Ordering::Relaxed) as usize % n.max(1)
+    }
+
+    /// Asks [`run_timers`] to visit `sp` at `at` (lock expiry or a dead-letter
+    /// retry), unless it will already come by then.
+    pub fn schedule(&self, sp: &SharePartition, at: Instant) {
+        {
+            let mut g = sp.lock();
+            if g.timer.is_some_and(|t| t <= at) {
+                return;
+            }
+            g.timer = Some(at);
+        }
+        let mut heap = self
+            .timers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let earliest = heap.peek().is_none_or(|Reverse((t, _))| at < *t);
+        heap.push(Reverse((at, sp.key.clone())));
+        drop(heap);
+        if earliest {
+            self.timer_changed.notify_one();
+        }
+    }
+
+    /// Removes every share-partition of `topic` (deleted), from memory and
+    /// from the store, and wakes their long-polling fetches.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub fn remove_topic(&self, kv: &KvStore, topic: &str) -> Result<(), warren_storage::Error> {
+        let removed: Vec<Arc<SharePartition>> = {
+            let mut map = self.map_write();
+            let keys: Vec<ShareKey> = map.keys().filter(|k| k.topic == topic).cloned().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for sp in &removed {
+            sp.changed.notify_waiters();
+        }
+        let stale: Vec<_> = kv
+            .scan_prefix(&[SHARE_PREFIX])
+            .into_iter()
+            .filter(|(k, _)| ShareKey::from_kv_key(k).is_some_and(|k| k.topic == topic))
+            .map(|(k, _)| k)
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let ops: Vec<KvOp<'_>> = stale.iter().map(|k| KvOp::Delete(k)).collect();
+        kv.apply_durable(&ops)
+    }
+
+    /// Writes every share-partition that changed since its last write (the
+    /// delivery counts of acquisitions), durably. Blocking: at shutdown.
+    ///
+    /// # Errors
+    /// The store's first error.
+    pub fn persist_all(&self, kv: &KvStore) -> Result<(), warren_storage::Error> {
+        let all: Vec<Arc<SharePartition>> = self.map_read().values().cloned().collect();
+        let mut last = None;
+        for sp in all {
+            let mut g = sp.lock();
+            if let Some(o) = sp.persist(kv, &mut g)? {
+                last = Some(o);
+            }
+        }
+        match last {
+            Some(o) => kv.sync_to(o),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the keys whose time has come, or the earliest deadline to wait for.
+    fn due(&self, now: Instant) -> (Vec<ShareKey>, Option<Instant>) {
+        let mut heap = self
+            .timers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut due = Vec::new();
+        while let Some(Reverse((at, _))) = heap.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, key))) = heap.pop()
+                && !due.contains(&key)
+            {
+                due.push(key);
+            }
+        }
+        let next = heap.peek().map(|Reverse((at, _))| *at);
+        (due, next)
+    }
+}
+
+/// The lock-expiry and dead-letter-retry task; see the module docs. Returns
+/// when the broker shuts down.
+pub async fn run_timers(shared: Arc<Shared>) {
+    loop {
+        let notified = shared.share.timer_changed.notified();
+        let (due, next) = shared.share.due(Instant::now());
+        for key in due {
+            if let Some(sp) = shared.share.get(&key) {
+                visit(&shared, &sp).await;
+            }
+        }
+        if shared.shutdown.is_cancelled() {
+            return;
+        }
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => {}
+            () = notified => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// One timer visit: expire due locks, write dead letters (new ones and
+/// retries), persist, wake fetches, and schedule the next visit.
+async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
+    let Some(topic) = shared.topics.get(&sp.key.topic) else {
+        return;
+    };
+    let max_attempts = topic.config.share.max_delivery_attempts;
+    let now = Instant::now();
+    let (expired, claims, written) = {
+        let mut g = sp.lock();
+        g.timer = None;
+        let out = g.state.expire(now, max_attempts);
+        let retry_due = g.retry_dead_letters_at.is_none_or(|at| at <= now);
+        let claims = if retry_due {
+            g.retry_dead_letters_at = None;
+            g.state.claim_dead_letters()
+        } else {
+            Vec::new()
+        };
+        let written = match sp.persist(&shared.kv, &mut g) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, group = %sp.key.group, topic = %sp.key.topic, partition = sp.key.partition, "writing share-group state failed");
+                None
+            }
+        };
+        (out.expired, claims, written)
+    };
+    if expired > 0 {
+        tracing::debug!(group = %sp.key.group, topic = %sp.key.topic, partition = sp.key.partition, expired, "acquisition locks expired");
+        sp.changed.notify_waiters();
+    }
+    let mut last = written;
+    if !claims.is_empty() {
+        match dead_letter::write(shared, sp, &topic, claims).await {
+            Ok(o) => last = o.or(last),
+            Err(code) => tracing::debug!(?code, "dead-letter write will be retried"),
+        }
+    }
+    if let Some(o) = last
+        && let Err(e) = sync_kv(&shared.kv, o).await
+    {
+        tracing::error!(error = %e, "syncing share-group state failed");
+    }
+    reschedule(shared, sp);
+}
+
+/// Schedules the next visit of `sp`: its earliest lock deadline, or its
+/// dead-letter retry.
+pub fn reschedule(shared: &Shared, sp: &SharePartition) {
+    let next = {
+        let g = sp.lock();
+        let retry = g
+            .state
+            .has_unclaimed_dead_letters()
+            .then(|| g.retry_dead_letters_at.unwrap_or_else(Instant::now));
+        match (g.state.next_deadline(), retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    };
+    if let Some(at) = next {
+        shared.share.schedule(sp, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_keys_round_trip_and_sort_by_partition() {
+        let key = ShareKey {
+            group: "billing".into(),
+            topic: "orders.v2".into(),
+            partition: 258,
+        };
+        let raw = key.kv_key();
+        assert_eq!(raw.first(), Some(&b's'));
+        assert_eq!(ShareKey::from_kv_key(&raw), Some(key.clone()));
+        let next = ShareKey {
+            partition: 259,
+            ..key
+        };
+        assert!(raw < next.kv_key());
+        assert_eq!(ShareKey::from_kv_key(b"s\0\0"), None);
+        assert_eq!(ShareKey::from_kv_key(b"o"), None);
+    }
+
+    #[test]
+    fn group_and_member_ids_are_checked() {
+        assert!(validate_group_id("billing.v2_x-1").is_ok());
+        assert!(validate_group_id("").is_err());
+        assert!(validate_group_id("a b").is_err());
+        assert!(validate_group_id("a\0b").is_err());
+        assert!(validate_group_id(&"g".repeat(250)).is_err());
+        assert!(validate_member_id("m").is_ok());
+        assert!(validate_member_id("").is_err());
+        assert!(validate_member_id(&"m".repeat(256)).is_err());
+    }
+}
