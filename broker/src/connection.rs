@@ -30,6 +30,7 @@ use tokio_util::codec::Decoder;
 use warren_protocol::frame::RequestCodec;
 use warren_storage::FileSlice;
 
+use crate::connections::ConnectionInfo;
 use crate::request::{self, Reply};
 use crate::response::Chunk;
 use crate::server::Shared;
@@ -49,9 +50,11 @@ struct Queued {
 /// shuts down. Logs one line at open and one at close with the reason.
 pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     tracing::info!(%peer, "connection opened");
+    let registration = shared.connections.register(peer, false);
+    let info = Arc::clone(&registration.info);
     let (mut reader, writer) = socket.into_split();
     let (tx, rx) = mpsc::channel::<Queued>(shared.config.max_inflight_requests);
-    let write_task = tokio::spawn(write_loop(writer, rx));
+    let write_task = tokio::spawn(write_loop(writer, rx, Arc::clone(&info)));
     let inflight = Arc::new(Semaphore::new(shared.config.max_inflight_bytes));
     let mut codec = RequestCodec::new(shared.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
@@ -64,6 +67,7 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 Err(e) => break 'conn format!("malformed frame: {e}"),
             };
             requests += 1;
+            ConnectionInfo::add(&info.requests, 1);
             let frame_bytes = frame.body.len() + warren_protocol::frame::REQUEST_HEADER_BYTES;
             let want = frame_bytes.clamp(1, shared.config.max_inflight_bytes) as u32;
             let permit = tokio::select! {
@@ -85,7 +89,7 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) if buf.is_empty() => break 'conn "closed by peer".to_string(),
                 Ok(0) => break 'conn format!("closed by peer mid-frame ({} bytes unread)", buf.len()),
-                Ok(_) => {}
+                Ok(n) => ConnectionInfo::add(&info.bytes_in, n as u64),
                 Err(e) => break 'conn format!("read error: {e}"),
             },
             () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
@@ -98,10 +102,15 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         Ok(Err(e)) => format!("{reason}; write error: {e}"),
         _ => reason,
     };
+    drop(registration);
     tracing::info!(%peer, %reason, requests, "connection closed");
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Queued>) -> io::Result<()> {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Queued>,
+    info: Arc<ConnectionInfo>,
+) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
     while let Some(queued) = rx.recv().await {
         let response = match queued.reply {
@@ -117,6 +126,7 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Queued>) 
             Reply::None => continue,
         };
         for chunk in response.chunks {
+            ConnectionInfo::add(&info.bytes_out, chunk.len() as u64);
             match chunk {
                 Chunk::Bytes(b) => {
                     if buf.len() + b.len() > WRITE_BUFFER_BYTES && !buf.is_empty() {

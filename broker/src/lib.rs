@@ -15,6 +15,7 @@
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
 //! - `connection`: one connection's reader, writer, back-pressure and sendfile.
+//! - [`connections`]: the registry of open connections (peer, user, counters).
 //! - `request`: one module per api key (parse, apply, respond); Bind and Unbind share one.
 //! - `response`: response frames as bytes and file ranges.
 //! - [`topics`]: partitions with their high-watermark notifiers, each topic's bindings,
@@ -22,7 +23,7 @@
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
-//! - `http`: the HTTP listener (`/healthz`).
+//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 //! - [`share`]: share groups (queue semantics): per-record locks, acks,
@@ -32,6 +33,7 @@
 
 pub mod config;
 mod connection;
+pub mod connections;
 pub mod error;
 pub mod groups;
 mod http;

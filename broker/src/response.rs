@@ -14,6 +14,16 @@ pub enum Chunk {
     File(FileSlice),
 }
 
+impl Chunk {
+    /// Bytes this chunk puts on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::File(f) => f.len as usize,
+        }
+    }
+}
+
 /// A whole response frame, length prefix included.
 pub struct Response {
     pub chunks: Vec<Chunk>,

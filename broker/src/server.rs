@@ -47,6 +47,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
     pub advertised: SocketAddr,
+    /// Open native-protocol connections.
+    pub connections: crate::connections::Connections,
 }
 
 /// The broker; see [`Broker::start`].
@@ -166,6 +168,7 @@ impl Broker {
             share,
             shutdown: CancellationToken::new(),
             advertised: local_addr,
+            connections: Default::default(),
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);

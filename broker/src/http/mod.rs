@@ -1,0 +1,33 @@
+//! The HTTP listener: health and readiness probes, Prometheus metrics, the
+//! admin JSON API and the management web page, all on one port
+//! (`http`, default 127.0.0.1:7180). Stops with the broker's shutdown token.
+//!
+//! # Layout
+//! - `mod.rs`: [`router`] assembles the routes of every area; [`serve`] runs them.
+//! - one file per area, each exporting `fn routes() -> Router<Arc<Shared>>`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::server::Shared;
+
+/// Every route the HTTP listener serves, with the broker's shared state.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(shared)
+}
+
+/// Serves [`router`] on `listener` until the broker shuts down.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    let token = shared.shutdown.clone();
+    if let Err(e) = axum::serve(listener, router(shared))
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "HTTP listener failed");
+    }
+}
