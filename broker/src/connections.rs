@@ -1,6 +1,6 @@
 //! The registry of open native-protocol connections: who is connected, since
 //! when, as which user, and how much each connection has sent and received.
-//! The admin API lists it and the metrics read its size.
+//! The admin API lists it and the metrics read its size and totals.
 //!
 //! Thread-safe. The map is locked only when a connection opens or closes and
 //! when someone lists it; the per-connection counters are atomics owned by
@@ -52,11 +52,29 @@ impl ConnectionInfo {
     }
 }
 
-/// Every open connection, by id.
+/// Every open connection, by id, and the counters of those already closed.
 #[derive(Debug, Default)]
 pub struct Connections {
     next_id: AtomicU64,
-    open: Mutex<BTreeMap<u64, Arc<ConnectionInfo>>>,
+    open: Mutex<Open>,
+}
+
+/// The map and the closed connections' totals, under one lock so a
+/// connection moves from one to the other atomically.
+#[derive(Debug, Default)]
+struct Open {
+    by_id: BTreeMap<u64, Arc<ConnectionInfo>>,
+    closed: Totals,
+}
+
+/// Broker-wide native-protocol traffic since start: closed connections plus
+/// the open ones at the moment of reading.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub connections: u64,
+    pub requests: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Connections {
@@ -72,21 +90,34 @@ impl Connections {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
         });
-        self.lock().insert(info.id, Arc::clone(&info));
+        self.lock().by_id.insert(info.id, Arc::clone(&info));
         Registration {
             connections: self,
             info,
         }
     }
 
+    /// Traffic since the broker started, closed connections included.
+    pub fn totals(&self) -> Totals {
+        let open = self.lock();
+        let mut t = open.closed;
+        for info in open.by_id.values() {
+            t.connections += 1;
+            t.requests += info.requests.load(Ordering::Relaxed);
+            t.bytes_in += info.bytes_in.load(Ordering::Relaxed);
+            t.bytes_out += info.bytes_out.load(Ordering::Relaxed);
+        }
+        t
+    }
+
     /// The open connections in accept order.
     pub fn list(&self) -> Vec<Arc<ConnectionInfo>> {
-        self.lock().values().cloned().collect()
+        self.lock().by_id.values().cloned().collect()
     }
 
     /// How many connections are open.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_id.len()
     }
 
     /// Whether no connection is open.
@@ -94,7 +125,7 @@ impl Connections {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnectionInfo>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -107,7 +138,13 @@ pub struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.connections.lock().remove(&self.info.id);
+        let mut open = self.connections.lock();
+        open.by_id.remove(&self.info.id);
+        let i = &self.info;
+        open.closed.connections += 1;
+        open.closed.requests += i.requests.load(Ordering::Relaxed);
+        open.closed.bytes_in += i.bytes_in.load(Ordering::Relaxed);
+        open.closed.bytes_out += i.bytes_out.load(Ordering::Relaxed);
     }
 }
 
@@ -130,9 +167,14 @@ mod tests {
             c.list().first().and_then(|i| i.user()).as_deref(),
             Some("alice")
         );
+        ConnectionInfo::add(&a.info.bytes_in, 10);
+        ConnectionInfo::add(&b.info.bytes_out, 5);
         drop(a);
         assert_eq!(c.len(), 1);
+        let t = c.totals();
+        assert_eq!((t.connections, t.bytes_in, t.bytes_out), (2, 10, 5));
         drop(b);
         assert!(c.is_empty());
+        assert_eq!(c.totals().bytes_out, 5);
     }
 }
