@@ -122,11 +122,17 @@ async fn topics_are_created_listed_described_and_deleted() -> Result<()> {
     )?;
     let list = get_json(http, "/api/topics", 200).await?;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
-    // An unknown route under /api is a JSON 404 too.
+    // An unknown route under /api is a JSON 404 too, a method a route
+    // lacks a JSON 405.
     assert_error(
         &call(http, "GET", "/api/nothing/here", None).await?,
         404,
         "NOT_FOUND",
+    )?;
+    assert_error(
+        &call(http, "PUT", "/api/topics", None).await?,
+        405,
+        "METHOD_NOT_ALLOWED",
     )?;
     broker.shutdown().await?;
     Ok(())
@@ -578,7 +584,19 @@ async fn a_corrupt_batch_is_a_500_naming_the_file_and_position() -> Result<()> {
     file.read_exact_at(&mut byte, size - 1)?;
     file.write_all_at(&[byte[0] ^ 0xff], size - 1)?;
 
-    let r = call(http, "GET", "/api/topics/t/partitions/0/messages", None).await?;
+    // The records before the damage come back; the peek that starts at it
+    // gets the error.
+    let before = get_json(http, "/api/topics/t/partitions/0/messages", 200).await?;
+    assert_eq!(before["messages"][0]["value"]["data"], "first");
+    assert_eq!(before["messages"].as_array().map(Vec::len), Some(1));
+    assert_eq!(before["next_offset"], 1);
+    let r = call(
+        http,
+        "GET",
+        "/api/topics/t/partitions/0/messages?offset=1",
+        None,
+    )
+    .await?;
     assert_error(&r, 500, "CORRUPT_BATCH")?;
     let message = r.json()?["message"].as_str().unwrap_or_default().to_owned();
     let position = size - second_len;

@@ -10,7 +10,8 @@
 //! Keys, values and header values are shown as UTF-8 text when they are
 //! valid UTF-8, as base64 otherwise. A batch that fails its CRC or does not
 //! decode is a 500 `CORRUPT_BATCH` naming the segment file and byte
-//! position; nothing panics on what is on disk.
+//! position (records before it come back first; the error comes to the
+//! peek that starts at it); nothing panics on what is on disk.
 
 use std::sync::Arc;
 
@@ -183,42 +184,60 @@ fn out_of_range(offset: u64, log_start: u64, hw: u64) -> ApiError {
 /// Up to `limit` records from `from`, below `hw`, reading at most
 /// [`MAX_PEEK_BYTES`] (one batch more if the first is larger); with the
 /// offset to read next. Blocking.
+///
+/// A damaged batch fails the whole read that holds it, so after one such
+/// failure the batches are read one at a time: the records before the
+/// damage come back, and the next peek (from `next_offset`) gets the error
+/// naming the file and position.
 fn read(log: &PartitionLog, from: u64, hw: Offset, limit: usize) -> ApiResult<(Vec<Message>, u64)> {
     let mut messages = Vec::new();
     let mut next = from;
     let mut budget = MAX_PEEK_BYTES;
+    let mut one_batch_at_a_time = false;
     while messages.len() < limit && next < hw.0 && budget > 0 {
-        let batches = log
-            .read_located_batches(Offset(next), budget, hw)
-            .map_err(|e| match e {
-                warren_storage::Error::CorruptLog { .. } => {
-                    ApiError::internal(e.to_string()).with_code("CORRUPT_BATCH")
-                }
-                warren_storage::Error::OffsetOutOfRange {
-                    requested,
-                    log_start,
-                    log_end,
-                } => out_of_range(requested, log_start, log_end),
-                other => ApiError::from_code(
+        // A read of 1 byte returns exactly one whole batch.
+        let max_bytes = if one_batch_at_a_time { 1 } else { budget };
+        let batches = match log.read_located_batches(Offset(next), max_bytes, hw) {
+            Ok(batches) => batches,
+            Err(warren_storage::Error::CorruptLog { .. }) if !one_batch_at_a_time => {
+                one_batch_at_a_time = true;
+                continue;
+            }
+            Err(e @ warren_storage::Error::CorruptLog { .. }) if messages.is_empty() => {
+                return Err(ApiError::internal(e.to_string()).with_code("CORRUPT_BATCH"));
+            }
+            Err(warren_storage::Error::CorruptLog { .. }) => break,
+            Err(warren_storage::Error::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            }) => return Err(out_of_range(requested, log_start, log_end)),
+            Err(other) => {
+                return Err(ApiError::from_code(
                     crate::error::storage_error_code(&other),
                     format!("reading {}: {other}", log.name()),
-                ),
-            })?;
+                ));
+            }
+        };
         if batches.is_empty() {
             break;
         }
         for located in batches {
             budget = budget
                 .saturating_sub(u32::try_from(located.batch.as_bytes().len()).unwrap_or(u32::MAX));
-            let records = located.batch.records().map_err(|e| {
-                ApiError::internal(format!(
-                    "{}: batch at position {} of {} does not decode: {e}",
-                    log.name(),
-                    located.position,
-                    located.path.display()
-                ))
-                .with_code("CORRUPT_BATCH")
-            })?;
+            let records = match located.batch.records() {
+                Ok(records) => records,
+                Err(_) if !messages.is_empty() => return Ok((messages, next)),
+                Err(e) => {
+                    return Err(ApiError::internal(format!(
+                        "{}: batch at position {} of {} does not decode: {e}",
+                        log.name(),
+                        located.position,
+                        located.path.display()
+                    ))
+                    .with_code("CORRUPT_BATCH"));
+                }
+            };
             let batch_end = u64::try_from(located.batch.header().next_offset()).unwrap_or(next);
             for record in records {
                 if u64::try_from(record.offset).is_ok_and(|o| o < next) {

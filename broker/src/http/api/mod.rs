@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, any, delete, get, post};
 use serde::de::DeserializeOwned;
@@ -84,10 +84,19 @@ const ROUTES: &[(&str, &str, Handler)] = &[
 
 /// The admin API's routes, for [`crate::http::router`].
 pub fn routes() -> Router<Arc<Shared>> {
-    let router = ROUTES
-        .iter()
-        .fold(Router::new(), |router, (_, path, handler)| {
-            router.route(path, handler())
+    // One method router per path, so a method the path lacks gets the JSON
+    // 405 (axum allows one fallback per path).
+    let mut by_path: Vec<(&'static str, MethodRouter<Arc<Shared>>)> = Vec::new();
+    for &(_, path, handler) in ROUTES {
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, methods)) => *methods = std::mem::take(methods).merge(handler()),
+            None => by_path.push((path, handler())),
+        }
+    }
+    let router = by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods.fallback(method_not_allowed))
         });
     // Anything else under /api is a JSON 404, like the other errors.
     router.route("/api/{*rest}", any(not_found))
@@ -102,7 +111,15 @@ pub fn routes_served() -> Vec<ApiRoute> {
         .collect()
 }
 
-async fn not_found(uri: axum::http::Uri) -> impl IntoResponse {
+async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{} does not answer {method}", uri.path()),
+    )
+}
+
+async fn not_found(uri: Uri) -> impl IntoResponse {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
