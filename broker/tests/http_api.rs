@@ -612,6 +612,45 @@ async fn a_corrupt_batch_is_a_500_naming_the_file_and_position() -> Result<()> {
 }
 
 #[tokio::test]
+async fn a_batch_whose_records_do_not_decode_is_a_500_not_a_panic() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let http = broker.http_addr();
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "fsync").await?;
+    c.call(&produce("t", 0, batch(&["fine"])?, -1)).await?;
+    // A batch whose header and CRC are right but whose record claims a
+    // header it does not have: the log takes it (it checks headers and
+    // CRCs, not records), the peek must not trust it.
+    let mut forged = batch(&["forged"])?.to_vec();
+    let last = forged.len() - 1;
+    forged[last] = 0x02;
+    let crc = warren_protocol::record_batch::compute_crc(&forged);
+    forged[17..21].copy_from_slice(&crc.to_be_bytes());
+    c.call(&produce("t", 0, Bytes::from(forged), -1)).await?;
+
+    let before = get_json(http, "/api/topics/t/partitions/0/messages", 200).await?;
+    assert_eq!(before["messages"].as_array().map(Vec::len), Some(1));
+    assert_eq!(before["next_offset"], 1);
+    let r = call(
+        http,
+        "GET",
+        "/api/topics/t/partitions/0/messages?offset=1",
+        None,
+    )
+    .await?;
+    assert_error(&r, 500, "CORRUPT_BATCH")?;
+    let message = r.json()?["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("00000000000000000000.log") && message.contains("position"),
+        "{message}"
+    );
+    assert_eq!(get_json(http, "/readyz", 200).await?["ready"], true);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn readyz_is_503_once_shutdown_begins_and_healthz_stays_ok() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path()).await?;
@@ -633,6 +672,15 @@ async fn readyz_is_503_once_shutdown_begins_and_healthz_stays_ok() -> Result<()>
             .is_some_and(|s| s.contains("shutting down"))
     );
     assert_eq!(call(http, "GET", "/healthz", None).await?.status, 200);
+    // Reads still answer; changes are refused.
+    assert_eq!(get_json(http, "/api/topics", 200).await?, json!([]));
+    let create = post(
+        http,
+        "/api/topics",
+        json!({"name": "late", "partitions": 1}),
+    )
+    .await?;
+    assert_error(&create, 503, "SHUTTING_DOWN")?;
     broker.shutdown().await?;
     Ok(())
 }

@@ -140,6 +140,19 @@ fn bindings_of(topic: &Topic) -> Vec<Binding> {
         .collect()
 }
 
+/// 503 `SHUTTING_DOWN` once a shutdown has begun: changes stop with the
+/// native listener's reads, while the HTTP port stays up for `/readyz`.
+fn refuse_if_stopping(shared: &Shared) -> ApiResult<()> {
+    if shared.shutdown.is_cancelled() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SHUTTING_DOWN",
+            "the broker is shutting down",
+        ));
+    }
+    Ok(())
+}
+
 /// The topic, or 404 `TOPIC_NOT_FOUND`.
 pub(super) fn topic(shared: &Shared, name: &str) -> ApiResult<Arc<Topic>> {
     shared
@@ -158,6 +171,7 @@ pub async fn create(
     State(shared): State<Arc<Shared>>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<TopicDetail>)> {
+    refuse_if_stopping(&shared)?;
     let req: CreateTopic = parse_body(&body)?;
     warren_storage::validate_topic_name(&req.name).map_err(|e| ApiError::invalid(e.to_string()))?;
     let mut configs = Vec::with_capacity(req.configs.len() + 2);
@@ -200,6 +214,7 @@ pub async fn delete(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
+    refuse_if_stopping(&shared)?;
     topic(&shared, &name)?;
     delete_topic::delete(shared, name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -291,6 +306,7 @@ async fn change(
     binding: Binding,
     change: BindingChange,
 ) -> ApiResult<()> {
+    refuse_if_stopping(shared)?;
     bind::check(shared, &name, &binding.key, &binding.partitions)?;
     bind::apply(
         Arc::clone(shared),
