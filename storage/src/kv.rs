@@ -684,26 +684,7 @@ impl KvStore {
 
 /// Takes the directory's flock, so two stores never share a directory.
 fn lock_dir(dir: &Path) -> Result<File> {
-    let lock_path = dir.join(KV_LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .ctx("open lock file", &lock_path)?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-        |e| {
-            if e == rustix::io::Errno::WOULDBLOCK {
-                Error::DataDirLocked {
-                    path: dir.to_path_buf(),
-                }
-            } else {
-                Error::io("lock kv directory", &lock_path, e.into())
-            }
-        },
-    )?;
-    Ok(file)
+    crate::dir_lock::lock_exclusive(dir, KV_LOCK_FILE, "lock kv directory")
 }
 
 /// The snapshot files in `dir`, oldest first, after removing leftover temp files

@@ -11,6 +11,7 @@
 //!
 //! # Layout
 //! - [`log_manager`]: a data directory: topics, their partition logs, the dir lock.
+//! - `dir_lock`: the directory flock, with a bounded retry (why: fork-to-exec windows).
 //! - [`log`]: [`PartitionLog`], one partition: append, read, sync, recovery, retention.
 //! - [`kv`]: [`KvStore`], a key-value map on a log: atomic batches, snapshots, compaction.
 //! - [`segment`]: one segment and its two indexes.
@@ -28,6 +29,7 @@
 
 pub mod checkpoint;
 pub mod config;
+mod dir_lock;
 pub mod error;
 pub mod file_names;
 pub mod file_slice;

@@ -21,7 +21,7 @@
 //! serialized by one mutex, lookups take a read lock.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak, mpsc};
 use std::thread::JoinHandle;
@@ -229,25 +229,7 @@ impl LogManager {
     pub fn open(data_dir: &Path) -> Result<LogManager> {
         std::fs::create_dir_all(data_dir.join(META_DIR).join(TOPICS_DIR))
             .ctx("create data directory", data_dir)?;
-        let lock_path = data_dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .ctx("open lock file", &lock_path)?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-            |e| {
-                if e == rustix::io::Errno::WOULDBLOCK {
-                    Error::DataDirLocked {
-                        path: data_dir.to_path_buf(),
-                    }
-                } else {
-                    Error::io("lock data directory", &lock_path, e.into())
-                }
-            },
-        )?;
+        let lock = crate::dir_lock::lock_exclusive(data_dir, LOCK_FILE, "lock data directory")?;
         let manager = LogManager {
             data_dir: data_dir.to_path_buf(),
             _lock: lock,
