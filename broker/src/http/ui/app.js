@@ -155,6 +155,19 @@
   /** Replaces the children of el (a slot that refresh() fills). */
   const put = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c != null));
 
+  const shownData = new WeakMap();
+  /**
+   * Rebuilds slot from build() only when `data` differs from what the slot
+   * shows: an unchanged table keeps its nodes, so a click, a text selection
+   * or keyboard focus in it survives the refresh.
+   */
+  function update(slot, data, build) {
+    const key = JSON.stringify(data);
+    if (shownData.get(slot) === key) return;
+    shownData.set(slot, key);
+    put(slot, build());
+  }
+
   /** A definition list of label/value pairs, each value with a test id. */
   function facts(pairs) {
     return h('dl', { class: 'facts' }, pairs.map(([label, value, testid]) => h('div', {},
@@ -524,7 +537,7 @@
             }, 'Delete'),
           },
         }));
-        put(list, dataTable({
+        update(list, topics, () => dataTable({
           testid: 'topics-table',
           caption: `${topics.length} topic${topics.length === 1 ? '' : 's'}`,
           columns: [
@@ -583,14 +596,14 @@
           api('GET', `/api/topics/${seg(name)}/partitions`),
         ]);
         const records = parts.reduce((n, p) => n + (p.log_end_offset - p.log_start_offset), 0);
-        put(summary, facts([
+        update(summary, [t, parts], () => facts([
           ['Routing', t.routing, 'topic-routing'],
           ['Partitions', count(t.partitions), 'topic-partitions'],
           ['Records kept', count(records), 'topic-records'],
           ['Size on disk', bytes(t.size_bytes), 'topic-size'],
           ['Alternate topic', t.alternate_topic ? link('#/topics/' + seg(t.alternate_topic), t.alternate_topic) : null, 'topic-alternate'],
         ]));
-        put(partitions, dataTable({
+        update(partitions, parts, () => dataTable({
           testid: 'partitions-table',
           columns: [
             { key: 'partition', label: 'Partition', numeric: true },
@@ -620,7 +633,7 @@
         }));
         const bound = Array.isArray(t.bindings) ? t.bindings : [];
         bindForm.hidden = t.routing === 'hash';
-        put(bindings, t.routing === 'hash' && bound.length === 0
+        update(bindings, [t.routing, bound], () => t.routing === 'hash' && bound.length === 0
           ? h('p', { class: 'muted' }, 'This topic routes by key hash: bindings apply to direct and topic routing.')
           : dataTable({
             testid: 'bindings-table',
@@ -652,7 +665,7 @@
             empty: 'No bindings: records with a routing key are unroutable until one is added.',
           }));
         const cfg = Object.entries(t.configs || {}).sort(([a], [b]) => a.localeCompare(b));
-        put(configs, dataTable({
+        update(configs, cfg, () => dataTable({
           testid: 'configs-table',
           columns: [{ key: 'key', label: 'Key' }, { key: 'value', label: 'Value' }],
           rows: cfg.map(([k, v]) => ({ cells: { key: h('code', {}, k), value: String(v) } })),
@@ -679,7 +692,7 @@
       return {
         async refresh() {
           const groups = await api('GET', '/api/groups');
-          put(list, dataTable({
+          update(list, groups, () => dataTable({
             testid: 'groups-table',
             caption: `${groups.length} group${groups.length === 1 ? '' : 's'}`,
             columns: [
@@ -723,14 +736,14 @@
           const g = await api('GET', '/api/groups/' + seg(name));
           const rows = Array.isArray(g.offsets) ? g.offsets : [];
           const lag = rows.reduce((n, o) => n + (Number(o.lag) || 0), 0);
-          put(summary, facts([
+          update(summary, g, () => facts([
             ['Kind', g.kind, 'group-kind'],
             ['State', g.state, 'group-state'],
             ['Generation', count(g.generation), 'group-generation'],
             ['Members', count((g.members || []).length), 'group-members'],
             ['Total lag', count(lag), 'group-lag'],
           ]));
-          put(offsets, dataTable({
+          update(offsets, rows, () => dataTable({
             testid: 'group-offsets-table',
             columns: [
               { key: 'topic', label: 'Topic' },
@@ -753,7 +766,7 @@
             })),
             empty: 'No committed offsets and no assignment.',
           }));
-          put(members, dataTable({
+          update(members, g.members, () => dataTable({
             testid: 'group-members-table',
             columns: [
               { key: 'member', label: 'Member id' },
@@ -860,7 +873,7 @@
 
       async function load() {
         if (!shown || !shown.topic) {
-          put(results);
+          update(results, null, () => []);
           status.textContent = 'Pick a topic, partition and offset.';
           next.disabled = true;
           return;
@@ -878,7 +891,7 @@
           ? `No records at offset ${count(offset)} of ${topic}-${partition} (high watermark ${count(page.high_watermark)}).`
           : `${topic}-${partition}: offsets ${count(msgs[0].offset)} to ${count(msgs[msgs.length - 1].offset)}` +
             ` of ${count(page.high_watermark)} (high watermark); next page starts at ${count(page.next_offset)}.`;
-        put(results, dataTable({
+        update(results, page, () => dataTable({
           testid: 'messages-table',
           columns: [
             { key: 'offset', label: 'Offset', numeric: true },
