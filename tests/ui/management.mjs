@@ -254,10 +254,10 @@ async function main() {
     await step('the groups view shows the group\'s lag, in total and per partition', async () => {
       const total = PER_PARTITION.reduce((a, b) => a + b, 0) - CONSUMED;
       await go(page, 'groups', byTestId('groups-table'));
-      await expectCell(page, 'group-row-' + GROUP, 'lag', String(total));
-      await expectCell(page, 'group-row-' + GROUP, 'kind', 'consumer');
-      await expectCell(page, 'group-row-' + GROUP, 'members', '0');
-      await page.click(`${byTestId('group-row-' + GROUP)} [data-col="name"] a`);
+      await expectCell(page, 'group-row-consumer-' + GROUP, 'lag', String(total));
+      await expectCell(page, 'group-row-consumer-' + GROUP, 'kind', 'consumer');
+      await expectCell(page, 'group-row-consumer-' + GROUP, 'members', '0');
+      await page.click(`${byTestId('group-row-consumer-' + GROUP)} [data-col="name"] a`);
       await page.waitForSelector(byTestId('group-offsets-table'));
       for (const [p, e] of expected.entries()) {
         const row = `group-offset-${TOPIC}-${p}`;

@@ -703,9 +703,10 @@
               { key: 'lag', label: 'Lag', numeric: true },
             ],
             rows: groups.map((g) => ({
-              attrs: { 'data-testid': 'group-row-' + g.name },
+              // A name can be a consumer group and a share group at once.
+              attrs: { 'data-testid': `group-row-${g.kind}-${g.name}` },
               cells: {
-                name: link('#/groups/' + seg(g.name), g.name),
+                name: link(`#/groups/${seg(g.name)}${g.kind === 'share' ? '?kind=share' : ''}`, g.name),
                 kind: g.kind,
                 state: g.state,
                 members: count(g.members),
@@ -721,7 +722,8 @@
 
   views.group = {
     title: 'Group',
-    mount(root, { name }) {
+    mount(root, { name, params }) {
+      const kind = params.get('kind') === 'share' ? 'share' : 'consumer';
       const summary = h('div');
       const members = h('div', { class: 'table-wrap' });
       const offsets = h('div', { class: 'table-wrap' });
@@ -733,7 +735,7 @@
         h('h2', {}, 'Members'), members);
       return {
         async refresh() {
-          const g = await api('GET', '/api/groups/' + seg(name));
+          const g = await api('GET', `/api/groups/${seg(name)}${kind === 'share' ? '?kind=share' : ''}`);
           const rows = Array.isArray(g.offsets) ? g.offsets : [];
           const lag = rows.reduce((n, o) => n + (Number(o.lag) || 0), 0);
           update(summary, g, () => facts([
@@ -759,8 +761,8 @@
                 topic: link('#/topics/' + seg(o.topic), o.topic),
                 partition: String(o.partition),
                 committed: o.committed_offset === null ? null : count(o.committed_offset),
-                end: count(o.log_end_offset),
-                lag: count(o.lag),
+                end: o.log_end_offset === null ? null : count(o.log_end_offset),
+                lag: o.lag === null ? null : count(o.lag),
                 owner: o.owner === null ? null : h('code', {}, o.owner),
               },
             })),
@@ -777,7 +779,7 @@
               attrs: { 'data-testid': 'member-row-' + m.member_id },
               cells: {
                 member: h('code', {}, m.member_id),
-                client: m.client_id,
+                client: m.client_id === null ? null : m.client_id,
                 partitions: (m.partitions || []).map((p) => `${p.topic}-${p.partition}`).join(', ') || none(),
               },
             })),
@@ -994,7 +996,7 @@
     if (first === 'topics' && parts.length === 1) return { view: views.topics, args: {}, nav: 'topics' };
     if (first === 'topics' && parts.length === 2) return { view: views.topic, args: { name: second }, nav: 'topics' };
     if (first === 'groups' && parts.length === 1) return { view: views.groups, args: {}, nav: 'groups' };
-    if (first === 'groups' && parts.length === 2) return { view: views.group, args: { name: second }, nav: 'groups' };
+    if (first === 'groups' && parts.length === 2) return { view: views.group, args: { name: second, params }, nav: 'groups' };
     if (first === 'messages' && parts.length === 1) return { view: views.messages, args: { params }, nav: 'messages' };
     if (first === 'connections' && parts.length === 1) return { view: views.connections, args: {}, nav: 'connections' };
     return { view: views.notFound, args: {}, nav: null };
