@@ -50,10 +50,14 @@ const watchdog = setTimeout(() => {
 }, RUN_DEADLINE_MS);
 watchdog.unref();
 
+// The CLI gets this script's environment without its own variables.
+const cliEnv = Object.fromEntries(Object.entries(process.env)
+  .filter(([k]) => !['WARREN_UI_URL', 'WARREN_BIN', 'WARREN_UI_SCREENSHOT'].includes(k)));
+
 /** Runs `warren ARGS` with `input` on stdin; resolves {stdout, stderr}, rejects on failure. */
 function warren(args, input = '') {
   return new Promise((resolve, reject) => {
-    const child = spawn(warrenBin, [...args, '--broker', brokerAddr], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(warrenBin, [...args, '--broker', brokerAddr], { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -276,7 +280,7 @@ async function main() {
 
     await step('an open CLI connection is listed in the connections view', async () => {
       const child = spawn(warrenBin, ['consume', TOPIC, '--timeout-ms', '60000', '--broker', brokerAddr],
-        { stdio: ['ignore', 'ignore', 'pipe'] });
+        { stdio: ['ignore', 'ignore', 'ignore'], env: cliEnv });
       try {
         await go(page, 'connections', byTestId('connections-table'));
         await eventually('a connection row', async () => {
@@ -289,16 +293,20 @@ async function main() {
       }
     });
 
+    // For the screenshot: about a minute of varying traffic, still flowing
+    // when the picture is taken, so the chart has a shape.
+    let traffic = null;
     if (screenshot) {
-      await step('more traffic for the screenshot\'s chart', async () => {
-        // Batches 6 s apart, so several of the broker's 5 s samples differ.
-        for (let round = 0; round < 4; round += 1) {
-          const lines = Array.from({ length: 3000 * (round + 1) }, (_, i) => `demo-${round}-${i} ${'x'.repeat(100)}\n`).join('');
+      traffic = (async () => {
+        for (let round = 0; round < 14; round += 1) {
+          const n = 800 * (1 + (round % 5));
+          const lines = Array.from({ length: n }, (_, i) => `demo-${round}-${i} ${'x'.repeat(120)}\n`).join('');
           await warren(['produce', TOPIC], lines);
-          await warren(['consume', TOPIC, '--from-beginning', '--max-messages', '2000', '--timeout-ms', '5000']);
-          await new Promise((r) => setTimeout(r, 6000));
+          await warren(['consume', TOPIC, '--from-beginning', '--max-messages', String(n * 2), '--timeout-ms', '3000']);
+          await new Promise((r) => setTimeout(r, 3500));
         }
-      });
+      })();
+      await step('traffic for the screenshot\'s chart', () => new Promise((r) => setTimeout(r, 55_000)));
     }
 
     await step('the overview counts the topic, its partitions and disk use', async () => {
@@ -317,11 +325,14 @@ async function main() {
       if (screenshot) {
         const path = join(repoRoot, 'docs', 'management-page.png');
         await page.waitForTimeout(3500); // one more refresh, so the last sample is drawn
-        await page.screenshot({ path });
+        // Down to the charts: the README needs no empty page below them.
+        const main = await page.$eval('main', (m) => m.getBoundingClientRect().bottom);
+        await page.screenshot({ path, clip: { x: 0, y: 0, width: 1280, height: Math.min(860, Math.ceil(main)) } });
         const size = statSync(path).size;
         log(`  wrote ${path} (${size} bytes)`);
         if (size > SCREENSHOT_MAX_BYTES) throw new Error(`the screenshot is ${size} bytes, over ${SCREENSHOT_MAX_BYTES}`);
       }
+      if (traffic) await traffic;
     });
 
     await step('a topic is deleted through the page, only after the confirmation', async () => {

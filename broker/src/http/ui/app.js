@@ -188,17 +188,19 @@
       v /= 1024;
       i += 1;
     }
-    return (i === 0 ? String(Math.round(v)) : v.toFixed(v < 10 ? 2 : 1)) + ' ' + units[i];
+    // Number() drops the zeros toFixed pads with: "250 KiB", "1.5 MiB".
+    return (i === 0 ? String(Math.round(v)) : String(Number(v.toFixed(v < 10 ? 2 : 1)))) + ' ' + units[i];
   }
 
   /** A rate with a short unit: 1.5k, 2.3M. */
   function rate(n) {
     if (typeof n !== 'number' || !isFinite(n)) return String(n);
     const abs = Math.abs(n);
-    if (abs >= 1e9) return (n / 1e9).toFixed(1) + 'G';
-    if (abs >= 1e6) return (n / 1e6).toFixed(1) + 'M';
-    if (abs >= 1e3) return (n / 1e3).toFixed(1) + 'k';
-    return abs >= 10 || n === 0 ? String(Math.round(n)) : n.toFixed(1);
+    const short = (x) => String(Number(x.toFixed(1)));
+    if (abs >= 1e9) return short(n / 1e9) + 'G';
+    if (abs >= 1e6) return short(n / 1e6) + 'M';
+    if (abs >= 1e3) return short(n / 1e3) + 'k';
+    return abs >= 10 || n === 0 ? String(Math.round(n)) : short(n);
   }
 
   const bytesRate = (n) => bytes(n) + '/s';
@@ -321,12 +323,18 @@
 
   // ---------------------------------------------------------------- chart
 
-  /** Round up to 1, 2, 2.5 or 5 times a power of ten. */
-  function niceCeil(v) {
+  /** The smallest 1, 2, 2.5 or 5 times a power of ten that is >= v: a decimal grid step. */
+  function niceStep(v) {
     if (!(v > 0)) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+    for (const m of [1, 2, 2.5, 5]) if (v <= m * p) return m * p;
     return 10 * p;
+  }
+
+  /** The smallest power of two >= v: a bytes grid reads 256 KiB, 512 KiB, 768 KiB, 1 MiB. */
+  function binaryStep(v) {
+    if (!(v > 1)) return 1;
+    return Math.pow(2, Math.ceil(Math.log2(v)));
   }
 
   /**
@@ -334,7 +342,7 @@
    * [{key, label, cls}], y from 0 to a round maximum, x the time span of the
    * samples (the last 10 minutes at most, one minute at least).
    */
-  function lineChart({ testid, title, samples, series, format }) {
+  function lineChart({ testid, title, samples, series, format, step = niceStep }) {
     const W = 640;
     const H = 220;
     const M = { left: 76, right: 14, top: 12, bottom: 26 };
@@ -356,14 +364,16 @@
     const shown = good.filter((s) => s.time_ms >= t0);
     let max = 0;
     for (const s of shown) for (const se of series) max = Math.max(max, Number(s[se.key]) || 0);
-    const yMax = niceCeil(max);
+    // At most four grid steps of a round size, the top one just above the peak.
+    const yStep = step(max / 4);
+    const ticks = Math.max(1, Math.ceil(max / yStep));
+    const yMax = ticks * yStep;
     const x = (t) => M.left + ((t - t0) / (t1 - t0)) * pw;
     const y = (v) => M.top + ph - (Math.max(0, Number(v) || 0) / yMax) * ph;
 
     const grid = svg('g', { class: 'grid' });
-    const TICKS = 4;
-    for (let i = 0; i <= TICKS; i += 1) {
-      const v = (yMax * i) / TICKS;
+    for (let i = 0; i <= ticks; i += 1) {
+      const v = yStep * i;
       const yy = y(v);
       grid.append(
         svg('line', { x1: M.left, x2: W - M.right, y1: yy, y2: yy }),
@@ -447,7 +457,7 @@
           put(bytesChart,
             lineChart({
               testid: 'chart-bytes', title: 'Bytes in and out per second', samples,
-              series: bytesSeries, format: bytesRate,
+              series: bytesSeries, format: bytesRate, step: binaryStep,
             }),
             legend(samples, bytesSeries, bytesRate));
           put(recordsChart,
