@@ -111,6 +111,16 @@ async function expectCell(page, rowTestId, col, want) {
   });
 }
 
+/** Fails when a form control has no <label>, or a button no accessible text. */
+async function expectLabelled(page) {
+  const bad = await page.$$eval('input, select, textarea, button', (els) => els
+    .filter((el) => (el.tagName === 'BUTTON'
+      ? !(el.textContent.trim() || el.getAttribute('aria-label'))
+      : el.labels.length === 0))
+    .map((el) => el.outerHTML.slice(0, 80)));
+  if (bad.length > 0) throw new Error(`unlabelled controls: ${bad.join(', ')}`);
+}
+
 async function go(page, nav, ready) {
   await page.click(byTestId('nav-' + nav));
   await page.waitForSelector(ready, { timeout: WAIT_MS });
@@ -160,6 +170,7 @@ async function main() {
 
     await step('a topic is created through the form', async () => {
       await go(page, 'topics', byTestId('topics-table'));
+      await expectLabelled(page);
       await page.fill(byTestId('create-topic-name'), TOPIC);
       await page.fill(byTestId('create-topic-partitions'), String(PER_PARTITION.length));
       await page.selectOption(byTestId('create-topic-routing'), 'hash');
@@ -212,6 +223,7 @@ async function main() {
     await step('the message browser pages through partition 0', async () => {
       await go(page, 'messages', byTestId('messages-form'));
       await eventually('topic option', async () => (await page.$(`${byTestId('messages-topic')} option[value="${TOPIC}"]`)) !== null);
+      await expectLabelled(page);
       await page.selectOption(byTestId('messages-topic'), TOPIC);
       await page.fill(byTestId('messages-partition'), '0');
       await page.fill(byTestId('messages-offset'), '0');
