@@ -32,6 +32,9 @@
   const SAMPLE_GAP_MS = 12000;
   const CHART_WINDOW_MS = 10 * 60 * 1000;
   const CHART_MIN_SPAN_MS = 60 * 1000;
+  // A call that takes longer is abandoned with an error, so a hung broker
+  // cannot stop the refresh for good.
+  const API_TIMEOUT_MS = 15000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -60,7 +63,7 @@
     const headers = { Accept: 'application/json' };
     const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = 'Bearer ' + token;
-    const init = { method, headers, cache: 'no-store' };
+    const init = { method, headers, cache: 'no-store', signal: AbortSignal.timeout(API_TIMEOUT_MS) };
     if (body !== undefined) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -69,6 +72,9 @@
     try {
       res = await fetch(path, init);
     } catch (e) {
+      if (e.name === 'TimeoutError') {
+        throw new ApiError(0, 'TIMEOUT', `${method} ${path}: no answer from the broker in ${API_TIMEOUT_MS / 1000} s`);
+      }
       throw new ApiError(0, 'UNREACHABLE', 'Cannot reach the broker: ' + e.message);
     }
     if (res.status === 401) {
@@ -1014,7 +1020,7 @@
 
   let current = null; // { refresh } of the mounted view
   let generation = 0; // bumps on every mount, so a late answer for an old view is ignored
-  let inFlight = false;
+  let inFlight = 0; // refreshes not yet answered (an old view's may still run)
   let lastRefresh = null;
   let loginShown = false;
 
@@ -1037,7 +1043,7 @@
   async function refreshSafely() {
     if (!current || loginShown) return;
     const gen = generation;
-    inFlight = true;
+    inFlight += 1;
     try {
       await current.refresh();
       if (gen !== generation) return;
@@ -1046,7 +1052,7 @@
     } catch (e) {
       if (gen === generation) showError(e, 'refresh');
     } finally {
-      inFlight = false;
+      inFlight -= 1;
       showRefreshState();
     }
   }
@@ -1061,7 +1067,7 @@
   }
 
   function tick() {
-    if (document.hidden || loginShown || inFlight) return;
+    if (document.hidden || loginShown || inFlight > 0) return;
     if (editing()) {
       showRefreshState();
       return;
@@ -1100,6 +1106,7 @@
         method: 'POST',
         headers: { Authorization: 'Basic ' + btoa(binary), Accept: 'application/json' },
         cache: 'no-store',
+        signal: AbortSignal.timeout(API_TIMEOUT_MS),
       });
     } catch (e) {
       throw new ApiError(0, 'UNREACHABLE', 'Cannot reach the broker: ' + e.message);
