@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     /// Settings for topics created without them (each topic's own settings are
     /// stored with it).
     pub log: LogConfig,
+    /// Prometheus metrics at `GET /metrics` on the HTTP port. Off, every
+    /// metric handle is a no-op and `/metrics` answers 404 (for measuring
+    /// what metrics cost). Default true.
+    pub metrics: bool,
 }
 
 impl Default for BrokerConfig {
@@ -77,6 +81,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 300_000,
             log: LogConfig::default(),
+            metrics: true,
         }
     }
 }
@@ -181,6 +186,7 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "group_heartbeat_interval_ms",
         "group_min_session_timeout_ms",
         "group_max_session_timeout_ms",
+        "metrics",
     ];
     const LOG: &[&str] = &[
         "segment_bytes",

@@ -20,6 +20,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
@@ -27,10 +28,12 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::Decoder;
+use warren_protocol::ErrorCode;
 use warren_protocol::frame::RequestCodec;
 use warren_storage::FileSlice;
 
 use crate::connections::ConnectionInfo;
+use crate::metrics::Metrics;
 use crate::request::{self, Reply};
 use crate::response::Chunk;
 use crate::server::Shared;
@@ -44,6 +47,10 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 struct Queued {
     reply: Reply,
     permit: OwnedSemaphorePermit,
+    /// For a [`Reply::Later`]: the api key and start time its metrics are
+    /// recorded with once the task's response is ready.
+    api_key: u16,
+    started: Option<Instant>,
 }
 
 /// Serves one connection until the peer closes it, it misbehaves, or the broker
@@ -54,7 +61,12 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let info = Arc::clone(&registration.info);
     let (mut reader, writer) = socket.into_split();
     let (tx, rx) = mpsc::channel::<Queued>(shared.config.max_inflight_requests);
-    let write_task = tokio::spawn(write_loop(writer, rx, Arc::clone(&info)));
+    let write_task = tokio::spawn(write_loop(
+        writer,
+        rx,
+        Arc::clone(&info),
+        Arc::clone(&shared.metrics),
+    ));
     let inflight = Arc::new(Semaphore::new(shared.config.max_inflight_bytes));
     let mut codec = RequestCodec::new(shared.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
@@ -77,11 +89,30 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 },
                 () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
             };
+            let started = shared.metrics.request_started();
+            let api_key = frame.header.api_key;
             let reply = request::handle(frame, &shared);
-            if matches!(reply, Reply::None) {
-                continue;
+            match &reply {
+                Reply::Now(response) => {
+                    shared
+                        .metrics
+                        .request_done(api_key, response.code, started, Instant::now());
+                }
+                Reply::None => {
+                    shared
+                        .metrics
+                        .request_done(api_key, ErrorCode::NONE, started, Instant::now());
+                    continue;
+                }
+                Reply::Later(_) => {}
             }
-            if tx.send(Queued { reply, permit }).await.is_err() {
+            let queued = Queued {
+                reply,
+                permit,
+                api_key,
+                started,
+            };
+            if tx.send(queued).await.is_err() {
                 break 'conn "write failed".to_string();
             }
         }
@@ -110,13 +141,17 @@ async fn write_loop(
     mut writer: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Queued>,
     info: Arc<ConnectionInfo>,
+    metrics: Arc<Metrics>,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
     while let Some(queued) = rx.recv().await {
         let response = match queued.reply {
             Reply::Now(r) => r,
             Reply::Later(task) => match task.await {
-                Ok(r) => r,
+                Ok((r, ready)) => {
+                    metrics.request_done(queued.api_key, r.code, queued.started, ready);
+                    r
+                }
                 Err(e) => {
                     // A handler task panicked or was cancelled: the stream's
                     // order can no longer be kept, so close the connection.

@@ -23,6 +23,8 @@
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
+//! - [`metrics`]: the broker's Prometheus metrics: its own recorder, cached handles,
+//!   per-partition probes, and the families rendered from state at scrape time.
 //! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
@@ -38,6 +40,7 @@ pub mod error;
 pub mod groups;
 mod http;
 pub mod meta;
+pub mod metrics;
 mod request;
 mod response;
 pub mod routing;

@@ -49,6 +49,8 @@ pub struct Shared {
     pub advertised: SocketAddr,
     /// Open native-protocol connections.
     pub connections: crate::connections::Connections,
+    /// This broker's Prometheus metrics (its own recorder; see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The broker; see [`Broker::start`].
@@ -77,6 +79,9 @@ impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         config.validate()?;
         let data_dir = config.data_dir.clone();
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics));
+        let storage_metrics = metrics.storage();
+        let metrics_enabled = metrics.enabled();
         let (topics, kv) = tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore)> {
             std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
                 path: data_dir.clone(),
@@ -86,17 +91,18 @@ impl Broker {
                     source: e,
                 },
             })?;
-            let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
-                path: data_dir.clone(),
-                source,
-            })?;
+            let manager = LogManager::open_with_metrics(&data_dir, storage_metrics.clone())
+                .map_err(|source| Error::Storage {
+                    path: data_dir.clone(),
+                    source,
+                })?;
             let kv_dir = manager.meta_dir().join("kv");
-            let kv =
-                KvStore::open(&kv_dir, KvConfig::default()).map_err(|source| Error::Storage {
+            let kv = KvStore::open_with_metrics(&kv_dir, KvConfig::default(), storage_metrics)
+                .map_err(|source| Error::Storage {
                     path: kv_dir.clone(),
                     source,
                 })?;
-            let topics = Topics::new(Arc::new(manager));
+            let topics = Topics::with_metrics(Arc::new(manager), metrics_enabled);
             let bindings = topics.load_bindings(&kv).map_err(|source| Error::Storage {
                 path: kv_dir,
                 source,
@@ -169,12 +175,14 @@ impl Broker {
             shutdown: CancellationToken::new(),
             advertised: local_addr,
             connections: Default::default(),
+            metrics,
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
         let http = tokio::spawn(crate::http::serve(http_listener, Arc::clone(&shared)));
         let share_timers = tokio::spawn(crate::share::run_timers(Arc::clone(&shared)));
+        tokio::spawn(crate::metrics::run_upkeep(Arc::clone(&shared)));
         Ok(RunningBroker {
             shared,
             local_addr,

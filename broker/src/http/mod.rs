@@ -14,10 +14,13 @@ use tokio::net::TcpListener;
 
 use crate::server::Shared;
 
+mod metrics;
+
 /// Every route the HTTP listener serves, with the broker's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(metrics::routes())
         .with_state(shared)
 }
 

@@ -12,6 +12,7 @@
 //! `UNSUPPORTED_VERSION`. The connection stays open in all three cases.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -43,8 +44,10 @@ mod share_fetch;
 pub enum Reply {
     /// The response is ready.
     Now(Response),
-    /// The response comes from a task (it waits for something).
-    Later(JoinHandle<Response>),
+    /// The response comes from a task (it waits for something), with the
+    /// moment it was ready (the request-latency metric ends there, not when
+    /// the connection's writer gets to it behind earlier replies).
+    Later(JoinHandle<(Response, Instant)>),
     /// No response at all (produce with acks=0).
     None,
 }
@@ -52,7 +55,10 @@ pub enum Reply {
 impl Reply {
     /// A reply from a future, run as its own task.
     pub fn later(f: impl Future<Output = Response> + Send + 'static) -> Reply {
-        Reply::Later(tokio::spawn(f))
+        Reply::Later(tokio::spawn(async move {
+            let response = f.await;
+            (response, Instant::now())
+        }))
     }
 }
 

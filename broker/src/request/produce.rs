@@ -86,7 +86,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
         return if req.acks == 0 {
             Reply::None
         } else {
-            Reply::Now(Response::ok(cid, &response))
+            Reply::Now(Response::ok(cid, &response).with_code(first_error(&response)))
         };
     }
     let timeout = Duration::from_millis(u64::from(req.timeout_ms.max(1)));
@@ -115,8 +115,20 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
                 }
             }
         }
-        Response::ok(cid, &response)
+        Response::ok(cid, &response).with_code(first_error(&response))
     })
+}
+
+/// The first partition-level error of the response (`NONE` if none): the
+/// request's outcome in `warren_requests_total`.
+fn first_error(response: &ProduceResponse) -> ErrorCode {
+    response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .find(|&code| code != ErrorCode::NONE)
+        .unwrap_or(ErrorCode::NONE)
 }
 
 /// Appends one entry's batch where it goes: the explicit partition, or the
@@ -162,6 +174,10 @@ fn append_entry(
         match partition.log.append(&entry.records) {
             Ok(info) => {
                 partition.appended();
+                partition.metrics.produced(
+                    info.last_offset.0 - info.base_offset.0 + 1,
+                    entry.records.len() as u64,
+                );
                 if partition.syncs_before_visible() {
                     note_sync(syncs, partition, info.log_end_offset, None);
                 }

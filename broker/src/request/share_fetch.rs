@@ -196,9 +196,13 @@ impl Plan {
     fn response(&self, entries: Vec<(u32, ErrorCode, Acquisition)>) -> Response {
         let mut chunks = Vec::new();
         let mut head = BytesMut::with_capacity(256);
+        let mut first_error = ErrorCode::NONE;
         head.put_u32(u32::try_from(self.lock_timeout.as_millis()).unwrap_or(u32::MAX));
         put_array_len(&mut head, entries.len());
         for (partition, code, a) in entries {
+            if first_error == ErrorCode::NONE {
+                first_error = code;
+            }
             put_share_partition_head(
                 &mut head,
                 partition,
@@ -224,6 +228,9 @@ impl Plan {
         frame_head.put_u32(self.cid);
         frame_head.put_u16(ErrorCode::NONE.0);
         chunks.insert(0, Chunk::Bytes(frame_head.freeze()));
-        Response { chunks }
+        Response {
+            chunks,
+            code: first_error,
+        }
     }
 }

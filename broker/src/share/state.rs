@@ -223,6 +223,15 @@ impl ShareState {
         self.start_offset + self.entries.len() as u64
     }
 
+    /// Records acquired and not yet acknowledged, released or expired. Walks
+    /// the window (at most [`MAX_IN_FLIGHT_RECORDS`] entries): for metrics.
+    pub fn in_flight(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, RecordState::Acquired { .. }))
+            .count() as u64
+    }
+
     /// Whether something changed since the state was last written.
     pub fn is_dirty(&self) -> bool {
         self.dirty
