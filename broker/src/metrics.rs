@@ -479,13 +479,13 @@ fn render_state(out: &mut String, shared: &Shared) {
         ),
         (
             names::FETCHED_RECORDS_TOTAL,
-            "Offsets covered by the whole batches Fetch responses carried \
-             (from batch offsets; records are not decoded).",
+            "Records delivered: offsets covered by the whole batches Fetch responses \
+             carried (from batch offsets, not decoded), and records ShareFetch acquired.",
             |c| &c.fetched_records,
         ),
         (
             names::FETCHED_BYTES_TOTAL,
-            "RecordBatch bytes Fetch responses carried (sent with sendfile).",
+            "RecordBatch bytes Fetch and ShareFetch responses carried (sent with sendfile).",
             |c| &c.fetched_bytes,
         ),
     ];

@@ -234,6 +234,7 @@ async fn share_groups_show_in_flight_and_dead_lettered_records() -> Result<()> {
     let dead = "warren_dead_lettered_records_total{group=\"workers\",topic=\"jobs\"}";
     ensure!(m.get(inflight)? == 4.0);
     ensure!(m.get(dead)? == 0.0);
+    ensure!(m.get(&part("warren_fetched_records_total", "jobs", 0))? == 4.0);
     // Accept offsets 0-1, reject 2-3: two records go to the dead-letter topic.
     c.call(&ShareAckRequest {
         group: "workers".into(),

@@ -176,6 +176,9 @@ impl Plan {
             }
             match sp.acquire(partition, &self.member, left, budget, deadline) {
                 Ok(a) if a.records > 0 => {
+                    // Acquired records are always sent (an acquisition is
+                    // never discarded), so they count as fetched now.
+                    partition.metrics.fetched(a.records, a.bytes);
                     left -= a.records;
                     budget = budget.saturating_sub(u32::try_from(a.bytes).unwrap_or(u32::MAX));
                     shared.share.schedule(sp, deadline);
