@@ -40,6 +40,8 @@ warm() {
     rm -f "$DIR/warm.tmp"
 }
 http_addr() { grep -o 'http=[0-9.:]*' "$DIR/broker.log" | head -1 | cut -d= -f2; }
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 
 declare -A V
 add() { V[$1]="${V[$1]:-} $2"; }
@@ -54,9 +56,15 @@ one() {
     fi
     BROKER_ARGS="--$mode" start_broker
     warm $((msgs * (size + 60) / 1048576 + 64))
+    local t0 t1
+    t0=$(cpu_ticks)
     out=$("$W" bench produce --broker "$ADDR" --topic "p" --partitions 1 --durability none \
         --messages "$msgs" --size "$size" --batch-bytes "$batch" --acks -1 --json)
+    t1=$(cpu_ticks)
     add "${load}_${mode}" "$(echo "$out" | field msgs_per_sec)"
+    # Broker CPU (user + system) per million messages: steadier than the
+    # rate when other processes compete for the two cores.
+    add "${load}_${mode}_cpu" "$(python3 -c "print(round(($t1 - $t0) / $CLK_TCK / $msgs * 1e6, 3))")"
     add "${load}_${mode}_mb" "$(echo "$out" | field mb_per_sec)"
     if [ "$mode" = metrics ]; then
         local produced
@@ -85,10 +93,10 @@ done
 m() { echo "${V[$1]}" | tr ' ' '\n' | grep . | median; }
 diff_pct() { python3 -c "print(f'{($1 - $2) / $2 * 100:+.1f}%')"; }
 echo
-echo "| Produce workload | metrics on (median of $RUNS) | metrics off | on vs off |"
-echo "|---|---|---|---|"
-echo "| 1 KiB msgs, 1 MiB batches, acks=-1, none | $(m big_metrics) msgs/s ($(m big_metrics_mb) MB/s) | $(m big_no-metrics) msgs/s ($(m big_no-metrics_mb) MB/s) | $(diff_pct "$(m big_metrics)" "$(m big_no-metrics)") |"
-echo "| 100 B msgs, 4 KiB batches, acks=-1, none | $(m small_metrics) msgs/s | $(m small_no-metrics) msgs/s | $(diff_pct "$(m small_metrics)" "$(m small_no-metrics)") |"
+echo "| Produce workload | metrics on (median of $RUNS) | metrics off | on vs off | broker CPU s per M msgs, on / off |"
+echo "|---|---|---|---|---|"
+echo "| 1 KiB msgs, 1 MiB batches, acks=-1, none | $(m big_metrics) msgs/s ($(m big_metrics_mb) MB/s) | $(m big_no-metrics) msgs/s ($(m big_no-metrics_mb) MB/s) | $(diff_pct "$(m big_metrics)" "$(m big_no-metrics)") | $(m big_metrics_cpu) / $(m big_no-metrics_cpu) ($(diff_pct "$(m big_metrics_cpu)" "$(m big_no-metrics_cpu)")) |"
+echo "| 100 B msgs, 4 KiB batches, acks=-1, none | $(m small_metrics) msgs/s | $(m small_no-metrics) msgs/s | $(diff_pct "$(m small_metrics)" "$(m small_no-metrics)") | $(m small_metrics_cpu) / $(m small_no-metrics_cpu) ($(diff_pct "$(m small_metrics_cpu)" "$(m small_no-metrics_cpu)")) |"
 echo
-echo "Every run's values (msgs/s; _mb: MB/s):"
+echo "Every run's values (msgs/s; _mb: MB/s; _cpu: broker CPU seconds per million messages):"
 for k in "${!V[@]}"; do echo "- $k:${V[$k]}"; done | sort

@@ -96,12 +96,12 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 Reply::Now(response) => {
                     shared
                         .metrics
-                        .request_done(api_key, response.code, started, Instant::now());
+                        .request_ready(api_key, response.code, started);
                 }
                 Reply::None => {
                     shared
                         .metrics
-                        .request_done(api_key, ErrorCode::NONE, started, Instant::now());
+                        .request_ready(api_key, ErrorCode::NONE, started);
                     continue;
                 }
                 Reply::Later(_) => {}

@@ -225,6 +225,14 @@ impl Metrics {
         self.exporter.as_ref().map(|_| Instant::now())
     }
 
+    /// [`request_done`](Self::request_done) for a response ready now; reads
+    /// the clock only when metrics are on.
+    pub fn request_ready(&self, api_key: u16, code: ErrorCode, started: Option<Instant>) {
+        if started.is_some() {
+            self.request_done(api_key, code, started, Instant::now());
+        }
+    }
+
     /// Records one request of api key `api_key` that ended with `code`,
     /// from `started` (see [`request_started`](Self::request_started)) to
     /// `ready`, when its response was ready to be written.
