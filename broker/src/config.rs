@@ -287,6 +287,31 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_on_by_default_and_switched_off_by_env_file_or_flag() {
+        let on = BrokerConfig::load(None, env(&[]), toml::Table::new()).unwrap();
+        assert!(on.metrics);
+        let off = BrokerConfig::load(
+            None,
+            env(&[("WARREN_METRICS", "false")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert!(!off.metrics);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warren.toml");
+        std::fs::write(&file, "metrics = false\n").unwrap();
+        assert!(
+            !BrokerConfig::load(Some(&file), env(&[]), toml::Table::new())
+                .unwrap()
+                .metrics
+        );
+        let mut flags = toml::Table::new();
+        flags.insert("metrics".into(), true.into());
+        let c = BrokerConfig::load(Some(&file), env(&[]), flags).unwrap();
+        assert!(c.metrics, "the flag beats the file");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("warren.toml");
