@@ -25,7 +25,9 @@
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
 //! - [`metrics`]: the broker's Prometheus metrics: its own recorder, cached handles,
 //!   per-partition probes, and the families rendered from state at scrape time.
-//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area).
+//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area);
+//!   [`http_api_routes`] lists the admin API's routes (the OpenAPI test compares them).
+//! - [`throughput`]: the traffic history the admin API's overview charts (a 5 s sampler).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 //! - [`share`]: share groups (queue semantics): per-record locks, acks,
@@ -46,8 +48,10 @@ mod response;
 pub mod routing;
 pub mod server;
 pub mod share;
+pub mod throughput;
 pub mod topics;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};
+pub use http::api::{ApiRoute, routes_served as http_api_routes};
 pub use server::{Broker, RunningBroker};
