@@ -13,6 +13,11 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tokio_util::codec::{Decoder, Encoder};
 use warren_protocol::api::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use warren_protocol::api::auth::{
+    AclEntry, AuthenticateRequest, AuthenticateResponse, CreateAclRequest, CreateUserRequest,
+    DeleteAclRequest, DeleteUserRequest, ListAclsRequest, ListAclsResponse, ListUsersRequest,
+    ListUsersResponse, Permission, UserListing,
+};
 use warren_protocol::api::bindings::{BindRequest, RoutingMode, UnbindRequest};
 use warren_protocol::api::fetch::{
     FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic,
@@ -116,6 +121,16 @@ fn decode_as_every_body(body: &Bytes) -> Result<(), TestCaseError> {
     decode_is_total_and_canonical::<ShareFetchResponse>(body)?;
     decode_is_total_and_canonical::<ShareAckRequest>(body)?;
     decode_is_total_and_canonical::<ShareAckResponse>(body)?;
+    decode_is_total_and_canonical::<AuthenticateRequest>(body)?;
+    decode_is_total_and_canonical::<AuthenticateResponse>(body)?;
+    decode_is_total_and_canonical::<CreateUserRequest>(body)?;
+    decode_is_total_and_canonical::<DeleteUserRequest>(body)?;
+    decode_is_total_and_canonical::<ListUsersRequest>(body)?;
+    decode_is_total_and_canonical::<ListUsersResponse>(body)?;
+    decode_is_total_and_canonical::<CreateAclRequest>(body)?;
+    decode_is_total_and_canonical::<DeleteAclRequest>(body)?;
+    decode_is_total_and_canonical::<ListAclsRequest>(body)?;
+    decode_is_total_and_canonical::<ListAclsResponse>(body)?;
     decode_is_total_and_canonical::<ErrorBody>(body)?;
     Ok(())
 }
@@ -415,6 +430,47 @@ fn sample_bodies() -> Vec<Bytes> {
         }),
         api::encode(&ShareAckResponse {
             partitions: vec![(3, ErrorCode::INVALID_RECORD_STATE)],
+        }),
+        api::encode(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from_static(b"n,,n=alice,r=abc"),
+        }),
+        api::encode(&AuthenticateResponse {
+            auth_bytes: Bytes::from_static(b"r=abcdef,s=c2FsdA==,i=4096"),
+        }),
+        api::encode(&CreateUserRequest {
+            name: "alice".into(),
+            superuser: true,
+            salt: Bytes::from_static(b"salt"),
+            iterations: 4096,
+            stored_key: [1; 32],
+            server_key: [2; 32],
+        }),
+        api::encode(&DeleteUserRequest {
+            name: "alice".into(),
+        }),
+        api::encode(&ListUsersResponse {
+            users: vec![UserListing {
+                name: "alice".into(),
+                superuser: true,
+            }],
+        }),
+        api::encode(&CreateAclRequest {
+            acl: AclEntry {
+                user: "bob".into(),
+                resource: "topic:orders.*".parse().unwrap(),
+                permission: Permission::Write,
+            },
+        }),
+        api::encode(&ListAclsRequest {
+            user: Some("bob".into()),
+        }),
+        api::encode(&ListAclsResponse {
+            acls: vec![AclEntry {
+                user: "bob".into(),
+                resource: "group:billing".parse().unwrap(),
+                permission: Permission::Admin,
+            }],
         }),
     ];
     bodies.into_iter().map(Result::unwrap).collect()

@@ -121,6 +121,18 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
         ApiKey::DescribeGroup => parse(cid, key, body, |r| groups::describe(cid, r, shared)),
         ApiKey::ShareFetch => parse(cid, key, body, |r| share_fetch::handle(cid, r, shared)),
         ApiKey::ShareAck => parse(cid, key, body, |r| share_ack::handle(cid, r, shared)),
+        // Served in the next step (users and ACLs in the broker).
+        ApiKey::Authenticate
+        | ApiKey::CreateUser
+        | ApiKey::DeleteUser
+        | ApiKey::ListUsers
+        | ApiKey::CreateAcl
+        | ApiKey::DeleteAcl
+        | ApiKey::ListAcls => Reply::Now(Response::error(
+            cid,
+            ErrorCode::UNSUPPORTED_VERSION,
+            format!("{} is not served yet", key.name()),
+        )),
     }
 }
 
