@@ -12,6 +12,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`auth`]: users, ACLs and per-connection sessions (who may do what).
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
 //! - `connection`: one connection's reader, writer, back-pressure and sendfile.
@@ -31,6 +32,7 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod auth;
 pub mod config;
 mod connection;
 pub mod connections;

@@ -49,6 +49,8 @@ pub struct Shared {
     pub advertised: SocketAddr,
     /// Open native-protocol connections.
     pub connections: crate::connections::Connections,
+    /// Users and ACLs (stored in `kv`); anonymous access while there are none.
+    pub auth: crate::auth::Auth,
 }
 
 /// The broker; see [`Broker::start`].
@@ -160,6 +162,7 @@ impl Broker {
             "warren broker started"
         );
         let groups = Coordinator::new(&config);
+        let auth = crate::auth::Auth::load(&kv);
         let shared = Arc::new(Shared {
             config,
             topics,
@@ -169,6 +172,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             advertised: local_addr,
             connections: Default::default(),
+            auth,
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);
