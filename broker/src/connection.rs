@@ -52,6 +52,7 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     tracing::info!(%peer, "connection opened");
     let registration = shared.connections.register(peer, false);
     let info = Arc::clone(&registration.info);
+    let mut session = crate::auth::Session::new(Arc::clone(&info));
     let (mut reader, writer) = socket.into_split();
     let (tx, rx) = mpsc::channel::<Queued>(shared.config.max_inflight_requests);
     let write_task = tokio::spawn(write_loop(writer, rx, Arc::clone(&info)));
@@ -77,7 +78,7 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 },
                 () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
             };
-            let reply = request::handle(frame, &shared);
+            let reply = request::handle(frame, &shared, &mut session);
             if matches!(reply, Reply::None) {
                 continue;
             }

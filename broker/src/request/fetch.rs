@@ -22,9 +22,11 @@ use warren_protocol::wire::put_array_len;
 use warren_storage::Offset;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::{Chunk, Response};
 use crate::server::Shared;
 use crate::topics::Partition;
+use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// One requested partition, resolved.
 struct Target {
@@ -41,11 +43,12 @@ struct Plan {
     topics: Vec<(String, Vec<Target>)>,
 }
 
-pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = grants.allows(ResourceType::Topic, &t.topic, Permission::Read);
             let topic = shared.topics.get(&t.topic);
             let targets = t
                 .partitions
@@ -53,6 +56,7 @@ pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
                 .map(|p| Target {
                     partition: p.partition,
                     log: match &topic {
+                        _ if !allowed => Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
                         None => Err(ErrorCode::UNKNOWN_TOPIC),
                         Some(topic) => topic
                             .partitions
