@@ -50,11 +50,13 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, warn};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
+use warren_protocol::api::auth::AuthenticateRequest;
 use warren_protocol::api::{self, ApiKey, Body, ErrorBody, Request};
 use warren_protocol::frame::{REQUEST_HEADER_BYTES, ResponseCodec, ResponseFrame};
+use warren_protocol::scram::ScramClient;
 use warren_protocol::{ErrorCode, frame};
 
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, Credentials, Mechanism};
 use crate::error::{Error, Result};
 
 /// Initial capacity of the read buffer; it grows to a whole frame as needed
@@ -207,6 +209,9 @@ impl Connection {
                     version,
                 });
             }
+        }
+        if let Some(credentials) = &config.credentials {
+            authenticate(&conn, credentials, timeout).await?;
         }
         debug!(addr = %conn.addr(), "connected");
         Ok(conn)
@@ -378,6 +383,61 @@ impl Connection {
     }
 }
 
+/// Authenticates a fresh connection (before any other request on it).
+///
+/// # Errors
+/// [`Error::AuthenticationFailed`] for a refusal or a broker that cannot prove
+/// it holds the credential; connection errors.
+async fn authenticate(
+    conn: &Connection,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<()> {
+    let fail = |message: String| Error::AuthenticationFailed {
+        addr: conn.addr(),
+        user: credentials.user.clone(),
+        message,
+    };
+    let refused = |e: Error| match e {
+        Error::Broker { code, message } => fail(format!("{}: {message}", code.name())),
+        other => other,
+    };
+    let request = |auth_bytes: Bytes| AuthenticateRequest {
+        mechanism: credentials.mechanism.name().into(),
+        auth_bytes,
+    };
+    match credentials.mechanism {
+        Mechanism::ScramSha256 => {
+            let client = ScramClient::new(&credentials.user, &credentials.password)
+                .map_err(|e| fail(e.to_string()))?;
+            let first = conn
+                .call(&request(Bytes::from(client.client_first())), timeout)
+                .await
+                .map_err(refused)?;
+            // PBKDF2 takes milliseconds: off the runtime's worker threads.
+            let (fin, client_final) =
+                tokio::task::spawn_blocking(move || client.handle_server_first(&first.auth_bytes))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                    .map_err(|e| fail(e.to_string()))?;
+            let last = conn
+                .call(&request(Bytes::from(client_final)), timeout)
+                .await
+                .map_err(refused)?;
+            fin.verify_server_final(&last.auth_bytes)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Mechanism::Plain => {
+            let message = format!("\0{}\0{}", credentials.user, credentials.password);
+            conn.call(&request(Bytes::from(message)), timeout)
+                .await
+                .map_err(refused)?;
+        }
+    }
+    debug!(addr = %conn.addr(), user = %credentials.user, "authenticated");
+    Ok(())
+}
+
 /// The version of `key` this client speaks (0 for every api today).
 fn key_version(key: ApiKey) -> u16 {
     ApiKey::SUPPORTED
@@ -398,7 +458,7 @@ pub(crate) fn decode_response<T: Body>(frame: ResponseFrame) -> Result<T> {
             Ok(body) => body.message,
             Err(e) => format!("(undecodable error body: {e})"),
         };
-        return Err(Error::Broker { code, message });
+        return Err(crate::error::from_header_code(code, message));
     }
     Ok(api::decode::<T>(frame.body)?)
 }

@@ -19,7 +19,12 @@
 //!   reject), redelivered with a delivery count, dead-lettered at the limit.
 //! - [`Admin`]: creates, deletes, lists and describes topics; binds and
 //!   unbinds routing keys; looks up offsets and metadata; lists and describes groups (with lag) and resets
-//!   their offsets.
+//!   their offsets; manages users and ACLs.
+//!
+//! Against a broker with users, set [`ConnectionConfig::credentials`]: every
+//! connection then authenticates (SCRAM-SHA-256 by default) before its first
+//! request, and auth failures come back as [`Error::AuthenticationFailed`],
+//! [`Error::AuthenticationRequired`] and [`Error::NotAuthorized`].
 //!
 //! Everything runs on the caller's tokio runtime.
 //!
@@ -69,9 +74,10 @@ pub mod share;
 #[cfg(test)]
 mod test_broker;
 
-pub use admin::{Admin, ListedOffset};
+pub use admin::{AclEntry, Admin, ListedOffset, Permission, Resource, ResourceType, UserListing};
 pub use config::{
-    Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig, ShareConsumerConfig,
+    Acks, ConnectionConfig, ConsumerConfig, Credentials, Mechanism, OffsetSpec, ProducerConfig,
+    ShareConsumerConfig,
 };
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};
