@@ -499,6 +499,23 @@ impl Grants {
         }
     }
 
+    /// Checks "describe" on a topic: seeing that it exists, its partitions and
+    /// configs. Any of read or write allows it (admin implies both), so a
+    /// write-only producer can learn partition counts and limits (Kafka's
+    /// DESCRIBE is implied by READ and WRITE the same way).
+    ///
+    /// # Errors
+    /// [`Denied`] saying why.
+    pub fn check_describe(&self, resource_type: ResourceType, name: &str) -> Result<(), Denied> {
+        self.check(resource_type, name, Permission::Read)
+            .or_else(|_| self.check(resource_type, name, Permission::Write))
+    }
+
+    /// [`check_describe`](Self::check_describe) as a bool.
+    pub fn allows_describe(&self, resource_type: ResourceType, name: &str) -> bool {
+        self.check_describe(resource_type, name).is_ok()
+    }
+
     /// [`check`](Self::check) as a bool.
     pub fn allows(&self, resource_type: ResourceType, name: &str, needed: Permission) -> bool {
         self.check(resource_type, name, needed).is_ok()
@@ -786,6 +803,8 @@ mod tests {
         let bob = auth.grants_for(Some("bob"));
         let topic = ResourceType::Topic;
         assert!(bob.allows(topic, "orders.eu", Permission::Write));
+        assert!(bob.allows_describe(topic, "orders.eu"));
+        assert!(!bob.allows_describe(topic, "payments"));
         assert_eq!(
             bob.check(topic, "orders.eu", Permission::Read),
             Err(Denied::Unauthorized)

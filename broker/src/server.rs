@@ -154,6 +154,8 @@ impl Broker {
                 source: std::io::Error::other(e),
             })?
         };
+        // Logs whether anonymous access is on, before the "started" line.
+        let auth = crate::auth::Auth::load(&kv);
         tracing::info!(
             listen = %local_addr,
             http = %http_addr,
@@ -162,7 +164,6 @@ impl Broker {
             "warren broker started"
         );
         let groups = Coordinator::new(&config);
-        let auth = crate::auth::Auth::load(&kv);
         let shared = Arc::new(Shared {
             config,
             topics,

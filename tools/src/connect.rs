@@ -1,4 +1,5 @@
-//! What every client subcommand shares: the `--broker` option, the connection
+//! What every client subcommand shares: the `--broker`, `--user` and
+//! `--password` options, the connection
 //! settings the CLI uses, the async runtime, and turning a client error into
 //! one line.
 //!
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use warren_client::ConnectionConfig;
+use warren_client::{ConnectionConfig, Credentials};
 
 /// Longest wait for the TCP connect and the ApiVersions handshake. A refused
 /// connection fails at once; this bounds the wait for an address that drops
@@ -26,6 +27,20 @@ pub struct BrokerArgs {
         global = true
     )]
     pub broker: String,
+    /// User to authenticate as (SCRAM-SHA-256); without it the CLI is
+    /// anonymous, which a broker allows only while it has no users
+    #[arg(long, value_name = "NAME", env = "WARREN_USER", global = true)]
+    pub user: Option<String>,
+    /// Password of --user. Prefer the WARREN_PASSWORD environment variable: a
+    /// flag's value shows in `ps` and in shell history
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "WARREN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
 }
 
 impl BrokerArgs {
@@ -34,6 +49,11 @@ impl BrokerArgs {
         ConnectionConfig {
             bootstrap: self.broker.clone(),
             connect_timeout: CONNECT_TIMEOUT,
+            // A missing password is an empty one: the broker then refuses the
+            // login with a message naming the user.
+            credentials: self.user.as_ref().map(|user| {
+                Credentials::new(user.clone(), self.password.clone().unwrap_or_default())
+            }),
             ..ConnectionConfig::default()
         }
     }

@@ -8,14 +8,14 @@ use super::Reply;
 use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
-use warren_protocol::api::auth::{Permission, ResourceType};
+use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = shared
         .topics
         .list()
         .iter()
-        .filter(|t| grants.allows(ResourceType::Topic, &t.config.name, Permission::Read))
+        .filter(|t| grants.allows_describe(ResourceType::Topic, &t.config.name))
         .map(|t| TopicListing {
             name: t.config.name.clone(),
             partitions: t.config.partitions,

@@ -13,10 +13,10 @@ use super::Reply;
 use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
-use warren_protocol::api::auth::{Permission, ResourceType};
+use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
-    let readable = |name: &str| grants.allows(ResourceType::Topic, name, Permission::Read);
+    let readable = |name: &str| grants.allows_describe(ResourceType::Topic, name);
     let describe = |name: &str| match shared.topics.get(name).filter(|_| readable(name)) {
         Some(t) => TopicMetadata {
             error_code: ErrorCode::NONE,

@@ -126,9 +126,17 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             })
         }),
         ApiKey::DescribeTopic => parse(cid, key, body, |r: DescribeTopicRequest| {
-            guard(require(cid, g, topic, &r.name, Permission::Read), || {
-                describe_topic::handle(cid, r, shared)
-            })
+            let check = g.check_describe(topic, &r.name).map_err(|denied| {
+                Reply::Now(Response::error(
+                    cid,
+                    Grants::denied_code(denied, topic),
+                    format!(
+                        "not authorized: read or write on topic {:?} is needed",
+                        r.name
+                    ),
+                ))
+            });
+            guard(check, || describe_topic::handle(cid, r, shared))
         }),
         ApiKey::ListTopics => parse(cid, key, body, |r| list_topics::handle(cid, r, shared, g)),
         ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared, g)),
