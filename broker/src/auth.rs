@@ -54,6 +54,15 @@ const USER_RECORD_VERSION: u8 = 1;
 /// How long a successful HTTP Basic check is remembered (see
 /// [`Auth::verify_password_cached`]). Not configurable.
 pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Lifetime of an HTTP bearer token (`POST /api/auth/token`). Tokens live in
+/// memory only: a restart invalidates them. Not configurable.
+pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Most live tokens; issuing beyond it first drops the expired ones, then
+/// refuses (a client asking for tokens in a loop should reuse one).
+const MAX_TOKENS: usize = 65_536;
+/// Random bytes in a token (256 bits).
+const TOKEN_BYTES: usize = 32;
+
 /// Most entries in the password cache; beyond it, expired ones are dropped and
 /// then the whole cache if still full (a flood of distinct passwords costs
 /// PBKDF2 each anyway).
@@ -116,6 +125,8 @@ pub struct Auth {
     /// Successful password checks: (user, SHA-256 of password) -> when. Cleared
     /// on every change, so a changed or deleted user is checked again.
     password_cache: Mutex<HashMap<(String, [u8; KEY_BYTES]), Instant>>,
+    /// HTTP bearer tokens: token -> (user, expiry).
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -172,6 +183,7 @@ impl Auth {
             epoch: AtomicU64::new(0),
             decoy_secret,
             password_cache: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -261,6 +273,45 @@ impl Auth {
             cache.insert(key, now);
         }
         ok
+    }
+
+    /// Issues a bearer token for `user` valid for [`TOKEN_TTL`]; returns it
+    /// and its expiry in ms since the Unix epoch.
+    ///
+    /// # Errors
+    /// The random source failed, or too many live tokens.
+    pub fn issue_token(&self, user: &str) -> Result<(String, u64), String> {
+        use base64::Engine;
+        let mut raw = [0u8; TOKEN_BYTES];
+        warren_protocol::scram::fill_random(&mut raw).map_err(|e| e.to_string())?;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let now = Instant::now();
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        if tokens.len() >= MAX_TOKENS {
+            tokens.retain(|_, (_, expires)| *expires > now);
+            if tokens.len() >= MAX_TOKENS {
+                return Err("too many live tokens; reuse the ones issued".into());
+            }
+        }
+        tokens.insert(token.clone(), (user.to_owned(), now + TOKEN_TTL));
+        let expires_at_ms = std::time::SystemTime::now()
+            .checked_add(TOKEN_TTL)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok((token, expires_at_ms))
+    }
+
+    /// The user of a live token. An expired token is dropped.
+    pub fn token_user(&self, token: &str) -> Option<String> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        match tokens.get(token) {
+            Some((user, expires)) if *expires > Instant::now() => Some(user.clone()),
+            Some(_) => {
+                tokens.remove(token);
+                None
+            }
+            None => None,
+        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, [u8; KEY_BYTES]), Instant>> {

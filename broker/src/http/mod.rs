@@ -5,20 +5,29 @@
 //! # Layout
 //! - `mod.rs`: [`router`] assembles the routes of every area; [`serve`] runs them.
 //! - one file per area, each exporting `fn routes() -> Router<Arc<Shared>>`.
+//! - `auth.rs`: Basic/Bearer authentication and per-route authorization (a
+//!   layer over everything), and `POST /api/auth/token`.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::server::Shared;
 
+mod auth;
+
 /// Every route the HTTP listener serves, with the broker's shared state.
+/// The auth layer goes on last, over the whole router (fallback included),
+/// so every route merged above it is checked (see `auth.rs`).
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .with_state(shared)
+        .merge(auth::routes())
+        .with_state(Arc::clone(&shared))
+        .layer(from_fn_with_state(shared, auth::layer))
 }
 
 /// Serves [`router`] on `listener` until the broker shuts down.
