@@ -43,7 +43,7 @@ use warren_protocol::ErrorCode;
 use warren_protocol::api::auth::{
     AclEntry, Permission, Resource, ResourceType, UserListing, valid_user_name,
 };
-use warren_protocol::scram::{KEY_BYTES, ScramCredential, ScramServer};
+use warren_protocol::scram::{DEFAULT_ITERATIONS, KEY_BYTES, ScramCredential, ScramServer};
 use warren_storage::{KvOp, KvStore};
 
 use crate::connections::ConnectionInfo;
@@ -255,11 +255,15 @@ impl Auth {
             }
         }
         let epoch = self.epoch();
-        let ok = self
-            .snapshot()
-            .users
-            .get(user)
-            .is_some_and(|u| u.credential.verify_password(password));
+        let ok = match self.snapshot().users.get(user) {
+            Some(u) => u.credential.verify_password(password),
+            None => {
+                // As slow as a real check, so timing does not tell which
+                // users exist.
+                let _ = ScramCredential::derive(password, &self.decoy_secret, DEFAULT_ITERATIONS);
+                false
+            }
+        };
         // Cached only if no change happened meanwhile (a change clears the
         // cache, and must not be undone by a check that read the old state).
         if ok && self.epoch() == epoch {

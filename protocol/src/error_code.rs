@@ -138,8 +138,8 @@ codes! {
     /// The change would leave users without a superuser: the first user must
     /// be one, and the last one cannot be deleted while other users exist.
     SUPERUSER_REQUIRED = 42, retriable: false, "the change would leave no superuser to manage users";
-    /// An Authenticate message out of turn (a second client-first, a
-    /// client-final with no exchange under way, or after success).
+    /// An Authenticate message out of turn: any after a successful login on
+    /// the connection, or PLAIN in the middle of a SCRAM exchange.
     ILLEGAL_SASL_STATE = 43, retriable: false, "SASL message out of turn";
 }
 

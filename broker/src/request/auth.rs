@@ -22,7 +22,7 @@ use warren_protocol::api::topics::EmptyResponse;
 use warren_protocol::scram::{self, ClientFirst, ScramCredential};
 
 use super::Reply;
-use crate::auth::{AuthError, SaslState, Session};
+use crate::auth::{Auth, AuthError, SaslState, Session};
 use crate::response::Response;
 use crate::server::Shared;
 
@@ -65,42 +65,52 @@ pub fn authenticate(
                 "this connection is already authenticated".into(),
             ),
         },
-        PLAIN => {
-            if !matches!(session.sasl, SaslState::Idle) {
-                session.sasl = SaslState::Idle;
-                return fail(
-                    ErrorCode::ILLEGAL_SASL_STATE,
-                    "PLAIN sent in the middle of a SCRAM exchange".into(),
-                );
-            }
-            if !session.info.tls {
-                return fail(
-                    ErrorCode::SASL_AUTHENTICATION_FAILED,
-                    "PLAIN is accepted only over TLS (the password would cross the network \
-                     in clear); use SCRAM-SHA-256"
-                        .into(),
-                );
-            }
-            match parse_plain(&req.auth_bytes) {
-                Some((user, password)) if shared.auth.verify_password_cached(user, password) => {
-                    session.authenticated(user.to_owned());
-                    Reply::Now(Response::ok(cid, &AuthenticateResponse::default()))
-                }
-                parsed => {
-                    tracing::info!(user = ?parsed.map(|(u, _)| u), peer = %session.info.peer, "PLAIN authentication failed");
-                    fail(
-                        ErrorCode::SASL_AUTHENTICATION_FAILED,
-                        "authentication failed: wrong user name or password".into(),
-                    )
-                }
-            }
-        }
+        PLAIN => match plain(&shared.auth, session, &req.auth_bytes) {
+            Ok(()) => Reply::Now(Response::ok(cid, &AuthenticateResponse::default())),
+            Err((code, message)) => fail(code, message),
+        },
         other => fail(
             ErrorCode::UNSUPPORTED_SASL_MECHANISM,
             format!(
                 "unsupported SASL mechanism {other:?} (this broker offers SCRAM-SHA-256 and PLAIN over TLS)"
             ),
         ),
+    }
+}
+
+/// SASL PLAIN: refused without TLS; otherwise checks the password against
+/// the stored credential and authenticates the session.
+///
+/// # Errors
+/// The code and message to answer with.
+fn plain(auth: &Auth, session: &mut Session, msg: &[u8]) -> Result<(), (ErrorCode, String)> {
+    if !matches!(session.sasl, SaslState::Idle) {
+        session.sasl = SaslState::Idle;
+        return Err((
+            ErrorCode::ILLEGAL_SASL_STATE,
+            "PLAIN sent in the middle of a SCRAM exchange".into(),
+        ));
+    }
+    if !session.info.tls {
+        return Err((
+            ErrorCode::SASL_AUTHENTICATION_FAILED,
+            "PLAIN is accepted only over TLS (the password would cross the network in clear); \
+             use SCRAM-SHA-256"
+                .into(),
+        ));
+    }
+    match parse_plain(msg) {
+        Some((user, password)) if auth.verify_password_cached(user, password) => {
+            session.authenticated(user.to_owned());
+            Ok(())
+        }
+        parsed => {
+            tracing::info!(user = ?parsed.map(|(u, _)| u), peer = %session.info.peer, "PLAIN authentication failed");
+            Err((
+                ErrorCode::SASL_AUTHENTICATION_FAILED,
+                "authentication failed: wrong user name or password".into(),
+            ))
+        }
     }
 }
 
@@ -220,7 +230,35 @@ pub fn list_acls(cid: u32, req: ListAclsRequest, shared: &Arc<Shared>) -> Reply 
 
 #[cfg(test)]
 mod tests {
+    #![expect(clippy::unwrap_used)]
     use super::*;
+    use crate::connections::Connections;
+
+    /// TLS comes later; a session that runs over it already takes PLAIN.
+    #[test]
+    fn plain_works_on_tls_and_is_refused_without() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = warren_storage::KvStore::open(dir.path(), Default::default()).unwrap();
+        let auth = Auth::load(&kv);
+        let credential = ScramCredential::derive("pw", b"0123456789abcdef", 4096).unwrap();
+        auth.create_user(&kv, "root", credential, true).unwrap();
+        let connections = Connections::default();
+        let peer = ([127, 0, 0, 1], 1).into();
+        let plaintext = connections.register(peer, false);
+        let mut session = Session::new(Arc::clone(&plaintext.info));
+        let (code, message) = plain(&auth, &mut session, b"\0root\0pw").unwrap_err();
+        assert_eq!(code, ErrorCode::SASL_AUTHENTICATION_FAILED);
+        assert!(message.contains("TLS"), "{message}");
+        assert!(!session.grants(&auth).is_authenticated());
+
+        let tls = connections.register(peer, true);
+        let mut session = Session::new(Arc::clone(&tls.info));
+        let (code, _) = plain(&auth, &mut session, b"\0root\0wrong").unwrap_err();
+        assert_eq!(code, ErrorCode::SASL_AUTHENTICATION_FAILED);
+        plain(&auth, &mut session, b"\0root\0pw").unwrap();
+        assert!(session.grants(&auth).is_authenticated());
+        assert_eq!(tls.info.user().as_deref(), Some("root"));
+    }
 
     #[test]
     fn plain_messages_parse_strictly() {
