@@ -16,7 +16,7 @@ use warren_protocol::api::api_versions::{ApiVersionsRequest, ApiVersionsResponse
 use warren_protocol::api::auth::{
     AclEntry, AuthenticateRequest, AuthenticateResponse, CreateAclRequest, CreateUserRequest,
     DeleteAclRequest, DeleteUserRequest, ListAclsRequest, ListAclsResponse, ListUsersRequest,
-    ListUsersResponse, Permission, UserListing,
+    ListUsersResponse, Permission, Resource, ResourceType, UserListing,
 };
 use warren_protocol::api::bindings::{BindRequest, RoutingMode, UnbindRequest};
 use warren_protocol::api::fetch::{
@@ -634,6 +634,44 @@ fn bind_request() -> impl Strategy<Value = BindRequest> {
     })
 }
 
+fn acl_entry() -> impl Strategy<Value = AclEntry> {
+    (
+        ".{0,32}",
+        prop::sample::select(ResourceType::ALL.to_vec()),
+        ".{0,32}",
+        prop::sample::select(Permission::ALL.to_vec()),
+    )
+        .prop_map(|(user, resource_type, pattern, permission)| AclEntry {
+            user,
+            resource: Resource {
+                resource_type,
+                pattern,
+            },
+            permission,
+        })
+}
+
+fn create_user_request() -> impl Strategy<Value = CreateUserRequest> {
+    (
+        ".{0,32}",
+        any::<bool>(),
+        vec(any::<u8>(), 0..64),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(
+            |(name, superuser, salt, iterations, stored_key, server_key)| CreateUserRequest {
+                name,
+                superuser,
+                salt: Bytes::from(salt),
+                iterations,
+                stored_key,
+                server_key,
+            },
+        )
+}
+
 fn produce_response() -> impl Strategy<Value = ProduceResponse> {
     let copy = (any::<u32>(), any::<i64>()).prop_map(|(partition, base_offset)| ProduceCopy {
         partition,
@@ -928,6 +966,26 @@ proptest! {
         round_trip_through_frames(&unbind, correlation_id)?;
         // Same layout, different api key.
         prop_assert_eq!(api::encode(&bind)?, api::encode(&unbind)?);
+    }
+
+    /// User and ACL management bodies, any field values, survive framing.
+    #[test]
+    fn user_and_acl_requests_round_trip(
+        user in create_user_request(),
+        acl in acl_entry(),
+        acls in vec(acl_entry(), 0..6),
+        auth_bytes in vec(any::<u8>(), 0..128),
+        correlation_id in any::<u32>(),
+    ) {
+        round_trip_through_frames(&user, correlation_id)?;
+        round_trip_through_frames(&CreateAclRequest { acl: acl.clone() }, correlation_id)?;
+        round_trip_through_frames(&DeleteAclRequest { acl: acl.clone() }, correlation_id)?;
+        round_trip_through_frames(&ListAclsRequest { user: Some(acl.user) }, correlation_id)?;
+        round_trip_through_frames(
+            &AuthenticateRequest { mechanism: "SCRAM-SHA-256".into(), auth_bytes: Bytes::from(auth_bytes) },
+            correlation_id,
+        )?;
+        body_round_trip(&ListAclsResponse { acls })?;
     }
 
     /// Random Produce responses (copies, alternate topic, messages) and
