@@ -24,7 +24,9 @@
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
-//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area).
+//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area);
+//!   [`http_api_routes`] lists the admin API's routes (the OpenAPI test compares them).
+//! - [`throughput`]: the traffic history the admin API's overview charts (a 5 s sampler).
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 //! - [`share`]: share groups (queue semantics): per-record locks, acks,
@@ -45,8 +47,10 @@ mod response;
 pub mod routing;
 pub mod server;
 pub mod share;
+pub mod throughput;
 pub mod topics;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};
+pub use http::api::{ApiRoute, routes_served as http_api_routes};
 pub use server::{Broker, RunningBroker};

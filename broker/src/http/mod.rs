@@ -1,6 +1,7 @@
 //! The HTTP listener: health and readiness probes, Prometheus metrics, the
 //! admin JSON API and the management web page, all on one port
-//! (`http`, default 127.0.0.1:7180). Stops with the broker's shutdown token.
+//! (`http`, default 127.0.0.1:7180). Stops once a shutdown has drained the
+//! native connections (until then `/readyz` answers 503).
 //!
 //! # Layout
 //! - `mod.rs`: [`router`] assembles the routes of every area; [`serve`] runs them.
@@ -14,9 +15,11 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::server::Shared;
 
+pub(crate) mod api;
 mod auth;
 
 /// Every route the HTTP listener serves, with the broker's shared state.
@@ -25,16 +28,17 @@ mod auth;
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api::routes())
         .merge(auth::routes())
         .with_state(Arc::clone(&shared))
         .layer(from_fn_with_state(shared, auth::layer))
 }
 
-/// Serves [`router`] on `listener` until the broker shuts down.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let token = shared.shutdown.clone();
+/// Serves [`router`] on `listener` until `stop` is cancelled (after the
+/// broker's shutdown token, so `/readyz` can say the broker is stopping).
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
     if let Err(e) = axum::serve(listener, router(shared))
-        .with_graceful_shutdown(async move { token.cancelled().await })
+        .with_graceful_shutdown(async move { stop.cancelled().await })
         .await
     {
         tracing::error!(error = %e, "HTTP listener failed");

@@ -34,9 +34,9 @@ use crate::topics::BindingChange;
 
 mod api_versions;
 mod auth;
-mod bind;
-mod create_topic;
-mod delete_topic;
+pub(crate) mod bind;
+pub(crate) mod create_topic;
+pub(crate) mod delete_topic;
 mod describe_topic;
 mod fetch;
 mod groups;
