@@ -3,9 +3,10 @@
 //! the permission, and through to the route with it, by Basic and by a
 //! bearer token from `POST /api/auth/token`; the probes stay exempt.
 //!
-//! The admin API's routes live on another branch; routes that do not exist
-//! here answer 404 once the layer lets a request through, which is what these
-//! tests look for ("passed the layer" = neither 401 nor 403).
+//! The second test runs the real admin API routes behind the layer: what a
+//! user with a permission gets is the route's own answer (201, 200, 204),
+//! listings are filtered, and a missing permission is 403 before the route
+//! runs.
 #![expect(clippy::unwrap_used, reason = "tests")]
 
 mod common;
@@ -265,6 +266,176 @@ async fn http_is_open_without_users_and_checked_with_them() -> Result<()> {
             .status,
         401
     );
+    broker.shutdown().await?;
+    Ok(())
+}
+
+async fn json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: &str,
+    body: &str,
+    status: u16,
+) -> Result<serde_json::Value> {
+    let r = http(addr, method, path, Some(auth), body).await?;
+    anyhow::ensure!(
+        r.status == status,
+        "{method} {path}: {} {}",
+        r.status,
+        r.body
+    );
+    Ok(if r.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&r.body)?
+    })
+}
+
+fn names(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_admin_api_routes_answer_only_what_the_user_may_do() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.http_addr();
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    c.call(&create_user("root", "root-pw", true)?).await?;
+    login(&mut c, "root", "root-pw").await?;
+    c.call(&create_user("bob", "bob-pw", false)?).await?;
+    for (resource, permission) in [
+        ("topic:orders*", Permission::Admin),
+        ("group:billing", Permission::Read),
+    ] {
+        c.call(&CreateAclRequest {
+            acl: AclEntry {
+                user: "bob".into(),
+                resource: resource.parse()?,
+                permission,
+            },
+        })
+        .await?;
+    }
+    let root = basic("root", "root-pw");
+    let bob = basic("bob", "bob-pw");
+    json(
+        addr,
+        "POST",
+        "/api/topics",
+        &root,
+        r#"{"name":"payments","partitions":1}"#,
+        201,
+    )
+    .await?;
+    json(
+        addr,
+        "POST",
+        "/api/topics",
+        &bob,
+        r#"{"name":"orders","partitions":2}"#,
+        201,
+    )
+    .await?;
+    let denied = json(
+        addr,
+        "POST",
+        "/api/topics",
+        &bob,
+        r#"{"name":"ledger","partitions":1}"#,
+        403,
+    )
+    .await?;
+    assert_eq!(denied["error"], "FORBIDDEN");
+    // Listings: bob sees his topics only, root everything.
+    assert_eq!(
+        names(&json(addr, "GET", "/api/topics", &bob, "", 200).await?),
+        ["orders"]
+    );
+    assert_eq!(
+        names(&json(addr, "GET", "/api/topics", &root, "", 200).await?),
+        ["orders", "payments"]
+    );
+    // Per-topic routes.
+    let detail = json(addr, "GET", "/api/topics/orders", &bob, "", 200).await?;
+    assert_eq!(detail["partitions"], 2);
+    json(addr, "GET", "/api/topics/orders/partitions", &bob, "", 200).await?;
+    json(
+        addr,
+        "GET",
+        "/api/topics/orders/partitions/0/messages?offset=0&limit=5",
+        &bob,
+        "",
+        200,
+    )
+    .await?;
+    json(addr, "GET", "/api/topics/payments", &bob, "", 403).await?;
+    json(
+        addr,
+        "GET",
+        "/api/topics/payments/partitions/0/messages",
+        &bob,
+        "",
+        403,
+    )
+    .await?;
+    json(addr, "DELETE", "/api/topics/payments", &bob, "", 403).await?;
+    // Groups: committed offsets make them exist.
+    for group in ["billing", "audit"] {
+        c.call(&warren_protocol::api::groups::CommitOffsetsRequest {
+            group: group.into(),
+            member_id: String::new(),
+            generation: 0,
+            topics: vec![warren_protocol::api::groups::CommitTopic {
+                topic: "orders".into(),
+                partitions: vec![warren_protocol::api::groups::CommitPartition {
+                    partition: 0,
+                    offset: 0,
+                    metadata: None,
+                }],
+            }],
+        })
+        .await?;
+    }
+    assert_eq!(
+        names(&json(addr, "GET", "/api/groups", &bob, "", 200).await?),
+        ["billing"]
+    );
+    assert_eq!(
+        names(&json(addr, "GET", "/api/groups", &root, "", 200).await?),
+        ["audit", "billing"]
+    );
+    json(addr, "GET", "/api/groups/billing", &bob, "", 200).await?;
+    json(addr, "GET", "/api/groups/audit", &bob, "", 403).await?;
+    // Cluster-wide routes.
+    json(addr, "GET", "/api/overview", &bob, "", 200).await?;
+    json(addr, "GET", "/api/openapi.json", &bob, "", 200).await?;
+    json(addr, "GET", "/api/connections", &bob, "", 403).await?;
+    let connections = json(addr, "GET", "/api/connections", &root, "", 200).await?;
+    let users: Vec<&str> = connections
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["user"].as_str())
+        .collect();
+    assert_eq!(
+        users,
+        ["root"],
+        "the native connection shows its authenticated user"
+    );
+    assert_eq!(http(addr, "GET", "/readyz", None, "").await?.status, 200);
+    // A token works on the real routes too, and bob's admin deletes his topic.
+    let token = json(addr, "POST", "/api/auth/token", &bob, "", 200).await?;
+    let bearer = format!("Bearer {}", token["token"].as_str().unwrap());
+    json(addr, "DELETE", "/api/topics/orders", &bearer, "", 204).await?;
+    assert!(names(&json(addr, "GET", "/api/topics", &bearer, "", 200).await?).is_empty());
     broker.shutdown().await?;
     Ok(())
 }

@@ -475,6 +475,31 @@ mod tests {
         }
     }
 
+    /// Every admin API route gets a deliberate rule: none falls through to
+    /// the "unknown route: cluster admin" default except the one meant to.
+    #[test]
+    fn every_admin_api_route_is_mapped() {
+        let fallback =
+            Requirement::Permission(ResourceType::Cluster, String::new(), Permission::Admin);
+        for route in crate::http::api::routes_served() {
+            let path = route
+                .path
+                .replace("{name}", "orders")
+                .replace("{partition}", "0");
+            let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+            let needed = requirement(&method, &path);
+            if route.path == "/api/connections" {
+                assert_eq!(needed, fallback);
+            } else {
+                assert_ne!(
+                    needed, fallback,
+                    "{} {} has no rule",
+                    route.method, route.path
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn listings_keep_only_what_the_user_may_see() {
         let grants = Grants::User {
