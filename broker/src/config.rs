@@ -59,6 +59,14 @@ pub struct BrokerConfig {
     /// Settings for topics created without them (each topic's own settings are
     /// stored with it).
     pub log: LogConfig,
+    /// PEM certificate chain (leaf first) for TLS. With `tls_key` set too,
+    /// both listeners (native and HTTP) speak only TLS; set both or neither.
+    /// Default none (plain TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -77,6 +85,8 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 300_000,
             log: LogConfig::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -147,6 +157,21 @@ impl BrokerConfig {
                 self.group_max_session_timeout_ms
             )));
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_)) | (None, None) => {}
+            (Some(cert), None) => {
+                return Err(Error::Config(format!(
+                    "tls_cert is set ({}) but tls_key is not: TLS needs both",
+                    cert.display()
+                )));
+            }
+            (None, Some(key)) => {
+                return Err(Error::Config(format!(
+                    "tls_key is set ({}) but tls_cert is not: TLS needs both",
+                    key.display()
+                )));
+            }
+        }
         self.log
             .validate()
             .map_err(|e| Error::Config(format!("log: {e}")))
@@ -181,6 +206,8 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "group_heartbeat_interval_ms",
         "group_min_session_timeout_ms",
         "group_max_session_timeout_ms",
+        "tls_cert",
+        "tls_key",
     ];
     const LOG: &[&str] = &[
         "segment_bytes",
@@ -199,7 +226,12 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
             continue;
         };
         let key = key.to_ascii_lowercase();
-        let value = scalar(&value);
+        // Paths stay strings even when they look like a number.
+        let value = if key.starts_with("tls_") {
+            toml::Value::String(value)
+        } else {
+            scalar(&value)
+        };
         if let Some(log_key) = key.strip_prefix("log_")
             && LOG.contains(&log_key)
         {
@@ -208,8 +240,12 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         }
         if TOP.contains(&key.as_str()) {
             table.insert(key, value);
-        } else if !matches!(key.as_str(), "broker" | "log" | "bench_dir") {
-            // WARREN_BROKER is the CLI's; other WARREN_* names are likely typos.
+        } else if !matches!(
+            key.as_str(),
+            "broker" | "log" | "bench_dir" | "tls_ca" | "tls_server_name"
+        ) {
+            // WARREN_BROKER and WARREN_TLS_CA/_SERVER_NAME are the CLI's; other
+            // WARREN_* names are likely typos.
             return Err(Error::Config(format!(
                 "unknown environment variable {name} (known: WARREN_{}, WARREN_LOG_{})",
                 TOP.join("|").to_ascii_uppercase(),
@@ -304,5 +340,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("durability"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_TLS_CERT", "/etc/warren/cert.pem")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("tls_key is not"), "{msg}");
+        assert!(msg.contains("/etc/warren/cert.pem"), "{msg}");
+        let mut flags = toml::Table::new();
+        flags.insert("tls_key".into(), "k.pem".into());
+        let err = BrokerConfig::load(None, env(&[]), flags).unwrap_err();
+        assert!(err.to_string().contains("tls_cert is not"), "{err}");
+        let c = BrokerConfig::load(
+            None,
+            env(&[("WARREN_TLS_CERT", "c.pem"), ("WARREN_TLS_KEY", "1234")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(
+            c.tls_key,
+            Some(PathBuf::from("1234")),
+            "a path stays a string"
+        );
     }
 }

@@ -24,6 +24,8 @@
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
 //! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area).
+//! - `tls`: the rustls server config from `tls_cert`/`tls_key`, the handshake timeout,
+//!   the HTTP listener's TLS accept queue.
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 //! - [`share`]: share groups (queue semantics): per-record locks, acks,
@@ -43,6 +45,7 @@ mod response;
 pub mod routing;
 pub mod server;
 pub mod share;
+mod tls;
 pub mod topics;
 
 pub use config::BrokerConfig;

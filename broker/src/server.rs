@@ -49,6 +49,9 @@ pub struct Shared {
     pub advertised: SocketAddr,
     /// Open native-protocol connections.
     pub connections: crate::connections::Connections,
+    /// The TLS acceptor when `tls_cert`/`tls_key` are set: then both
+    /// listeners speak only TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The broker; see [`Broker::start`].
@@ -76,6 +79,11 @@ impl Broker {
     /// broker, or an address that cannot be bound.
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         config.validate()?;
+        // Before touching the data dir: a bad certificate is a startup error.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let data_dir = config.data_dir.clone();
         let (topics, kv) = tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore)> {
             std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
@@ -157,6 +165,7 @@ impl Broker {
             http = %http_addr,
             data_dir = %config.data_dir.display(),
             topics = topics.list().len(),
+            tls = tls.is_some(),
             "warren broker started"
         );
         let groups = Coordinator::new(&config);
@@ -169,6 +178,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             advertised: local_addr,
             connections: Default::default(),
+            tls,
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);

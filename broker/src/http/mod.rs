@@ -1,6 +1,7 @@
 //! The HTTP listener: health and readiness probes, Prometheus metrics, the
 //! admin JSON API and the management web page, all on one port
-//! (`http`, default 127.0.0.1:7180). Stops with the broker's shutdown token.
+//! (`http`, default 127.0.0.1:7180), over TLS when `tls_cert`/`tls_key` are set.
+//! Stops with the broker's shutdown token.
 //!
 //! # Layout
 //! - `mod.rs`: [`router`] assembles the routes of every area; [`serve`] runs them.
@@ -21,13 +22,29 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Serves [`router`] on `listener` until the broker shuts down.
+/// Serves [`router`] on `listener` until the broker shuts down; over TLS
+/// when the broker has a certificate (see [`crate::tls::TlsListener`]).
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     let token = shared.shutdown.clone();
-    if let Err(e) = axum::serve(listener, router(shared))
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await
-    {
+    let shutdown = async move { token.cancelled().await };
+    let served = match shared.tls.clone() {
+        None => {
+            axum::serve(listener, router(shared))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(acceptor) => {
+            match crate::tls::TlsListener::new(listener, acceptor, shared.shutdown.clone()) {
+                Ok(listener) => {
+                    axum::serve(listener, router(shared))
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = served {
         tracing::error!(error = %e, "HTTP listener failed");
     }
 }
