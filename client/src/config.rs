@@ -17,6 +17,7 @@
 //! assert!(config.validate().is_ok());
 //! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use warren_protocol::Compression;
@@ -55,6 +56,33 @@ pub struct ConnectionConfig {
     /// close the connection. Also the largest request sent. Default 16 MiB (the
     /// broker's default limit).
     pub max_frame_bytes: usize,
+    /// Connect with TLS, trusting the CA certificate(s) of this config, for
+    /// a broker started with `tls_cert`/`tls_key`. Every connection the
+    /// client opens (reconnects, a group consumer's coordinator connection)
+    /// uses it. Default none (plain TCP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings of a [`ConnectionConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM file of the CA certificate(s) that signed the broker's certificate
+    /// (or the broker's self-signed certificate itself). Read at each connect.
+    pub ca_file: PathBuf,
+    /// The name the broker's certificate must carry (a DNS name or an IP
+    /// address in its subject alternative names). Default: the host part of
+    /// `bootstrap`.
+    pub server_name: Option<String>,
+}
+
+impl TlsConfig {
+    /// TLS trusting the certificates in `ca_file`, verifying the bootstrap host.
+    pub fn new(ca_file: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            ca_file: ca_file.into(),
+            server_name: None,
+        }
+    }
 }
 
 impl Default for ConnectionConfig {
@@ -67,6 +95,7 @@ impl Default for ConnectionConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             max_in_flight: 8,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            tls: None,
         }
     }
 }

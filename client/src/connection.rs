@@ -1,5 +1,5 @@
-//! One pipelined TCP connection to the broker, and the [`Connector`] that
-//! reconnects it.
+//! One pipelined TCP connection to the broker (plain or TLS), and the
+//! [`Connector`] that reconnects it.
 //!
 //! ```text
 //!  callers ──Outgoing──▶ mpsc ──▶ writer task ──frames──▶ socket ──▶ broker
@@ -28,6 +28,10 @@
 //! Responses are decoded with protocol's [`ResponseCodec`]: the body of a
 //! response is a frozen slice of the read buffer (no copy).
 //!
+//! With [`ConnectionConfig::tls`] the TLS handshake follows the TCP connect,
+//! both within `connect_timeout`; the reader and writer tasks are generic over
+//! the stream's halves and do not know the difference.
+//!
 //! Thread-safe: `Connection` and `Connector` are `Send + Sync` and shared
 //! behind `Arc`. The pending FIFO is a `std::sync::Mutex` held only to push or
 //! pop one entry.
@@ -41,9 +45,8 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -187,13 +190,12 @@ impl Connection {
     /// `connect_timeout`; [`Error::UnsupportedApi`]; the handshake's errors.
     pub(crate) async fn connect(config: &ConnectionConfig, required: &[ApiKey]) -> Result<Self> {
         let timeout = config.connect_timeout;
-        let stream = tokio::time::timeout(timeout, open(&config.bootstrap))
+        let conn = tokio::time::timeout(timeout, Connection::open_stream(config))
             .await
             .map_err(|_| Error::Timeout {
                 what: "connect",
                 after: timeout,
             })??;
-        let conn = Connection::from_stream(stream, config)?;
         let versions = conn.call(&ApiVersionsRequest, timeout).await?;
         for key in required {
             let version = key_version(*key);
@@ -212,16 +214,44 @@ impl Connection {
         Ok(conn)
     }
 
-    /// Wraps a connected stream and starts its reader and writer tasks (no
-    /// handshake).
-    fn from_stream(stream: TcpStream, config: &ConnectionConfig) -> Result<Self> {
+    /// Connects TCP, then TLS if configured, and starts the reader and
+    /// writer tasks (no ApiVersions yet).
+    async fn open_stream(config: &ConnectionConfig) -> Result<Self> {
+        // Built before connecting: a bad CA file fails without touching the network.
+        let tls = match &config.tls {
+            Some(tls) => Some((tls, crate::tls::connector(tls, &config.bootstrap)?)),
+            None => None,
+        };
+        let stream = open(&config.bootstrap).await?;
         let addr = stream.peer_addr().map_err(|e| Error::Connect {
             addr: config.bootstrap.clone(),
             source: Arc::new(e),
         })?;
         // Requests are whole frames written at once; Nagle would only delay them.
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        match tls {
+            None => {
+                let (read, write) = stream.into_split();
+                Ok(Connection::from_halves(read, write, addr, config))
+            }
+            Some((tls, (connector, server_name))) => {
+                let stream = connector
+                    .connect(server_name, stream)
+                    .await
+                    .map_err(|e| crate::tls::handshake_error(&config.bootstrap, tls, e))?;
+                let (read, write) = tokio::io::split(stream);
+                Ok(Connection::from_halves(read, write, addr, config))
+            }
+        }
+    }
+
+    /// Wraps the halves of a connected stream and starts its reader and
+    /// writer tasks (no handshake).
+    fn from_halves<R, W>(read: R, write: W, addr: SocketAddr, config: &ConnectionConfig) -> Self
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let shared = Arc::new(Shared {
             addr,
             pending: Mutex::new(PendingQueue::default()),
@@ -235,14 +265,14 @@ impl Connection {
             shared.clone(),
             config.max_frame_bytes,
         ));
-        Ok(Connection {
+        Connection {
             shared,
             outgoing: tx,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             max_frame_bytes: config.max_frame_bytes,
             reader: reader.abort_handle(),
             writer: writer.abort_handle(),
-        })
+        }
     }
 
     /// The broker's address.
@@ -422,7 +452,7 @@ async fn open(bootstrap: &str) -> Result<TcpStream> {
     Err(connect_error(last))
 }
 
-async fn read_loop(read: OwnedReadHalf, shared: Arc<Shared>, max_frame_bytes: usize) {
+async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_frame_bytes: usize) {
     let mut frames =
         FramedRead::with_capacity(read, ResponseCodec::new(max_frame_bytes), READ_BUFFER_BYTES);
     let reason = loop {
@@ -456,8 +486,8 @@ async fn read_loop(read: OwnedReadHalf, shared: Arc<Shared>, max_frame_bytes: us
     shared.close(reason);
 }
 
-async fn write_loop(
-    mut write: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
     max_frame_bytes: usize,
@@ -497,7 +527,13 @@ async fn write_loop(
         } else {
             Some((out.reply, out.permit))
         };
-        match write_frame(&mut write, head.freeze(), out.parts).await {
+        let written = match write_frame(&mut write, head.freeze(), out.parts).await {
+            // A no-op for TCP; TLS may still hold the frame's last records.
+            // Flushed once the queue is empty, so pipelined frames share writes.
+            Ok(()) if rx.is_empty() => write.flush().await,
+            other => other,
+        };
+        match written {
             Ok(()) => {
                 if let Some((reply, permit)) = written_reply {
                     drop(permit);
@@ -521,7 +557,11 @@ async fn write_loop(
 }
 
 /// Writes `head` then `parts`, small frames as one copy, large ones vectored.
-async fn write_frame(write: &mut OwnedWriteHalf, head: Bytes, parts: Vec<Bytes>) -> io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    head: Bytes,
+    parts: Vec<Bytes>,
+) -> io::Result<()> {
     let total = head.len() + parts.iter().map(Bytes::len).sum::<usize>();
     if total <= COPY_FRAME_BYTES {
         let mut buf = BytesMut::with_capacity(total);

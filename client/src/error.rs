@@ -31,6 +31,17 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
+    /// TLS could not be set up with the broker: the CA file is unusable, the
+    /// broker's certificate is not trusted or does not name the server, or
+    /// the handshake failed on a protocol error. Not retriable: fix the TLS
+    /// settings ([`ConnectionConfig::tls`](crate::ConnectionConfig::tls)).
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// The address as configured (`bootstrap`).
+        addr: String,
+        /// What went wrong, naming the file or certificate.
+        reason: String,
+    },
     /// An established connection failed (reset, EOF, write error, a response
     /// that never came) while this request was in flight or queued. The request
     /// may or may not have been applied by the broker. Retriable.

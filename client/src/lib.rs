@@ -55,6 +55,7 @@
 //! - [`share`]: [`ShareConsumer`], share-group fetch and batched acknowledgements.
 //! - [`admin`]: the [`Admin`] client.
 //! - [`error`]: the crate's [`Error`] type.
+//! - `tls`: the rustls client config from [`TlsConfig`] and the server name to verify.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 #![warn(missing_docs)]
 
@@ -68,10 +69,12 @@ pub mod producer;
 pub mod share;
 #[cfg(test)]
 mod test_broker;
+mod tls;
 
 pub use admin::{Admin, ListedOffset};
 pub use config::{
     Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig, ShareConsumerConfig,
+    TlsConfig,
 };
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};

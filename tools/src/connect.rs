@@ -1,20 +1,22 @@
-//! What every client subcommand shares: the `--broker` option, the connection
+//! What every client subcommand shares: the `--broker` and `--tls-*` options, the connection
 //! settings the CLI uses, the async runtime, and turning a client error into
 //! one line.
 //!
 //! Thread safety: nothing here is shared; each subcommand builds its own runtime.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use warren_client::ConnectionConfig;
+use warren_client::{ConnectionConfig, TlsConfig};
 
 /// Longest wait for the TCP connect and the ApiVersions handshake. A refused
 /// connection fails at once; this bounds the wait for an address that drops
 /// packets, well below the client's 10 s default so a script does not hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `--broker ADDR`, flattened into every subcommand that talks to a broker.
+/// `--broker ADDR` and the TLS options, flattened into every subcommand that
+/// talks to a broker.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
     /// Broker address (host:port)
@@ -26,6 +28,19 @@ pub struct BrokerArgs {
         global = true
     )]
     pub broker: String,
+    /// Connect with TLS, trusting the CA certificate(s) in this PEM file (for a
+    /// broker started with --tls-cert/--tls-key; its self-signed certificate works)
+    #[arg(long, value_name = "FILE", env = "WARREN_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the broker's certificate must carry [default: the host of --broker]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "WARREN_TLS_SERVER_NAME",
+        global = true,
+        requires = "tls_ca"
+    )]
+    pub tls_server_name: Option<String>,
 }
 
 impl BrokerArgs {
@@ -34,6 +49,10 @@ impl BrokerArgs {
         ConnectionConfig {
             bootstrap: self.broker.clone(),
             connect_timeout: CONNECT_TIMEOUT,
+            tls: self.tls_ca.as_ref().map(|ca_file| TlsConfig {
+                ca_file: ca_file.clone(),
+                server_name: self.tls_server_name.clone(),
+            }),
             ..ConnectionConfig::default()
         }
     }
@@ -63,7 +82,9 @@ pub fn client_error(err: warren_client::Error) -> anyhow::Error {
 /// Connection refused`); a timeout or a failed handshake gets the same prefix.
 pub fn connect_error(broker: &BrokerArgs, err: warren_client::Error) -> anyhow::Error {
     match err {
-        warren_client::Error::Connect { .. } => client_error(err),
+        warren_client::Error::Connect { .. } | warren_client::Error::Tls { .. } => {
+            client_error(err)
+        }
         other => client_error(other).context(format!("cannot connect to {}", broker.broker)),
     }
 }
