@@ -458,7 +458,7 @@ async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_frame
     let reason = loop {
         match frames.next().await {
             None => break "closed by the broker".to_owned(),
-            Some(Err(e)) => break format!("reading a response: {e}"),
+            Some(Err(e)) => break format!("reading a response: {e}{}", tls_hint(&e)),
             Some(Ok(frame)) => {
                 let id = frame.header.correlation_id;
                 match shared.pop() {
@@ -484,6 +484,20 @@ async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_frame
         }
     };
     shared.close(reason);
+}
+
+/// A hint when a "frame length" is really the header of a TLS record (content
+/// type 20..=23, version 3.x): a plain client talking to a TLS listener reads
+/// the broker's alert that way.
+fn tls_hint(e: &warren_protocol::Error) -> &'static str {
+    match e {
+        warren_protocol::Error::FrameTooLarge { len, .. }
+            if (0x14..=0x17).contains(&(len >> 24)) && (len >> 16) & 0xff == 3 =>
+        {
+            " (the broker answered with TLS: connect with TLS and trust its CA)"
+        }
+        _ => "",
+    }
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
