@@ -82,7 +82,7 @@ pub fn acceptor(cert_path: &Path, key_path: &Path) -> Result<TlsAcceptor> {
             rustls::Error::InconsistentKeys(_) => tls_error(
                 key_path,
                 format!(
-                    "the private key does not match the certificate in {} ({e})",
+                    "the private key does not match the certificate in {}",
                     cert_path.display()
                 ),
             ),
