@@ -23,7 +23,9 @@
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
-//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area).
+//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area);
+//!   [`http_api_routes`] lists the admin API's routes (the OpenAPI test compares them).
+//! - [`throughput`]: the traffic history the admin API's overview charts (a 5 s sampler).
 //! - `tls`: the rustls server config from `tls_cert`/`tls_key`, the handshake timeout,
 //!   the HTTP listener's TLS accept queue.
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
@@ -45,9 +47,11 @@ mod response;
 pub mod routing;
 pub mod server;
 pub mod share;
+pub mod throughput;
 mod tls;
 pub mod topics;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};
+pub use http::api::{ApiRoute, routes_served as http_api_routes};
 pub use server::{Broker, RunningBroker};

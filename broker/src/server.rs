@@ -49,6 +49,8 @@ pub struct Shared {
     pub advertised: SocketAddr,
     /// Open native-protocol connections.
     pub connections: crate::connections::Connections,
+    /// Traffic history and records-in count for the admin API's overview.
+    pub throughput: crate::throughput::Throughput,
     /// The TLS acceptor when `tls_cert`/`tls_key` are set: then both
     /// listeners speak only TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
@@ -65,6 +67,9 @@ pub struct RunningBroker {
     http_addr: SocketAddr,
     accept: JoinHandle<()>,
     http: JoinHandle<()>,
+    /// Stops the HTTP listener: cancelled after the connections drained, so
+    /// `/readyz` answers 503 while the broker shuts down.
+    http_stop: CancellationToken,
     /// The share groups' lock-expiry task.
     share_timers: JoinHandle<()>,
     connections_done: mpsc::Receiver<()>,
@@ -169,6 +174,7 @@ impl Broker {
             "warren broker started"
         );
         let groups = Coordinator::new(&config);
+        let throughput = crate::throughput::Throughput::new(&topics);
         let shared = Arc::new(Shared {
             config,
             topics,
@@ -178,12 +184,19 @@ impl Broker {
             shutdown: CancellationToken::new(),
             advertised: local_addr,
             connections: Default::default(),
+            throughput,
             tls,
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
-        let http = tokio::spawn(crate::http::serve(http_listener, Arc::clone(&shared)));
+        let http_stop = CancellationToken::new();
+        let http = tokio::spawn(crate::http::serve(
+            http_listener,
+            Arc::clone(&shared),
+            http_stop.clone(),
+        ));
+        tokio::spawn(crate::throughput::run_sampler(Arc::clone(&shared)));
         let share_timers = tokio::spawn(crate::share::run_timers(Arc::clone(&shared)));
         Ok(RunningBroker {
             shared,
@@ -191,6 +204,7 @@ impl Broker {
             http_addr,
             accept,
             http,
+            http_stop,
             share_timers,
             connections_done,
         })
@@ -267,8 +281,17 @@ impl RunningBroker {
         self.shutdown().await
     }
 
+    /// Begins shutting down without waiting: stops accepting native
+    /// connections and reading requests, and `/readyz` answers 503 from now
+    /// on (the HTTP listener stays up until [`shutdown`](Self::shutdown) has
+    /// drained the connections). Call [`shutdown`](Self::shutdown) to finish.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to
-    /// `shutdown_timeout_ms`), then closes every log cleanly.
+    /// `shutdown_timeout_ms`), stops the HTTP listener, then closes every log
+    /// cleanly.
     ///
     /// # Errors
     /// [`Error::Close`] if a log fails to close (it is then recovered at the
@@ -283,6 +306,7 @@ impl RunningBroker {
         {
             tracing::warn!("connections still open after {timeout:?}; closing anyway");
         }
+        self.http_stop.cancel();
         let _ = (&mut self.http).await;
         let _ = (&mut self.share_timers).await;
         let shared = Arc::clone(&self.shared);

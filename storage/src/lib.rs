@@ -45,7 +45,9 @@ pub use config::{Durability, LogConfig};
 pub use error::{Error, Result};
 pub use file_slice::FileSlice;
 pub use kv::{KvConfig, KvOp, KvOpenReport, KvStats, KvStore};
-pub use log::{AppendInfo, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome};
+pub use log::{
+    AppendInfo, LocatedBatch, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome,
+};
 pub use log_manager::{LogManager, TopicConfig, TopicRouting, validate_topic_name};
 pub use offset::{FilePosition, Offset, RelativeOffset};
 pub use share_config::ShareConfig;

@@ -76,6 +76,17 @@ impl ReadInfo {
     }
 }
 
+/// A CRC-checked batch and where it lies on disk
+/// ([`PartitionLog::read_located_batches`]).
+#[derive(Debug, Clone)]
+pub struct LocatedBatch {
+    pub batch: RecordBatch,
+    /// The segment file it was read from.
+    pub path: Arc<PathBuf>,
+    /// Its byte position in that file.
+    pub position: u64,
+}
+
 /// What opening the log found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -738,7 +749,25 @@ impl PartitionLog {
     /// As [`read`](Self::read); `CorruptLog` naming the position of a batch whose
     /// CRC fails.
     pub fn read_batches(&self, from: Offset, max_bytes: u32) -> Result<Vec<RecordBatch>> {
-        let info = self.read(from, max_bytes)?;
+        let batches = self.read_located_batches(from, max_bytes, self.log_end_offset())?;
+        Ok(batches.into_iter().map(|b| b.batch).collect())
+    }
+
+    /// Like [`read_batches`](Self::read_batches), but only batches that end at
+    /// or before `upto` (as [`read_to`](Self::read_to)), each with the file and
+    /// position it was read from, so a caller that finds its records bad can
+    /// say where (the admin API's message peek).
+    ///
+    /// # Errors
+    /// As [`read_to`](Self::read_to); `CorruptLog` naming the position of a
+    /// batch whose CRC fails.
+    pub fn read_located_batches(
+        &self,
+        from: Offset,
+        max_bytes: u32,
+        upto: Offset,
+    ) -> Result<Vec<LocatedBatch>> {
+        let info = self.read_to(from, max_bytes, upto)?;
         let mut batches = Vec::new();
         for slice in &info.slices {
             let bytes = slice.to_bytes()?;
@@ -759,7 +788,11 @@ impl PartitionLog {
                 let batch = RecordBatch::new(bytes.slice(at..at + len))
                     .map_err(|e| corrupt(e.to_string()))?;
                 batch.verify_crc().map_err(|e| corrupt(e.to_string()))?;
-                batches.push(batch);
+                batches.push(LocatedBatch {
+                    batch,
+                    path: Arc::clone(&slice.path),
+                    position,
+                });
                 at += len;
             }
         }

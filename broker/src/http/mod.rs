@@ -1,7 +1,8 @@
 //! The HTTP listener: health and readiness probes, Prometheus metrics, the
 //! admin JSON API and the management web page, all on one port
 //! (`http`, default 127.0.0.1:7180), over TLS when `tls_cert`/`tls_key` are set.
-//! Stops with the broker's shutdown token.
+//! Stops once a shutdown has drained the native connections (until then
+//! `/readyz` answers 503).
 //!
 //! # Layout
 //! - `mod.rs`: [`router`] assembles the routes of every area; [`serve`] runs them.
@@ -12,37 +13,42 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::server::Shared;
+
+pub(crate) mod api;
 
 /// Every route the HTTP listener serves, with the broker's shared state.
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(api::routes())
         .with_state(shared)
 }
 
-/// Serves [`router`] on `listener` until the broker shuts down; over TLS
-/// when the broker has a certificate (see [`crate::tls::TlsListener`]).
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let token = shared.shutdown.clone();
-    let shutdown = async move { token.cancelled().await };
+/// Serves [`router`] on `listener` until `stop` is cancelled (after the
+/// broker's shutdown token, so `/readyz` can say the broker is stopping);
+/// over TLS when the broker has a certificate (see [`crate::tls::TlsListener`]).
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    let shutdown = {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    };
     let served = match shared.tls.clone() {
         None => {
             axum::serve(listener, router(shared))
                 .with_graceful_shutdown(shutdown)
                 .await
         }
-        Some(acceptor) => {
-            match crate::tls::TlsListener::new(listener, acceptor, shared.shutdown.clone()) {
-                Ok(listener) => {
-                    axum::serve(listener, router(shared))
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                }
-                Err(e) => Err(e),
+        Some(acceptor) => match crate::tls::TlsListener::new(listener, acceptor, stop) {
+            Ok(listener) => {
+                axum::serve(listener, router(shared))
+                    .with_graceful_shutdown(shutdown)
+                    .await
             }
-        }
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = served {
         tracing::error!(error = %e, "HTTP listener failed");

@@ -2,6 +2,9 @@
 //! and the routing ones, `routing` and `alternate.topic`), then creates the
 //! partition directories on a blocking thread. The topic starts with no
 //! bindings.
+//!
+//! [`settings`] and [`create`] are the whole path, shared with the admin
+//! HTTP API (`POST /api/topics`), so both check and create topics alike.
 
 use std::sync::Arc;
 
@@ -15,21 +18,38 @@ use super::Reply;
 use crate::response::Response;
 use crate::server::Shared;
 
-pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply {
-    if !(1..=MAX_PARTITIONS).contains(&req.partitions) {
-        return Reply::Now(Response::error(
-            cid,
+/// A refused or failed admin operation: its code and message.
+pub(crate) type Refusal = (ErrorCode, String);
+
+/// A new topic's checked settings.
+pub(crate) struct TopicSettings {
+    pub partitions: u32,
+    pub log: LogConfig,
+    pub routing: TopicRouting,
+    pub share: ShareConfig,
+}
+
+/// Checks a partition count and a list of topic configs (the broker's log
+/// defaults apply to keys left out) for a topic named `name`.
+///
+/// # Errors
+/// `INVALID_PARTITIONS` or `INVALID_CONFIG` with the reason.
+pub(crate) fn settings(
+    shared: &Shared,
+    name: &str,
+    partitions: u32,
+    configs: &[(String, String)],
+) -> Result<TopicSettings, Refusal> {
+    if !(1..=MAX_PARTITIONS).contains(&partitions) {
+        return Err((
             ErrorCode::INVALID_PARTITIONS,
-            format!(
-                "partitions must be in 1..={MAX_PARTITIONS}, got {}",
-                req.partitions
-            ),
+            format!("partitions must be in 1..={MAX_PARTITIONS}, got {partitions}"),
         ));
     }
     let mut log = shared.config.log.clone();
     let mut routing = TopicRouting::default();
     let mut share = ShareConfig::default();
-    for (key, value) in &req.configs {
+    for (key, value) in configs {
         let set = if TopicRouting::KEYS.contains(&key.as_str()) {
             routing.set(key, value).map_err(|e| e.to_string())
         } else if ShareConfig::is_key(key) {
@@ -43,40 +63,65 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply 
                 TopicRouting::KEYS.join(", ")
             ))
         };
-        if let Err(message) = set {
-            return Reply::Now(Response::error(cid, ErrorCode::INVALID_CONFIG, message));
+        set.map_err(|message| (ErrorCode::INVALID_CONFIG, message))?;
+    }
+    log.validate()
+        .and_then(|()| routing.validate(name))
+        .and_then(|()| share.validate(name))
+        .map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()))?;
+    Ok(TopicSettings {
+        partitions,
+        log,
+        routing,
+        share,
+    })
+}
+
+/// Creates topic `name` with checked `settings` on a blocking thread (files
+/// and fsyncs), and logs it.
+///
+/// # Errors
+/// The storage error's code (`TOPIC_ALREADY_EXISTS`, `INVALID_TOPIC_NAME`,
+/// `DISK_FULL`, ...) and message.
+pub(crate) async fn create(
+    shared: Arc<Shared>,
+    name: String,
+    settings: TopicSettings,
+) -> Result<(), Refusal> {
+    let TopicSettings {
+        partitions,
+        log,
+        routing,
+        share,
+    } = settings;
+    let mode = routing.mode;
+    let topic = name.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        shared
+            .topics
+            .create(&shared.kv, &topic, partitions, log, routing, share)
+    })
+    .await;
+    match created {
+        Ok(Ok(())) => {
+            tracing::info!(topic = %name, partitions, routing = %mode, "topic created");
+            Ok(())
         }
+        Ok(Err(e)) => Err((super::storage_code(&e, "create topic"), e.to_string())),
+        Err(e) => Err((ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string())),
     }
-    if let Err(e) = log
-        .validate()
-        .and_then(|()| routing.validate(&req.name))
-        .and_then(|()| share.validate(&req.name))
-    {
-        return Reply::Now(Response::error(
-            cid,
-            ErrorCode::INVALID_CONFIG,
-            e.to_string(),
-        ));
-    }
+}
+
+pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply {
+    let settings = match settings(shared, &req.name, req.partitions, &req.configs) {
+        Ok(s) => s,
+        Err((code, message)) => return Reply::Now(Response::error(cid, code, message)),
+    };
     let shared = Arc::clone(shared);
     Reply::later(async move {
-        let name = req.name.clone();
-        let mode = routing.mode;
-        let created = tokio::task::spawn_blocking(move || {
-            shared
-                .topics
-                .create(&shared.kv, &req.name, req.partitions, log, routing, share)
-        })
-        .await;
-        match created {
-            Ok(Ok(())) => {
-                tracing::info!(topic = %name, partitions = req.partitions, routing = %mode, "topic created");
-                Response::ok(cid, &EmptyResponse)
-            }
-            Ok(Err(e)) => {
-                Response::error(cid, super::storage_code(&e, "create topic"), e.to_string())
-            }
-            Err(e) => Response::error(cid, ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string()),
+        match create(shared, req.name, settings).await {
+            Ok(()) => Response::ok(cid, &EmptyResponse),
+            Err((code, message)) => Response::error(cid, code, message),
         }
     })
 }

@@ -26,9 +26,9 @@ use crate::server::Shared;
 use crate::topics::BindingChange;
 
 mod api_versions;
-mod bind;
-mod create_topic;
-mod delete_topic;
+pub(crate) mod bind;
+pub(crate) mod create_topic;
+pub(crate) mod delete_topic;
 mod describe_topic;
 mod fetch;
 mod groups;

@@ -194,6 +194,13 @@ impl SharePartition {
         }
     }
 
+    /// Its start offset (SPSO: every offset below is done) and the members
+    /// holding record locks now, sorted.
+    pub fn progress(&self) -> (u64, Vec<Arc<str>>) {
+        let g = self.lock();
+        (g.state.start_offset(), g.state.lock_holders())
+    }
+
     /// The state, locked. The caller is expected not to await or fsync while
     /// holding it.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Guarded> {
@@ -393,6 +400,11 @@ impl ShareGroups {
         self.partitions
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every share-partition, in no particular order (the admin API's listing).
+    pub fn list(&self) -> Vec<Arc<SharePartition>> {
+        self.map_read().values().cloned().collect()
     }
 
     /// The share-partition, if the group has ever fetched from it.

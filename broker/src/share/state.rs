@@ -223,6 +223,22 @@ impl ShareState {
         self.start_offset + self.entries.len() as u64
     }
 
+    /// The members holding a lock on some record of the window, sorted,
+    /// without duplicates.
+    pub fn lock_holders(&self) -> Vec<Arc<str>> {
+        let mut holders: Vec<Arc<str>> = self
+            .entries
+            .iter()
+            .filter_map(|e| match &e.state {
+                RecordState::Acquired { member, .. } => Some(Arc::clone(member)),
+                _ => None,
+            })
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        holders
+    }
+
     /// Whether something changed since the state was last written.
     pub fn is_dirty(&self) -> bool {
         self.dirty

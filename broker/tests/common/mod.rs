@@ -2,6 +2,8 @@
 //! request builders. No client crate: these tests check the bytes.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

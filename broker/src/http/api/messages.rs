@@ -1,0 +1,259 @@
+//! `GET /api/topics/{name}/partitions/{partition}/messages?offset=O&limit=N`:
+//! reads records of one partition for debugging (RabbitMQ's "get messages",
+//! the seed's message tracing), without moving any group's offset.
+//!
+//! Reads go through the storage read path on a blocking thread, up to the
+//! high watermark (what consumers may see), CRC-checking every batch and
+//! decoding its records (zstd included). At most [`MAX_PEEK_BYTES`] of
+//! batches are read per request (at least one whole batch), so `limit`
+//! records may come back fewer: `next_offset` says where to go on.
+//! Keys, values and header values are shown as UTF-8 text when they are
+//! valid UTF-8, as base64 otherwise. A batch that fails its CRC or does not
+//! decode is a 500 `CORRUPT_BATCH` naming the segment file and byte
+//! position (records before it come back first; the error comes to the
+//! peek that starts at it); nothing panics on what is on disk.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use warren_protocol::Record;
+use warren_storage::{Offset, PartitionLog};
+
+use super::{ApiError, ApiResult, parse_query};
+use crate::server::Shared;
+
+/// Most batch bytes one peek reads (one batch larger than this is still
+/// read whole). Not configurable.
+pub const MAX_PEEK_BYTES: u32 = 4 << 20;
+
+/// Records returned when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 20;
+
+/// Most records one peek returns; a larger `limit` is lowered to it.
+pub const MAX_LIMIT: usize = 1000;
+
+/// The query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeekQuery {
+    /// First offset wanted; default the log start offset.
+    offset: Option<u64>,
+    /// Records wanted; default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`].
+    limit: Option<usize>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize)]
+pub struct Messages {
+    pub topic: String,
+    pub partition: u32,
+    /// Where the next peek should start.
+    pub next_offset: u64,
+    pub log_start_offset: u64,
+    pub high_watermark: u64,
+    pub messages: Vec<Message>,
+}
+
+/// One record.
+#[derive(Debug, Serialize)]
+pub struct Message {
+    pub offset: i64,
+    pub timestamp_ms: i64,
+    pub key: Option<Data>,
+    pub value: Option<Data>,
+    pub headers: Vec<MessageHeader>,
+}
+
+/// Bytes as text when they are valid UTF-8, base64 otherwise.
+#[derive(Debug, Serialize)]
+pub struct Data {
+    /// `utf8` or `base64`.
+    pub encoding: &'static str,
+    pub data: String,
+}
+
+/// One record header.
+#[derive(Debug, Serialize)]
+pub struct MessageHeader {
+    pub key: String,
+    pub value: Option<Data>,
+}
+
+impl Data {
+    fn of(bytes: &[u8]) -> Data {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Data {
+                encoding: "utf8",
+                data: text.to_owned(),
+            },
+            Err(_) => Data {
+                encoding: "base64",
+                data: BASE64.encode(bytes),
+            },
+        }
+    }
+}
+
+impl From<Record> for Message {
+    fn from(r: Record) -> Message {
+        Message {
+            offset: r.offset,
+            timestamp_ms: r.timestamp,
+            key: r.key.as_deref().map(Data::of),
+            value: r.value.as_deref().map(Data::of),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|h| MessageHeader {
+                    key: h.key,
+                    value: h.value.as_deref().map(Data::of),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The handler; see the module docs.
+pub async fn peek(
+    State(shared): State<Arc<Shared>>,
+    Path((name, partition)): Path<(String, String)>,
+    query: Result<Query<PeekQuery>, QueryRejection>,
+) -> ApiResult<Json<Messages>> {
+    let query = parse_query(query)?;
+    let topic = super::topics::topic(&shared, &name)?;
+    let index: u32 = partition
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("partition {partition:?} is not a number")))?;
+    let p = topic
+        .partitions
+        .get(index as usize)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "PARTITION_NOT_FOUND",
+                format!(
+                    "topic {name:?} has partitions 0..{}, not {index}",
+                    topic.partitions.len()
+                ),
+            )
+        })?;
+    let limit = match query.limit {
+        None => DEFAULT_LIMIT,
+        Some(0) => return Err(ApiError::invalid("limit must be at least 1")),
+        Some(n) => n.min(MAX_LIMIT),
+    };
+    let log_start = p.log.log_start_offset().0;
+    let hw = p.log.high_watermark().0;
+    let offset = query.offset.unwrap_or(log_start);
+    if offset < log_start || offset > hw {
+        return Err(out_of_range(offset, log_start, hw));
+    }
+    let (messages, next_offset) = if offset == hw {
+        (Vec::new(), hw)
+    } else {
+        let log = p.log.clone();
+        tokio::task::spawn_blocking(move || read(&log, offset, Offset(hw), limit))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??
+    };
+    Ok(Json(Messages {
+        topic: name,
+        partition: index,
+        next_offset,
+        log_start_offset: log_start,
+        high_watermark: hw,
+        messages,
+    }))
+}
+
+fn out_of_range(offset: u64, log_start: u64, hw: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "OFFSET_OUT_OF_RANGE",
+        format!("offset {offset} is outside the readable range {log_start}..={hw}"),
+    )
+}
+
+/// Up to `limit` records from `from`, below `hw`, reading at most
+/// [`MAX_PEEK_BYTES`] (one batch more if the first is larger); with the
+/// offset to read next. Blocking.
+///
+/// A damaged batch fails the whole read that holds it, so after one such
+/// failure the batches are read one at a time: the records before the
+/// damage come back, and the next peek (from `next_offset`) gets the error
+/// naming the file and position.
+fn read(log: &PartitionLog, from: u64, hw: Offset, limit: usize) -> ApiResult<(Vec<Message>, u64)> {
+    let mut messages = Vec::new();
+    let mut next = from;
+    let mut budget = MAX_PEEK_BYTES;
+    let mut one_batch_at_a_time = false;
+    while messages.len() < limit && next < hw.0 && budget > 0 {
+        // A read of 1 byte returns exactly one whole batch.
+        let max_bytes = if one_batch_at_a_time { 1 } else { budget };
+        let batches = match log.read_located_batches(Offset(next), max_bytes, hw) {
+            Ok(batches) => batches,
+            Err(warren_storage::Error::CorruptLog { .. }) if !one_batch_at_a_time => {
+                one_batch_at_a_time = true;
+                continue;
+            }
+            Err(e @ warren_storage::Error::CorruptLog { .. }) if messages.is_empty() => {
+                return Err(ApiError::internal(e.to_string()).with_code("CORRUPT_BATCH"));
+            }
+            Err(warren_storage::Error::CorruptLog { .. }) => break,
+            Err(warren_storage::Error::OffsetOutOfRange {
+                requested,
+                log_start,
+                log_end,
+            }) => return Err(out_of_range(requested, log_start, log_end)),
+            Err(other) => {
+                return Err(ApiError::from_code(
+                    crate::error::storage_error_code(&other),
+                    format!("reading {}: {other}", log.name()),
+                ));
+            }
+        };
+        if batches.is_empty() {
+            break;
+        }
+        for located in batches {
+            budget = budget
+                .saturating_sub(u32::try_from(located.batch.as_bytes().len()).unwrap_or(u32::MAX));
+            let records = match located.batch.records() {
+                Ok(records) => records,
+                Err(_) if !messages.is_empty() => return Ok((messages, next)),
+                Err(e) => {
+                    return Err(ApiError::internal(format!(
+                        "{}: batch at position {} of {} does not decode: {e}",
+                        log.name(),
+                        located.position,
+                        located.path.display()
+                    ))
+                    .with_code("CORRUPT_BATCH"));
+                }
+            };
+            let batch_end = u64::try_from(located.batch.header().next_offset()).unwrap_or(next);
+            for record in records {
+                if u64::try_from(record.offset).is_ok_and(|o| o < next) {
+                    continue;
+                }
+                if messages.len() == limit {
+                    break;
+                }
+                next = u64::try_from(record.offset).map_or(next, |o| o + 1);
+                messages.push(Message::from(record));
+            }
+            if messages.len() == limit {
+                return Ok((messages, next));
+            }
+            next = next.max(batch_end);
+        }
+    }
+    Ok((messages, next))
+}
