@@ -3,7 +3,8 @@
 //! Covers: a fetch over TLS (the buffered-copy path) is byte for byte the
 //! fetch over plain TCP (the sendfile path), across chunks and segments; a
 //! plaintext or silent client is closed without harming TLS clients; the HTTP
-//! listener over TLS; clear startup errors for unusable certificate files.
+//! listener over TLS (and its connection list showing TLS); clear startup
+//! errors for unusable certificate files.
 
 mod common;
 
@@ -318,13 +319,14 @@ async fn a_client_that_does_not_trust_the_ca_fails_the_handshake() -> Result<()>
     Ok(())
 }
 
-#[tokio::test]
-async fn http_listener_speaks_tls() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (broker, pki) = start_tls(dir.path()).await?;
-    let mut https = tls_connect(broker.http_addr(), &pki.ca).await?;
+/// `GET path` over HTTPS with `Connection: close`; the whole response.
+async fn https_get(addr: SocketAddr, ca: &Path, path: &str) -> Result<String> {
+    let mut https = tls_connect(addr, ca).await?;
     https
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .await?;
     https.flush().await?;
     let mut response = Vec::new();
@@ -334,9 +336,23 @@ async fn http_listener_speaks_tls() -> Result<()> {
     })
     .await
     .context("no HTTP response in 10 s")?;
-    let text = String::from_utf8_lossy(&response);
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test]
+async fn http_listener_speaks_tls() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (broker, pki) = start_tls(dir.path()).await?;
+    let text = https_get(broker.http_addr(), &pki.ca, "/healthz").await?;
     ensure!(text.starts_with("HTTP/1.1 200"), "{text}");
     ensure!(text.ends_with("\r\n\r\nok\n"), "{text}");
+    // A native TLS connection is listed as such.
+    let mut native = tls_connect(broker.local_addr(), &pki.ca).await?;
+    ensure!(error_code(&exchange(&mut native, 1, &ApiVersionsRequest).await?)? == 0);
+    let text = https_get(broker.http_addr(), &pki.ca, "/api/connections").await?;
+    ensure!(text.starts_with("HTTP/1.1 200"), "{text}");
+    ensure!(text.contains("\"tls\":true"), "{text}");
+    ensure!(!text.contains("\"tls\":false"), "{text}");
     // Plain HTTP on the TLS port gets no HTTP answer.
     let mut plain = TcpStream::connect(broker.http_addr()).await?;
     plain
@@ -344,6 +360,7 @@ async fn http_listener_speaks_tls() -> Result<()> {
         .await?;
     let got = read_until_closed(&mut plain).await?;
     ensure!(!got.starts_with(b"HTTP"), "plain HTTP was answered");
+    drop(native);
     broker.shutdown().await?;
     Ok(())
 }
