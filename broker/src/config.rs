@@ -59,6 +59,18 @@ pub struct BrokerConfig {
     /// Settings for topics created without them (each topic's own settings are
     /// stored with it).
     pub log: LogConfig,
+    /// Prometheus metrics at `GET /metrics` on the HTTP port. Off, every
+    /// metric handle is a no-op and `/metrics` answers 404 (for measuring
+    /// what metrics cost). Default true.
+    pub metrics: bool,
+    /// PEM certificate chain (leaf first) for TLS. With `tls_key` set too,
+    /// both listeners (native and HTTP) speak only TLS; set both or neither.
+    /// Default none (plain TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Default none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -77,6 +89,9 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 1_000,
             group_max_session_timeout_ms: 300_000,
             log: LogConfig::default(),
+            metrics: true,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -147,6 +162,21 @@ impl BrokerConfig {
                 self.group_max_session_timeout_ms
             )));
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), Some(_)) | (None, None) => {}
+            (Some(cert), None) => {
+                return Err(Error::Config(format!(
+                    "tls_cert is set ({}) but tls_key is not: TLS needs both",
+                    cert.display()
+                )));
+            }
+            (None, Some(key)) => {
+                return Err(Error::Config(format!(
+                    "tls_key is set ({}) but tls_cert is not: TLS needs both",
+                    key.display()
+                )));
+            }
+        }
         self.log
             .validate()
             .map_err(|e| Error::Config(format!("log: {e}")))
@@ -181,6 +211,9 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "group_heartbeat_interval_ms",
         "group_min_session_timeout_ms",
         "group_max_session_timeout_ms",
+        "metrics",
+        "tls_cert",
+        "tls_key",
     ];
     const LOG: &[&str] = &[
         "segment_bytes",
@@ -199,7 +232,12 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
             continue;
         };
         let key = key.to_ascii_lowercase();
-        let value = scalar(&value);
+        // Paths stay strings even when they look like a number.
+        let value = if key.starts_with("tls_") {
+            toml::Value::String(value)
+        } else {
+            scalar(&value)
+        };
         if let Some(log_key) = key.strip_prefix("log_")
             && LOG.contains(&log_key)
         {
@@ -208,8 +246,12 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         }
         if TOP.contains(&key.as_str()) {
             table.insert(key, value);
-        } else if !matches!(key.as_str(), "broker" | "log" | "bench_dir") {
-            // WARREN_BROKER is the CLI's; other WARREN_* names are likely typos.
+        } else if !matches!(
+            key.as_str(),
+            "broker" | "log" | "bench_dir" | "tls_ca" | "tls_server_name"
+        ) {
+            // WARREN_BROKER and WARREN_TLS_CA/_SERVER_NAME are the CLI's; other
+            // WARREN_* names are likely typos.
             return Err(Error::Config(format!(
                 "unknown environment variable {name} (known: WARREN_{}, WARREN_LOG_{})",
                 TOP.join("|").to_ascii_uppercase(),
@@ -281,6 +323,31 @@ mod tests {
     }
 
     #[test]
+    fn metrics_are_on_by_default_and_switched_off_by_env_file_or_flag() {
+        let on = BrokerConfig::load(None, env(&[]), toml::Table::new()).unwrap();
+        assert!(on.metrics);
+        let off = BrokerConfig::load(
+            None,
+            env(&[("WARREN_METRICS", "false")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert!(!off.metrics);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("warren.toml");
+        std::fs::write(&file, "metrics = false\n").unwrap();
+        assert!(
+            !BrokerConfig::load(Some(&file), env(&[]), toml::Table::new())
+                .unwrap()
+                .metrics
+        );
+        let mut flags = toml::Table::new();
+        flags.insert("metrics".into(), true.into());
+        let c = BrokerConfig::load(Some(&file), env(&[]), flags).unwrap();
+        assert!(c.metrics, "the flag beats the file");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_clear_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("warren.toml");
@@ -304,5 +371,34 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("durability"), "{err}");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_TLS_CERT", "/etc/warren/cert.pem")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("tls_key is not"), "{msg}");
+        assert!(msg.contains("/etc/warren/cert.pem"), "{msg}");
+        let mut flags = toml::Table::new();
+        flags.insert("tls_key".into(), "k.pem".into());
+        let err = BrokerConfig::load(None, env(&[]), flags).unwrap_err();
+        assert!(err.to_string().contains("tls_cert is not"), "{err}");
+        let c = BrokerConfig::load(
+            None,
+            env(&[("WARREN_TLS_CERT", "c.pem"), ("WARREN_TLS_KEY", "1234")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.tls_cert, Some(PathBuf::from("c.pem")));
+        assert_eq!(
+            c.tls_key,
+            Some(PathBuf::from("1234")),
+            "a path stays a string"
+        );
     }
 }

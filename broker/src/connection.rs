@@ -16,45 +16,112 @@
 //! A malformed frame (over `max_frame_bytes`, shorter than its header) closes
 //! this connection only; a well-framed request with a bad body gets an error
 //! response and the connection stays open. Nothing here can panic on input.
+//!
+//! # TLS
+//! With `tls_cert`/`tls_key` set, [`run`] first does the TLS handshake in the
+//! connection's own task, bounded by [`HANDSHAKE_TIMEOUT`] (a failed or slow
+//! handshake closes only this connection, with a log line). The reader and
+//! writer below are generic over the stream ([`ResponseWriter`]); only the way
+//! file ranges reach the socket differs:
+//!
+//! - plain TCP: `sendfile(2)`, the kernel copies page cache to socket;
+//! - TLS: the kernel cannot encrypt for rustls, which runs in user space, so
+//!   each range is read with `pread(2)` into one reusable per-connection buffer
+//!   ([`COPY_CHUNK_BYTES`]) and written through the TLS stream, which encrypts
+//!   it into its own record buffer. That is two copies and the encryption per
+//!   record byte; docs/OPERATIONS.md (`## TLS`) has the measured cost. Future
+//!   work: kernel TLS (kTLS, rustls's `dangerous_extract_secrets` handing the
+//!   session keys to the socket) would let the TLS path use `sendfile` again.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_rustls::server::TlsStream;
 use tokio_util::codec::Decoder;
+use warren_protocol::ErrorCode;
 use warren_protocol::frame::RequestCodec;
 use warren_storage::FileSlice;
 
 use crate::connections::ConnectionInfo;
+use crate::metrics::Metrics;
 use crate::request::{self, Reply};
 use crate::response::Chunk;
 use crate::server::Shared;
+use crate::tls::HANDSHAKE_TIMEOUT;
 
 /// Responses smaller than this are gathered into one write.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// Initial read buffer; grows to hold a whole frame once its length is known.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Over TLS, file ranges are read and written in pieces of this size, through
+/// one buffer per connection (allocated at its first fetch). 256 KiB: big
+/// enough that the per-call costs (a `pread`, a wake-up of the writer) are
+/// small next to encrypting it, small enough for many connections.
+const COPY_CHUNK_BYTES: usize = 256 * 1024;
 
 /// A reply waiting for its turn on the socket, with the request's byte permit.
 struct Queued {
     reply: Reply,
     permit: OwnedSemaphorePermit,
+    /// For a [`Reply::Later`]: the api key and start time its metrics are
+    /// recorded with once the task's response is ready.
+    api_key: u16,
+    started: Option<Instant>,
 }
 
 /// Serves one connection until the peer closes it, it misbehaves, or the broker
-/// shuts down. Logs one line at open and one at close with the reason.
+/// shuts down. Logs one line at open and one at close with the reason. With
+/// TLS, the handshake comes first (see the module docs).
 pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    tracing::info!(%peer, "connection opened");
-    let registration = shared.connections.register(peer, false);
+    let Some(acceptor) = shared.tls.clone() else {
+        let (reader, writer) = socket.into_split();
+        return serve(reader, writer, peer, false, shared).await;
+    };
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket));
+    let stream = tokio::select! {
+        r = handshake => r,
+        () = shared.shutdown.cancelled() => return,
+    };
+    match stream {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            serve(reader, writer, peer, true, shared).await;
+        }
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake failed; connection closed");
+        }
+        Err(_) => {
+            tracing::info!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out; connection closed");
+        }
+    }
+}
+
+/// The connection proper, over a plain or a TLS stream split in two halves.
+async fn serve<R, W>(mut reader: R, writer: W, peer: SocketAddr, tls: bool, shared: Arc<Shared>)
+where
+    R: AsyncRead + Unpin,
+    W: ResponseWriter,
+{
+    tracing::info!(%peer, tls, "connection opened");
+    let registration = shared.connections.register(peer, tls);
     let info = Arc::clone(&registration.info);
-    let (mut reader, writer) = socket.into_split();
+    let mut session = crate::auth::Session::new(Arc::clone(&info));
     let (tx, rx) = mpsc::channel::<Queued>(shared.config.max_inflight_requests);
-    let write_task = tokio::spawn(write_loop(writer, rx, Arc::clone(&info)));
+    let write_task = tokio::spawn(write_loop(
+        writer,
+        rx,
+        Arc::clone(&info),
+        Arc::clone(&shared.metrics),
+    ));
     let inflight = Arc::new(Semaphore::new(shared.config.max_inflight_bytes));
     let mut codec = RequestCodec::new(shared.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
@@ -77,11 +144,30 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
                 },
                 () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
             };
-            let reply = request::handle(frame, &shared);
-            if matches!(reply, Reply::None) {
-                continue;
+            let started = shared.metrics.request_started();
+            let api_key = frame.header.api_key;
+            let reply = request::handle(frame, &shared, &mut session);
+            match &reply {
+                Reply::Now(response) => {
+                    shared
+                        .metrics
+                        .request_ready(api_key, response.code, started);
+                }
+                Reply::None => {
+                    shared
+                        .metrics
+                        .request_ready(api_key, ErrorCode::NONE, started);
+                    continue;
+                }
+                Reply::Later(_) => {}
             }
-            if tx.send(Queued { reply, permit }).await.is_err() {
+            let queued = Queued {
+                reply,
+                permit,
+                api_key,
+                started,
+            };
+            if tx.send(queued).await.is_err() {
                 break 'conn "write failed".to_string();
             }
         }
@@ -106,17 +192,53 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     tracing::info!(%peer, %reason, requests, "connection closed");
 }
 
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+/// The writing half of a connection's stream: bytes go through
+/// `AsyncWrite`, file ranges through [`send_file`](Self::send_file).
+///
+/// ### To ensure correctness:
+/// `send_file` writes exactly the slice's bytes, in order, or fails; bytes it
+/// leaves buffered are written by the next `flush`.
+trait ResponseWriter: AsyncWrite + Unpin + Send + 'static {
+    /// Writes the file range `slice` to the stream. `scratch` is the
+    /// connection's reusable buffer, for writers that must copy.
+    fn send_file(
+        &mut self,
+        slice: &FileSlice,
+        scratch: &mut Vec<u8>,
+    ) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Plain TCP: `sendfile(2)`, no copy.
+impl ResponseWriter for OwnedWriteHalf {
+    async fn send_file(&mut self, slice: &FileSlice, _scratch: &mut Vec<u8>) -> io::Result<()> {
+        send_file(self, slice).await
+    }
+}
+
+/// TLS: read into `scratch`, encrypt, write (see the module docs for why).
+impl ResponseWriter for WriteHalf<TlsStream<TcpStream>> {
+    async fn send_file(&mut self, slice: &FileSlice, scratch: &mut Vec<u8>) -> io::Result<()> {
+        copy_file(self, slice, scratch).await
+    }
+}
+
+async fn write_loop<W: ResponseWriter>(
+    mut writer: W,
     mut rx: mpsc::Receiver<Queued>,
     info: Arc<ConnectionInfo>,
+    metrics: Arc<Metrics>,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
+    // Only TLS writers use it; empty (no allocation) until their first fetch.
+    let mut scratch = Vec::new();
     while let Some(queued) = rx.recv().await {
         let response = match queued.reply {
             Reply::Now(r) => r,
             Reply::Later(task) => match task.await {
-                Ok(r) => r,
+                Ok((r, ready)) => {
+                    metrics.request_done(queued.api_key, r.code, queued.started, ready);
+                    r
+                }
                 Err(e) => {
                     // A handler task panicked or was cancelled: the stream's
                     // order can no longer be kept, so close the connection.
@@ -144,19 +266,24 @@ async fn write_loop(
                         writer.write_all(&buf).await?;
                         buf.clear();
                     }
-                    send_file(&writer, &slice).await?;
+                    writer.send_file(&slice, &mut scratch).await?;
                 }
             }
         }
         drop(queued.permit);
-        if rx.is_empty() && !buf.is_empty() {
-            writer.write_all(&buf).await?;
-            buf.clear();
+        if rx.is_empty() {
+            if !buf.is_empty() {
+                writer.write_all(&buf).await?;
+                buf.clear();
+            }
+            // A no-op for TCP; TLS may still hold encrypted records.
+            writer.flush().await?;
         }
     }
     if !buf.is_empty() {
         writer.write_all(&buf).await?;
     }
+    // Flushes, then TLS sends close_notify; both then shut the socket's write side.
     writer.shutdown().await
 }
 
@@ -187,6 +314,46 @@ async fn send_file(writer: &OwnedWriteHalf, slice: &FileSlice) -> io::Result<()>
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e),
         }
+    }
+    Ok(())
+}
+
+/// Writes a file range through a writer that cannot take `sendfile`: `pread`
+/// a chunk into `scratch`, write it, repeat.
+///
+/// The `pread` blocks this worker thread like `sendfile` does: the ranges are
+/// the log's tail, almost always in the page cache, so it is a memory copy,
+/// cheaper than a hop to the blocking pool and back per chunk.
+async fn copy_file<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    slice: &FileSlice,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    if scratch.len() < COPY_CHUNK_BYTES {
+        scratch.resize(COPY_CHUNK_BYTES, 0);
+    }
+    let mut position = u64::from(slice.position.0);
+    let end = position + u64::from(slice.len);
+    while position < end {
+        let want = ((end - position) as usize).min(COPY_CHUNK_BYTES);
+        let Some(chunk) = scratch.get_mut(..want) else {
+            return Err(io::Error::other("copy buffer smaller than a chunk"));
+        };
+        let read = slice.file.read_at(chunk, position)?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ends before position {position} (the segment was truncated under a fetch)",
+                    slice.path.display()
+                ),
+            ));
+        }
+        let Some(filled) = chunk.get(..read) else {
+            return Err(io::Error::other("read past the copy buffer"));
+        };
+        writer.write_all(filled).await?;
+        position += read as u64;
     }
     Ok(())
 }

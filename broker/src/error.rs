@@ -33,6 +33,11 @@ pub enum Error {
     /// Closing the logs at shutdown failed (the next start recovers them).
     #[error("closing logs: {0}")]
     Close(#[source] warren_storage::Error),
+    /// The TLS certificate or key (`tls_cert`, `tls_key`) is unusable: the
+    /// file named cannot be read, holds no certificate or key, or the key does
+    /// not match the certificate.
+    #[error("TLS: {path}: {reason}")]
+    Tls { path: PathBuf, reason: String },
     /// Other I/O failure.
     #[error("{what}: {source}")]
     Io {

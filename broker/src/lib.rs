@@ -12,6 +12,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`auth`]: users, ACLs and per-connection sessions (who may do what).
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
 //! - `connection`: one connection's reader, writer, back-pressure and sendfile.
@@ -23,9 +24,13 @@
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
+//! - [`metrics`]: the broker's Prometheus metrics: its own recorder, cached handles,
+//!   per-partition probes, and the families rendered from state at scrape time.
 //! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area);
 //!   [`http_api_routes`] lists the admin API's routes (the OpenAPI test compares them).
 //! - [`throughput`]: the traffic history the admin API's overview charts (a 5 s sampler).
+//! - `tls`: the rustls server config from `tls_cert`/`tls_key`, the handshake timeout,
+//!   the HTTP listener's TLS accept queue.
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 //! - [`share`]: share groups (queue semantics): per-record locks, acks,
@@ -33,6 +38,7 @@
 
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod auth;
 pub mod config;
 mod connection;
 pub mod connections;
@@ -40,12 +46,14 @@ pub mod error;
 pub mod groups;
 mod http;
 pub mod meta;
+pub mod metrics;
 mod request;
 mod response;
 pub mod routing;
 pub mod server;
 pub mod share;
 pub mod throughput;
+mod tls;
 pub mod topics;
 
 pub use config::BrokerConfig;

@@ -9,6 +9,8 @@
 //! | `o` group `\0` topic `\0` partition   | committed offset (see `groups`) | consumer groups |
 //! | `b` topic `\0` key `\0` partition       | empty: the binding exists     | routing ([`binding_key`]) |
 //! | `s` group `\0` topic `\0` partition | a share-partition's state (see `share::state`) | share groups |
+//! | `u` user                              | the user's SCRAM credential and superuser flag (see `auth`) | users |
+//! | `a` user `\0` resource `\0` permission | empty: the ACL entry exists (see `auth`) | ACLs |
 //!
 //! `partition` is 4 bytes big-endian, so a partition's keys sort numerically.
 //!
@@ -22,6 +24,10 @@ pub const OFFSET_PREFIX: u8 = b'o';
 pub const BINDING_PREFIX: u8 = b'b';
 /// Prefix of share-group state.
 pub const SHARE_PREFIX: u8 = b's';
+/// Prefix of users ([`crate::auth`]).
+pub const USER_PREFIX: u8 = b'u';
+/// Prefix of ACL entries ([`crate::auth`]).
+pub const ACL_PREFIX: u8 = b'a';
 
 /// The metadata-store key of the binding of `key` to `partition` of `topic`:
 /// `b` topic `\0` key `\0` partition (u32 big-endian).

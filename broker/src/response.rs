@@ -27,6 +27,10 @@ impl Chunk {
 /// A whole response frame, length prefix included.
 pub struct Response {
     pub chunks: Vec<Chunk>,
+    /// The request's outcome for `warren_requests_total`: the header's code,
+    /// or, when that is `NONE`, the first partition-level error of a Produce,
+    /// Fetch or ShareFetch (set with [`with_code`](Self::with_code)).
+    pub code: ErrorCode,
 }
 
 impl Response {
@@ -40,7 +44,17 @@ impl Response {
         b.put_slice(body);
         Response {
             chunks: vec![Chunk::Bytes(b.freeze())],
+            code: error_code,
         }
+    }
+
+    /// The same response, reporting `code` as its outcome in the metrics
+    /// when the header says `NONE` (a partition-level error).
+    pub fn with_code(mut self, code: ErrorCode) -> Response {
+        if self.code == ErrorCode::NONE {
+            self.code = code;
+        }
+        self
     }
 
     /// A successful response with `body`.

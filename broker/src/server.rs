@@ -51,6 +51,13 @@ pub struct Shared {
     pub connections: crate::connections::Connections,
     /// Traffic history and records-in count for the admin API's overview.
     pub throughput: crate::throughput::Throughput,
+    /// This broker's Prometheus metrics (its own recorder; see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Users and ACLs (stored in `kv`); anonymous access while there are none.
+    pub auth: crate::auth::Auth,
+    /// The TLS acceptor when `tls_cert`/`tls_key` are set: then both
+    /// listeners speak only TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// The broker; see [`Broker::start`].
@@ -81,7 +88,15 @@ impl Broker {
     /// broker, or an address that cannot be bound.
     pub async fn start(config: BrokerConfig) -> Result<RunningBroker> {
         config.validate()?;
+        // Before touching the data dir: a bad certificate is a startup error.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let data_dir = config.data_dir.clone();
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics));
+        let storage_metrics = metrics.storage();
+        let metrics_enabled = metrics.enabled();
         let (topics, kv) = tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore)> {
             std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
                 path: data_dir.clone(),
@@ -91,17 +106,18 @@ impl Broker {
                     source: e,
                 },
             })?;
-            let manager = LogManager::open(&data_dir).map_err(|source| Error::Storage {
-                path: data_dir.clone(),
-                source,
-            })?;
+            let manager = LogManager::open_with_metrics(&data_dir, storage_metrics.clone())
+                .map_err(|source| Error::Storage {
+                    path: data_dir.clone(),
+                    source,
+                })?;
             let kv_dir = manager.meta_dir().join("kv");
-            let kv =
-                KvStore::open(&kv_dir, KvConfig::default()).map_err(|source| Error::Storage {
+            let kv = KvStore::open_with_metrics(&kv_dir, KvConfig::default(), storage_metrics)
+                .map_err(|source| Error::Storage {
                     path: kv_dir.clone(),
                     source,
                 })?;
-            let topics = Topics::new(Arc::new(manager));
+            let topics = Topics::with_metrics(Arc::new(manager), metrics_enabled);
             let bindings = topics.load_bindings(&kv).map_err(|source| Error::Storage {
                 path: kv_dir,
                 source,
@@ -157,11 +173,14 @@ impl Broker {
                 source: std::io::Error::other(e),
             })?
         };
+        // Logs whether anonymous access is on, before the "started" line.
+        let auth = crate::auth::Auth::load(&kv);
         tracing::info!(
             listen = %local_addr,
             http = %http_addr,
             data_dir = %config.data_dir.display(),
             topics = topics.list().len(),
+            tls = tls.is_some(),
             "warren broker started"
         );
         let groups = Coordinator::new(&config);
@@ -176,6 +195,9 @@ impl Broker {
             advertised: local_addr,
             connections: Default::default(),
             throughput,
+            metrics,
+            auth,
+            tls,
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
         let (done_tx, connections_done) = mpsc::channel(1);
@@ -188,6 +210,7 @@ impl Broker {
         ));
         tokio::spawn(crate::throughput::run_sampler(Arc::clone(&shared)));
         let share_timers = tokio::spawn(crate::share::run_timers(Arc::clone(&shared)));
+        tokio::spawn(crate::metrics::run_upkeep(Arc::clone(&shared)));
         Ok(RunningBroker {
             shared,
             local_addr,

@@ -33,6 +33,7 @@ use warren_storage::{
 };
 
 use crate::meta;
+use crate::metrics::PartitionMetrics;
 use crate::routing::{BindingError, Bindings, validate_key};
 
 /// One partition as the request handlers see it.
@@ -42,6 +43,8 @@ pub struct Partition {
     pub log: PartitionLog,
     /// Woken (`notify_waiters`) whenever the high watermark moves.
     pub hw_moved: Notify,
+    /// Records and bytes produced and fetched (see [`crate::metrics`]).
+    pub metrics: PartitionMetrics,
 }
 
 impl Partition {
@@ -91,7 +94,7 @@ pub struct Topic {
 }
 
 impl Topic {
-    fn new(config: TopicConfig, manager: &LogManager) -> Topic {
+    fn new(config: TopicConfig, manager: &LogManager, metrics_enabled: bool) -> Topic {
         let name: Arc<str> = Arc::from(config.name.as_str());
         let partitions = (0..config.partitions)
             .filter_map(|p| {
@@ -101,6 +104,7 @@ impl Topic {
                         index: p,
                         log,
                         hw_moved: Notify::new(),
+                        metrics: PartitionMetrics::new(metrics_enabled),
                     })
                 })
             })
@@ -199,20 +203,32 @@ pub struct Topics {
     map: RwLock<HashMap<String, Arc<Topic>>>,
     /// Serialises create and delete so the map and the manager agree.
     admin: Mutex<()>,
+    /// Whether partitions get live metrics handles ([`PartitionMetrics`]).
+    metrics_enabled: bool,
 }
 
 impl Topics {
-    /// The topics the manager opened.
+    /// The topics the manager opened, with metrics on.
     pub fn new(manager: Arc<LogManager>) -> Topics {
+        Topics::with_metrics(manager, true)
+    }
+
+    /// The topics the manager opened; their partitions count produced and
+    /// fetched records when `metrics_enabled` (and topics created later too).
+    pub fn with_metrics(manager: Arc<LogManager>, metrics_enabled: bool) -> Topics {
         let map = manager
             .topics()
             .into_iter()
-            .map(|c| (c.name.clone(), Arc::new(Topic::new(c, &manager))))
+            .map(|c| {
+                let topic = Topic::new(c, &manager, metrics_enabled);
+                (topic.config.name.clone(), Arc::new(topic))
+            })
             .collect();
         Topics {
             manager,
             map: RwLock::new(map),
             admin: Mutex::new(()),
+            metrics_enabled,
         }
     }
 
@@ -275,7 +291,7 @@ impl Topics {
         let config = self
             .manager
             .create_topic_with(name, partitions, log, routing, share)?;
-        let topic = Arc::new(Topic::new(config, &self.manager));
+        let topic = Arc::new(Topic::new(config, &self.manager, self.metrics_enabled));
         self.map
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

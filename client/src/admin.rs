@@ -25,6 +25,13 @@ use warren_protocol::api::topics::{
     ListTopicsRequest, TopicListing,
 };
 
+pub use warren_protocol::api::auth::{AclEntry, Permission, Resource, ResourceType, UserListing};
+use warren_protocol::api::auth::{
+    CreateAclRequest, CreateUserRequest, DeleteAclRequest, DeleteUserRequest, ListAclsRequest,
+    ListUsersRequest,
+};
+use warren_protocol::scram::ScramCredential;
+
 use crate::config::{ConnectionConfig, OffsetSpec};
 use crate::connection::Connector;
 use crate::error::{Error, Result};
@@ -309,6 +316,98 @@ impl Admin {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
         };
         self.connector.call(&request, Duration::ZERO, true).await
+    }
+
+    /// Creates a user. The SCRAM-SHA-256 credential is derived here (random
+    /// salt, 4096 iterations): the password never leaves this process. The
+    /// first user of a broker must be a superuser. Needs `admin` on
+    /// `cluster` (or no user yet).
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `USER_ALREADY_EXISTS`, `INVALID_USER` or
+    /// `SUPERUSER_REQUIRED`; [`Error::NotAuthorized`]; connection errors.
+    pub async fn create_user(&self, name: &str, password: &str, superuser: bool) -> Result<()> {
+        let password = password.to_owned();
+        // PBKDF2 takes milliseconds: off the runtime's worker threads.
+        let credential = tokio::task::spawn_blocking(move || ScramCredential::generate(&password))
+            .await
+            .map_err(|e| Error::Config(format!("deriving the credential: {e}")))?
+            .map_err(|e| Error::Config(format!("deriving the credential: {e}")))?;
+        let request = CreateUserRequest {
+            name: name.to_owned(),
+            superuser,
+            salt: credential.salt.into(),
+            iterations: credential.iterations,
+            stored_key: credential.stored_key,
+            server_key: credential.server_key,
+        };
+        self.connector.call(&request, Duration::ZERO, false).await?;
+        Ok(())
+    }
+
+    /// Deletes a user and its ACL entries.
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `USER_NOT_FOUND` or `SUPERUSER_REQUIRED` (the
+    /// last superuser while other users exist); [`Error::NotAuthorized`];
+    /// connection errors.
+    pub async fn delete_user(&self, name: &str) -> Result<()> {
+        let request = DeleteUserRequest {
+            name: name.to_owned(),
+        };
+        self.connector.call(&request, Duration::ZERO, false).await?;
+        Ok(())
+    }
+
+    /// Every user, sorted by name.
+    ///
+    /// # Errors
+    /// [`Error::NotAuthorized`]; connection errors.
+    pub async fn list_users(&self) -> Result<Vec<UserListing>> {
+        let r = self
+            .connector
+            .call(&ListUsersRequest, Duration::ZERO, true)
+            .await?;
+        Ok(r.users)
+    }
+
+    /// Grants an ACL entry (granting one that exists changes nothing).
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `USER_NOT_FOUND` or `INVALID_ACL`;
+    /// [`Error::NotAuthorized`]; connection errors.
+    pub async fn grant(&self, acl: AclEntry) -> Result<()> {
+        self.connector
+            .call(&CreateAclRequest { acl }, Duration::ZERO, true)
+            .await?;
+        Ok(())
+    }
+
+    /// Revokes an ACL entry (revoking one that does not exist changes nothing).
+    ///
+    /// # Errors
+    /// [`Error::Broker`] with `INVALID_ACL`; [`Error::NotAuthorized`];
+    /// connection errors.
+    pub async fn revoke(&self, acl: AclEntry) -> Result<()> {
+        self.connector
+            .call(&DeleteAclRequest { acl }, Duration::ZERO, true)
+            .await?;
+        Ok(())
+    }
+
+    /// ACL entries of `user`, or of every user; sorted.
+    ///
+    /// # Errors
+    /// [`Error::NotAuthorized`]; connection errors.
+    pub async fn list_acls(&self, user: Option<&str>) -> Result<Vec<AclEntry>> {
+        let request = ListAclsRequest {
+            user: user.map(str::to_owned),
+        };
+        Ok(self
+            .connector
+            .call(&request, Duration::ZERO, true)
+            .await?
+            .acls)
     }
 }
 

@@ -17,6 +17,7 @@
 //! assert!(config.validate().is_ok());
 //! ```
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use warren_protocol::Compression;
@@ -55,6 +56,107 @@ pub struct ConnectionConfig {
     /// close the connection. Also the largest request sent. Default 16 MiB (the
     /// broker's default limit).
     pub max_frame_bytes: usize,
+    /// Who to authenticate as. Every connection (reconnects and a group
+    /// consumer's second connection included) authenticates right after the
+    /// ApiVersions handshake, before its first request. Default `None`:
+    /// anonymous, which a broker allows only while it has no users.
+    pub credentials: Option<Credentials>,
+    /// Connect with TLS, trusting the CA certificate(s) of this config, for
+    /// a broker started with `tls_cert`/`tls_key`. Every connection the
+    /// client opens (reconnects, a group consumer's coordinator connection)
+    /// uses it. Default none (plain TCP).
+    pub tls: Option<TlsConfig>,
+}
+
+/// The SASL mechanism a client authenticates with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mechanism {
+    /// SCRAM-SHA-256 (RFC 7677): the password never crosses the wire, and the
+    /// broker proves it holds the user's credential. The default.
+    #[default]
+    ScramSha256,
+    /// SASL PLAIN: the password is sent as is; brokers accept it only over
+    /// TLS.
+    Plain,
+}
+
+impl Mechanism {
+    /// The SASL name: `SCRAM-SHA-256` or `PLAIN`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::ScramSha256 => warren_protocol::scram::MECHANISM,
+            Mechanism::Plain => warren_protocol::api::auth::PLAIN,
+        }
+    }
+}
+
+impl std::str::FromStr for Mechanism {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Mechanism> {
+        match s.to_ascii_uppercase().as_str() {
+            "SCRAM-SHA-256" => Ok(Mechanism::ScramSha256),
+            "PLAIN" => Ok(Mechanism::Plain),
+            _ => Err(Error::Config(format!(
+                "unknown SASL mechanism {s:?} (SCRAM-SHA-256 or PLAIN)"
+            ))),
+        }
+    }
+}
+
+/// A user name and password to authenticate with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password (kept in memory for reconnects; never logged).
+    pub password: String,
+    /// Default [`Mechanism::ScramSha256`].
+    pub mechanism: Mechanism,
+}
+
+impl Credentials {
+    /// SCRAM-SHA-256 credentials.
+    pub fn new(user: impl Into<String>, password: impl Into<String>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            password: password.into(),
+            mechanism: Mechanism::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    // The password stays out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("mechanism", &self.mechanism)
+            .finish()
+    }
+}
+
+/// TLS settings of a [`ConnectionConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM file of the CA certificate(s) that signed the broker's certificate
+    /// (or the broker's self-signed certificate itself). Read at each connect.
+    pub ca_file: PathBuf,
+    /// The name the broker's certificate must carry (a DNS name or an IP
+    /// address in its subject alternative names). Default: the host part of
+    /// `bootstrap`.
+    pub server_name: Option<String>,
+}
+
+impl TlsConfig {
+    /// TLS trusting the certificates in `ca_file`, verifying the bootstrap host.
+    pub fn new(ca_file: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            ca_file: ca_file.into(),
+            server_name: None,
+        }
+    }
 }
 
 impl Default for ConnectionConfig {
@@ -67,6 +169,8 @@ impl Default for ConnectionConfig {
             reconnect_backoff_max: Duration::from_secs(1),
             max_in_flight: 8,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            credentials: None,
+            tls: None,
         }
     }
 }
@@ -104,6 +208,9 @@ impl ConnectionConfig {
             return Err(Error::Config(
                 "connect_timeout and request_timeout must be positive".into(),
             ));
+        }
+        if self.credentials.as_ref().is_some_and(|c| c.user.is_empty()) {
+            return Err(Error::Config("credentials have an empty user name".into()));
         }
         if self.reconnect_backoff > self.reconnect_backoff_max {
             return Err(Error::Config(

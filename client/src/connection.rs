@@ -1,5 +1,5 @@
-//! One pipelined TCP connection to the broker, and the [`Connector`] that
-//! reconnects it.
+//! One pipelined TCP connection to the broker (plain or TLS), and the
+//! [`Connector`] that reconnects it.
 //!
 //! ```text
 //!  callers ──Outgoing──▶ mpsc ──▶ writer task ──frames──▶ socket ──▶ broker
@@ -28,6 +28,10 @@
 //! Responses are decoded with protocol's [`ResponseCodec`]: the body of a
 //! response is a frozen slice of the read buffer (no copy).
 //!
+//! With [`ConnectionConfig::tls`] the TLS handshake follows the TCP connect,
+//! both within `connect_timeout`; the reader and writer tasks are generic over
+//! the stream's halves and do not know the difference.
+//!
 //! Thread-safe: `Connection` and `Connector` are `Send + Sync` and shared
 //! behind `Arc`. The pending FIFO is a `std::sync::Mutex` held only to push or
 //! pop one entry.
@@ -41,20 +45,21 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, warn};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
+use warren_protocol::api::auth::AuthenticateRequest;
 use warren_protocol::api::{self, ApiKey, Body, ErrorBody, Request};
 use warren_protocol::frame::{REQUEST_HEADER_BYTES, ResponseCodec, ResponseFrame};
+use warren_protocol::scram::ScramClient;
 use warren_protocol::{ErrorCode, frame};
 
-use crate::config::ConnectionConfig;
+use crate::config::{ConnectionConfig, Credentials, Mechanism};
 use crate::error::{Error, Result};
 
 /// Initial capacity of the read buffer; it grows to a whole frame as needed
@@ -187,13 +192,12 @@ impl Connection {
     /// `connect_timeout`; [`Error::UnsupportedApi`]; the handshake's errors.
     pub(crate) async fn connect(config: &ConnectionConfig, required: &[ApiKey]) -> Result<Self> {
         let timeout = config.connect_timeout;
-        let stream = tokio::time::timeout(timeout, open(&config.bootstrap))
+        let conn = tokio::time::timeout(timeout, Connection::open_stream(config))
             .await
             .map_err(|_| Error::Timeout {
                 what: "connect",
                 after: timeout,
             })??;
-        let conn = Connection::from_stream(stream, config)?;
         let versions = conn.call(&ApiVersionsRequest, timeout).await?;
         for key in required {
             let version = key_version(*key);
@@ -208,20 +212,51 @@ impl Connection {
                 });
             }
         }
+        if let Some(credentials) = &config.credentials {
+            authenticate(&conn, credentials, timeout).await?;
+        }
         debug!(addr = %conn.addr(), "connected");
         Ok(conn)
     }
 
-    /// Wraps a connected stream and starts its reader and writer tasks (no
-    /// handshake).
-    fn from_stream(stream: TcpStream, config: &ConnectionConfig) -> Result<Self> {
+    /// Connects TCP, then TLS if configured, and starts the reader and
+    /// writer tasks (no ApiVersions yet).
+    async fn open_stream(config: &ConnectionConfig) -> Result<Self> {
+        // Built before connecting: a bad CA file fails without touching the network.
+        let tls = match &config.tls {
+            Some(tls) => Some((tls, crate::tls::connector(tls, &config.bootstrap)?)),
+            None => None,
+        };
+        let stream = open(&config.bootstrap).await?;
         let addr = stream.peer_addr().map_err(|e| Error::Connect {
             addr: config.bootstrap.clone(),
             source: Arc::new(e),
         })?;
         // Requests are whole frames written at once; Nagle would only delay them.
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        match tls {
+            None => {
+                let (read, write) = stream.into_split();
+                Ok(Connection::from_halves(read, write, addr, config))
+            }
+            Some((tls, (connector, server_name))) => {
+                let stream = connector
+                    .connect(server_name, stream)
+                    .await
+                    .map_err(|e| crate::tls::handshake_error(&config.bootstrap, tls, e))?;
+                let (read, write) = tokio::io::split(stream);
+                Ok(Connection::from_halves(read, write, addr, config))
+            }
+        }
+    }
+
+    /// Wraps the halves of a connected stream and starts its reader and
+    /// writer tasks (no handshake).
+    fn from_halves<R, W>(read: R, write: W, addr: SocketAddr, config: &ConnectionConfig) -> Self
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let shared = Arc::new(Shared {
             addr,
             pending: Mutex::new(PendingQueue::default()),
@@ -235,14 +270,14 @@ impl Connection {
             shared.clone(),
             config.max_frame_bytes,
         ));
-        Ok(Connection {
+        Connection {
             shared,
             outgoing: tx,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             max_frame_bytes: config.max_frame_bytes,
             reader: reader.abort_handle(),
             writer: writer.abort_handle(),
-        })
+        }
     }
 
     /// The broker's address.
@@ -378,6 +413,61 @@ impl Connection {
     }
 }
 
+/// Authenticates a fresh connection (before any other request on it).
+///
+/// # Errors
+/// [`Error::AuthenticationFailed`] for a refusal or a broker that cannot prove
+/// it holds the credential; connection errors.
+async fn authenticate(
+    conn: &Connection,
+    credentials: &Credentials,
+    timeout: Duration,
+) -> Result<()> {
+    let fail = |message: String| Error::AuthenticationFailed {
+        addr: conn.addr(),
+        user: credentials.user.clone(),
+        message,
+    };
+    let refused = |e: Error| match e {
+        Error::Broker { code, message } => fail(format!("{}: {message}", code.name())),
+        other => other,
+    };
+    let request = |auth_bytes: Bytes| AuthenticateRequest {
+        mechanism: credentials.mechanism.name().into(),
+        auth_bytes,
+    };
+    match credentials.mechanism {
+        Mechanism::ScramSha256 => {
+            let client = ScramClient::new(&credentials.user, &credentials.password)
+                .map_err(|e| fail(e.to_string()))?;
+            let first = conn
+                .call(&request(Bytes::from(client.client_first())), timeout)
+                .await
+                .map_err(refused)?;
+            // PBKDF2 takes milliseconds: off the runtime's worker threads.
+            let (fin, client_final) =
+                tokio::task::spawn_blocking(move || client.handle_server_first(&first.auth_bytes))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                    .map_err(|e| fail(e.to_string()))?;
+            let last = conn
+                .call(&request(Bytes::from(client_final)), timeout)
+                .await
+                .map_err(refused)?;
+            fin.verify_server_final(&last.auth_bytes)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Mechanism::Plain => {
+            let message = format!("\0{}\0{}", credentials.user, credentials.password);
+            conn.call(&request(Bytes::from(message)), timeout)
+                .await
+                .map_err(refused)?;
+        }
+    }
+    debug!(addr = %conn.addr(), user = %credentials.user, "authenticated");
+    Ok(())
+}
+
 /// The version of `key` this client speaks (0 for every api today).
 fn key_version(key: ApiKey) -> u16 {
     ApiKey::SUPPORTED
@@ -398,7 +488,7 @@ pub(crate) fn decode_response<T: Body>(frame: ResponseFrame) -> Result<T> {
             Ok(body) => body.message,
             Err(e) => format!("(undecodable error body: {e})"),
         };
-        return Err(Error::Broker { code, message });
+        return Err(crate::error::from_header_code(code, message));
     }
     Ok(api::decode::<T>(frame.body)?)
 }
@@ -422,13 +512,13 @@ async fn open(bootstrap: &str) -> Result<TcpStream> {
     Err(connect_error(last))
 }
 
-async fn read_loop(read: OwnedReadHalf, shared: Arc<Shared>, max_frame_bytes: usize) {
+async fn read_loop<R: AsyncRead + Unpin>(read: R, shared: Arc<Shared>, max_frame_bytes: usize) {
     let mut frames =
         FramedRead::with_capacity(read, ResponseCodec::new(max_frame_bytes), READ_BUFFER_BYTES);
     let reason = loop {
         match frames.next().await {
             None => break "closed by the broker".to_owned(),
-            Some(Err(e)) => break format!("reading a response: {e}"),
+            Some(Err(e)) => break format!("reading a response: {e}{}", tls_hint(&e)),
             Some(Ok(frame)) => {
                 let id = frame.header.correlation_id;
                 match shared.pop() {
@@ -456,8 +546,22 @@ async fn read_loop(read: OwnedReadHalf, shared: Arc<Shared>, max_frame_bytes: us
     shared.close(reason);
 }
 
-async fn write_loop(
-    mut write: OwnedWriteHalf,
+/// A hint when a "frame length" is really the header of a TLS record (content
+/// type 20..=23, version 3.x): a plain client talking to a TLS listener reads
+/// the broker's alert that way.
+fn tls_hint(e: &warren_protocol::Error) -> &'static str {
+    match e {
+        warren_protocol::Error::FrameTooLarge { len, .. }
+            if (0x14..=0x17).contains(&(len >> 24)) && (len >> 16) & 0xff == 3 =>
+        {
+            " (the broker answered with TLS: connect with TLS and trust its CA)"
+        }
+        _ => "",
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     shared: Arc<Shared>,
     max_frame_bytes: usize,
@@ -497,7 +601,13 @@ async fn write_loop(
         } else {
             Some((out.reply, out.permit))
         };
-        match write_frame(&mut write, head.freeze(), out.parts).await {
+        let written = match write_frame(&mut write, head.freeze(), out.parts).await {
+            // A no-op for TCP; TLS may still hold the frame's last records.
+            // Flushed once the queue is empty, so pipelined frames share writes.
+            Ok(()) if rx.is_empty() => write.flush().await,
+            other => other,
+        };
+        match written {
             Ok(()) => {
                 if let Some((reply, permit)) = written_reply {
                     drop(permit);
@@ -521,7 +631,11 @@ async fn write_loop(
 }
 
 /// Writes `head` then `parts`, small frames as one copy, large ones vectored.
-async fn write_frame(write: &mut OwnedWriteHalf, head: Bytes, parts: Vec<Bytes>) -> io::Result<()> {
+async fn write_frame<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    head: Bytes,
+    parts: Vec<Bytes>,
+) -> io::Result<()> {
     let total = head.len() + parts.iter().map(Bytes::len).sum::<usize>();
     if total <= COPY_FRAME_BYTES {
         let mut buf = BytesMut::with_capacity(total);

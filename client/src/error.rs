@@ -31,6 +31,17 @@ pub enum Error {
         #[source]
         source: Arc<io::Error>,
     },
+    /// TLS could not be set up with the broker: the CA file is unusable, the
+    /// broker's certificate is not trusted or does not name the server, or
+    /// the handshake failed on a protocol error. Not retriable: fix the TLS
+    /// settings ([`ConnectionConfig::tls`](crate::ConnectionConfig::tls)).
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// The address as configured (`bootstrap`).
+        addr: String,
+        /// What went wrong, naming the file or certificate.
+        reason: String,
+    },
     /// An established connection failed (reset, EOF, write error, a response
     /// that never came) while this request was in flight or queued. The request
     /// may or may not have been applied by the broker. Retriable.
@@ -179,6 +190,35 @@ pub enum Error {
         /// The record's offset.
         offset: u64,
     },
+    /// Authentication failed: wrong user name or password, a mechanism the
+    /// broker refuses (PLAIN without TLS), or a broker that could not prove
+    /// it holds the user's credential. Not retriable.
+    #[error("authentication as {user:?} to {addr} failed: {message}")]
+    AuthenticationFailed {
+        /// The broker's address.
+        addr: SocketAddr,
+        /// The user name configured.
+        user: String,
+        /// Why.
+        message: String,
+    },
+    /// The broker has users and this client is not authenticated
+    /// (`AUTHENTICATION_REQUIRED`): configure
+    /// [`ConnectionConfig::credentials`](crate::ConnectionConfig::credentials).
+    #[error("the broker requires authentication: {message}")]
+    AuthenticationRequired {
+        /// The broker's explanation.
+        message: String,
+    },
+    /// The user lacks a permission (`TOPIC_AUTHORIZATION_FAILED`,
+    /// `GROUP_AUTHORIZATION_FAILED` or `CLUSTER_AUTHORIZATION_FAILED`).
+    #[error("not authorized ({code:?}): {message}")]
+    NotAuthorized {
+        /// Which kind of resource was refused.
+        code: ErrorCode,
+        /// The broker's explanation, or the topic and partition refused.
+        message: String,
+    },
     /// A consumer was asked about a partition it is not assigned.
     #[error("{topic}/{partition} is not assigned to this consumer")]
     NotAssigned {
@@ -210,7 +250,9 @@ impl Error {
         match self {
             Error::Broker { code, .. }
             | Error::Partition { code, .. }
-            | Error::Ack { code, .. } => Some(*code),
+            | Error::Ack { code, .. }
+            | Error::NotAuthorized { code, .. } => Some(*code),
+            Error::AuthenticationRequired { .. } => Some(ErrorCode::AUTHENTICATION_REQUIRED),
             Error::UnknownTopic(_) => Some(ErrorCode::UNKNOWN_TOPIC),
             Error::Unroutable { .. } => Some(ErrorCode::UNROUTABLE),
             Error::OffsetOutOfRange { .. } => Some(ErrorCode::OFFSET_OUT_OF_RANGE),
@@ -226,12 +268,28 @@ impl Error {
     pub(crate) fn from_partition_code(topic: &str, partition: u32, code: ErrorCode) -> Error {
         match code {
             ErrorCode::UNKNOWN_TOPIC => Error::UnknownTopic(topic.to_owned()),
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED => Error::NotAuthorized {
+                code,
+                message: format!("{topic}/{partition}: the user may not use this topic"),
+            },
             _ => Error::Partition {
                 topic: topic.to_owned(),
                 partition,
                 code,
             },
         }
+    }
+}
+
+/// The error for a response header's `code` (not `NONE`) and message: the
+/// auth codes get their typed variants, everything else is [`Error::Broker`].
+pub(crate) fn from_header_code(code: ErrorCode, message: String) -> Error {
+    match code {
+        ErrorCode::AUTHENTICATION_REQUIRED => Error::AuthenticationRequired { message },
+        ErrorCode::TOPIC_AUTHORIZATION_FAILED
+        | ErrorCode::GROUP_AUTHORIZATION_FAILED
+        | ErrorCode::CLUSTER_AUTHORIZATION_FAILED => Error::NotAuthorized { code, message },
+        _ => Error::Broker { code, message },
     }
 }
 

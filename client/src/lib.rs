@@ -19,7 +19,12 @@
 //!   reject), redelivered with a delivery count, dead-lettered at the limit.
 //! - [`Admin`]: creates, deletes, lists and describes topics; binds and
 //!   unbinds routing keys; looks up offsets and metadata; lists and describes groups (with lag) and resets
-//!   their offsets.
+//!   their offsets; manages users and ACLs.
+//!
+//! Against a broker with users, set [`ConnectionConfig::credentials`]: every
+//! connection then authenticates (SCRAM-SHA-256 by default) before its first
+//! request, and auth failures come back as [`Error::AuthenticationFailed`],
+//! [`Error::AuthenticationRequired`] and [`Error::NotAuthorized`].
 //!
 //! Everything runs on the caller's tokio runtime.
 //!
@@ -55,6 +60,7 @@
 //! - [`share`]: [`ShareConsumer`], share-group fetch and batched acknowledgements.
 //! - [`admin`]: the [`Admin`] client.
 //! - [`error`]: the crate's [`Error`] type.
+//! - `tls`: the rustls client config from [`TlsConfig`] and the server name to verify.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 #![warn(missing_docs)]
 
@@ -68,10 +74,12 @@ pub mod producer;
 pub mod share;
 #[cfg(test)]
 mod test_broker;
+mod tls;
 
-pub use admin::{Admin, ListedOffset};
+pub use admin::{AclEntry, Admin, ListedOffset, Permission, Resource, ResourceType, UserListing};
 pub use config::{
-    Acks, ConnectionConfig, ConsumerConfig, OffsetSpec, ProducerConfig, ShareConsumerConfig,
+    Acks, ConnectionConfig, ConsumerConfig, Credentials, Mechanism, OffsetSpec, ProducerConfig,
+    ShareConsumerConfig, TlsConfig,
 };
 pub use consumer::{Consumer, ConsumerRecord, SeekTo};
 pub use error::{Error, Result};

@@ -113,6 +113,34 @@ codes! {
     INVALID_RECORD_STATE = 30, retriable: false, "the record is not acquired by this member (its lock expired?)";
     /// A share-group member id that is empty or longer than 255 bytes.
     INVALID_MEMBER_ID = 31, retriable: false, "the member id is empty or too long";
+    /// Authenticate failed: wrong user name or password, a malformed SASL
+    /// message, or PLAIN on a connection without TLS.
+    SASL_AUTHENTICATION_FAILED = 32, retriable: false, "authentication failed (wrong user name or password?)";
+    /// The broker has users and this connection has not authenticated (or its
+    /// user was deleted): only ApiVersions and Authenticate are answered.
+    AUTHENTICATION_REQUIRED = 33, retriable: false, "the broker requires authentication";
+    /// Authenticate named a mechanism the broker does not offer.
+    UNSUPPORTED_SASL_MECHANISM = 34, retriable: false, "unsupported SASL mechanism (SCRAM-SHA-256, PLAIN)";
+    /// The user lacks the permission on the topic.
+    TOPIC_AUTHORIZATION_FAILED = 35, retriable: false, "not authorized for this topic";
+    /// The user lacks the permission on the group.
+    GROUP_AUTHORIZATION_FAILED = 36, retriable: false, "not authorized for this group";
+    /// The user lacks the permission on the cluster (user and ACL management).
+    CLUSTER_AUTHORIZATION_FAILED = 37, retriable: false, "not authorized for this cluster operation";
+    /// No user of that name.
+    USER_NOT_FOUND = 38, retriable: false, "the user does not exist";
+    /// CreateUser for a name that exists.
+    USER_ALREADY_EXISTS = 39, retriable: false, "a user of that name already exists";
+    /// A user name outside `[A-Za-z0-9._@-]{1,255}` or a credential out of range.
+    INVALID_USER = 40, retriable: false, "the user name or credential is not valid";
+    /// An ACL entry with an invalid resource pattern.
+    INVALID_ACL = 41, retriable: false, "the ACL entry is not valid";
+    /// The change would leave users without a superuser: the first user must
+    /// be one, and the last one cannot be deleted while other users exist.
+    SUPERUSER_REQUIRED = 42, retriable: false, "the change would leave no superuser to manage users";
+    /// An Authenticate message out of turn: any after a successful login on
+    /// the connection, or PLAIN in the middle of a SCRAM exchange.
+    ILLEGAL_SASL_STATE = 43, retriable: false, "SASL message out of turn";
 }
 
 impl fmt::Debug for ErrorCode {
@@ -133,7 +161,7 @@ mod tests {
 
     #[test]
     fn codes_are_ascending_named_and_unknown_codes_are_safe() {
-        // Dense up to 25; 26..=29 are reserved for other branches (see above).
+        // Dense up to 26; 27..=29 are reserved (see docs/PROTOCOL.md), then dense again.
         for (i, code) in ErrorCode::ALL.iter().enumerate() {
             if i <= 25 {
                 assert_eq!(usize::from(code.0), i, "{code:?}");

@@ -15,6 +15,7 @@
 //!   CRC-32C and the [`RecordBatchBuilder`].
 //! - [`record`]: one record inside a batch, and its varint encoding.
 //! - [`varint`]: zig-zag varints and varlongs, as in Kafka and protobuf.
+//! - [`scram`]: SCRAM-SHA-256 credentials and the client and server state machines.
 //! - [`error`]: the crate's error type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -25,6 +26,7 @@ pub mod frame;
 pub mod partitioner;
 pub mod record;
 pub mod record_batch;
+pub mod scram;
 pub mod varint;
 pub mod wire;
 

@@ -13,6 +13,11 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 use tokio_util::codec::{Decoder, Encoder};
 use warren_protocol::api::api_versions::{ApiVersionsRequest, ApiVersionsResponse};
+use warren_protocol::api::auth::{
+    AclEntry, AuthenticateRequest, AuthenticateResponse, CreateAclRequest, CreateUserRequest,
+    DeleteAclRequest, DeleteUserRequest, ListAclsRequest, ListAclsResponse, ListUsersRequest,
+    ListUsersResponse, Permission, Resource, ResourceType, UserListing,
+};
 use warren_protocol::api::bindings::{BindRequest, RoutingMode, UnbindRequest};
 use warren_protocol::api::fetch::{
     FetchPartition, FetchPartitionResponse, FetchRequest, FetchResponse, FetchTopic,
@@ -116,6 +121,16 @@ fn decode_as_every_body(body: &Bytes) -> Result<(), TestCaseError> {
     decode_is_total_and_canonical::<ShareFetchResponse>(body)?;
     decode_is_total_and_canonical::<ShareAckRequest>(body)?;
     decode_is_total_and_canonical::<ShareAckResponse>(body)?;
+    decode_is_total_and_canonical::<AuthenticateRequest>(body)?;
+    decode_is_total_and_canonical::<AuthenticateResponse>(body)?;
+    decode_is_total_and_canonical::<CreateUserRequest>(body)?;
+    decode_is_total_and_canonical::<DeleteUserRequest>(body)?;
+    decode_is_total_and_canonical::<ListUsersRequest>(body)?;
+    decode_is_total_and_canonical::<ListUsersResponse>(body)?;
+    decode_is_total_and_canonical::<CreateAclRequest>(body)?;
+    decode_is_total_and_canonical::<DeleteAclRequest>(body)?;
+    decode_is_total_and_canonical::<ListAclsRequest>(body)?;
+    decode_is_total_and_canonical::<ListAclsResponse>(body)?;
     decode_is_total_and_canonical::<ErrorBody>(body)?;
     Ok(())
 }
@@ -416,6 +431,47 @@ fn sample_bodies() -> Vec<Bytes> {
         api::encode(&ShareAckResponse {
             partitions: vec![(3, ErrorCode::INVALID_RECORD_STATE)],
         }),
+        api::encode(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from_static(b"n,,n=alice,r=abc"),
+        }),
+        api::encode(&AuthenticateResponse {
+            auth_bytes: Bytes::from_static(b"r=abcdef,s=c2FsdA==,i=4096"),
+        }),
+        api::encode(&CreateUserRequest {
+            name: "alice".into(),
+            superuser: true,
+            salt: Bytes::from_static(b"salt"),
+            iterations: 4096,
+            stored_key: [1; 32],
+            server_key: [2; 32],
+        }),
+        api::encode(&DeleteUserRequest {
+            name: "alice".into(),
+        }),
+        api::encode(&ListUsersResponse {
+            users: vec![UserListing {
+                name: "alice".into(),
+                superuser: true,
+            }],
+        }),
+        api::encode(&CreateAclRequest {
+            acl: AclEntry {
+                user: "bob".into(),
+                resource: "topic:orders.*".parse().unwrap(),
+                permission: Permission::Write,
+            },
+        }),
+        api::encode(&ListAclsRequest {
+            user: Some("bob".into()),
+        }),
+        api::encode(&ListAclsResponse {
+            acls: vec![AclEntry {
+                user: "bob".into(),
+                resource: "group:billing".parse().unwrap(),
+                permission: Permission::Admin,
+            }],
+        }),
     ];
     bodies.into_iter().map(Result::unwrap).collect()
 }
@@ -576,6 +632,44 @@ fn bind_request() -> impl Strategy<Value = BindRequest> {
             partitions,
         }
     })
+}
+
+fn acl_entry() -> impl Strategy<Value = AclEntry> {
+    (
+        ".{0,32}",
+        prop::sample::select(ResourceType::ALL.to_vec()),
+        ".{0,32}",
+        prop::sample::select(Permission::ALL.to_vec()),
+    )
+        .prop_map(|(user, resource_type, pattern, permission)| AclEntry {
+            user,
+            resource: Resource {
+                resource_type,
+                pattern,
+            },
+            permission,
+        })
+}
+
+fn create_user_request() -> impl Strategy<Value = CreateUserRequest> {
+    (
+        ".{0,32}",
+        any::<bool>(),
+        vec(any::<u8>(), 0..64),
+        any::<u32>(),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(
+            |(name, superuser, salt, iterations, stored_key, server_key)| CreateUserRequest {
+                name,
+                superuser,
+                salt: Bytes::from(salt),
+                iterations,
+                stored_key,
+                server_key,
+            },
+        )
 }
 
 fn produce_response() -> impl Strategy<Value = ProduceResponse> {
@@ -872,6 +966,26 @@ proptest! {
         round_trip_through_frames(&unbind, correlation_id)?;
         // Same layout, different api key.
         prop_assert_eq!(api::encode(&bind)?, api::encode(&unbind)?);
+    }
+
+    /// User and ACL management bodies, any field values, survive framing.
+    #[test]
+    fn user_and_acl_requests_round_trip(
+        user in create_user_request(),
+        acl in acl_entry(),
+        acls in vec(acl_entry(), 0..6),
+        auth_bytes in vec(any::<u8>(), 0..128),
+        correlation_id in any::<u32>(),
+    ) {
+        round_trip_through_frames(&user, correlation_id)?;
+        round_trip_through_frames(&CreateAclRequest { acl: acl.clone() }, correlation_id)?;
+        round_trip_through_frames(&DeleteAclRequest { acl: acl.clone() }, correlation_id)?;
+        round_trip_through_frames(&ListAclsRequest { user: Some(acl.user) }, correlation_id)?;
+        round_trip_through_frames(
+            &AuthenticateRequest { mechanism: "SCRAM-SHA-256".into(), auth_bytes: Bytes::from(auth_bytes) },
+            correlation_id,
+        )?;
+        body_round_trip(&ListAclsResponse { acls })?;
     }
 
     /// Random Produce responses (copies, alternate topic, messages) and

@@ -106,6 +106,7 @@ use crate::file_names::{
     KV_LOCK_FILE, KV_LOG_DIR, TMP_SUFFIX, kv_snapshot_file, parse_kv_snapshot_file, tmp_path,
 };
 use crate::log::{PartitionLog, RecoveryReport};
+use crate::metrics::StorageMetrics;
 use crate::offset::Offset;
 
 /// Default [`KvConfig::compact_after_bytes`]: 64 MiB.
@@ -336,13 +337,27 @@ impl KvStore {
     /// older one can replace, or the log directory when the log misses records a
     /// snapshot needs; [`Error::CorruptLog`] from the log.
     pub fn open(dir: &Path, config: KvConfig) -> Result<KvStore> {
+        KvStore::open_with_metrics(dir, config, StorageMetrics::default())
+    }
+
+    /// [`open`](Self::open), with the store's log recording its fsyncs and
+    /// rolls into `metrics` (compaction's segment deletions are not counted
+    /// as retention).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with_metrics(
+        dir: &Path,
+        config: KvConfig,
+        metrics: StorageMetrics,
+    ) -> Result<KvStore> {
         config.validate()?;
         std::fs::create_dir_all(dir).ctx("create kv directory", dir)?;
         let lock_file = lock_dir(dir)?;
         let snapshots = list_snapshots(dir)?;
         let log_dir = dir.join(KV_LOG_DIR);
         let name = format!("kv {}", dir.display());
-        let log = PartitionLog::open(&log_dir, &name, config.log_config())?;
+        let log = PartitionLog::open_with_metrics(&log_dir, &name, config.log_config(), metrics)?;
         let mut report = KvOpenReport {
             log_recovery: log.recovery_report().clone(),
             ..KvOpenReport::default()

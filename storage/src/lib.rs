@@ -21,6 +21,7 @@
 //! - [`checkpoint`]: the recovery-point file, and atomic file writes.
 //! - [`file_slice`]: byte ranges of a segment handed to `sendfile`, and the copy helper.
 //! - [`file_names`]: the one place that names files.
+//! - [`metrics`]: [`StorageMetrics`], the handles logs record fsyncs, rolls, retention and truncations into.
 //! - [`config`]: [`LogConfig`] and [`Durability`].
 //! - [`share_config`]: [`ShareConfig`], a topic's share-group settings.
 //! - [`offset`]: the `Offset`, `RelativeOffset` and `FilePosition` newtypes.
@@ -37,6 +38,7 @@ pub mod index_file;
 pub mod kv;
 pub mod log;
 pub mod log_manager;
+pub mod metrics;
 pub mod offset;
 pub mod offset_index;
 pub mod segment;
@@ -51,5 +53,6 @@ pub use log::{
     AppendInfo, LocatedBatch, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome,
 };
 pub use log_manager::{LogManager, TopicConfig, TopicRouting, validate_topic_name};
+pub use metrics::StorageMetrics;
 pub use offset::{FilePosition, Offset, RelativeOffset};
 pub use share_config::ShareConfig;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use warren_protocol::record_batch::{self, BatchHeader, RecordBatch};
 
@@ -40,6 +40,7 @@ use crate::config::{Durability, LogConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::file_names::{RECOVERY_POINT_FILE, SegmentFile, TMP_SUFFIX, parse_segment_file};
 use crate::file_slice::FileSlice;
+use crate::metrics::StorageMetrics;
 use crate::offset::{FilePosition, Offset};
 use crate::segment::Segment;
 
@@ -154,6 +155,8 @@ struct Inner {
     /// Set once a close finished cleanly; a second close is then a no-op.
     closed_cleanly: AtomicBool,
     stats: LogStats,
+    /// Where fsyncs, rolls, retention deletions and truncations are recorded.
+    metrics: StorageMetrics,
     recovery: RecoveryReport,
 }
 
@@ -190,6 +193,20 @@ impl PartitionLog {
     /// # Errors
     /// Config errors, I/O errors, and `CorruptLog` when segments overlap.
     pub fn open(dir: &Path, name: &str, config: LogConfig) -> Result<PartitionLog> {
+        PartitionLog::open_with_metrics(dir, name, config, StorageMetrics::default())
+    }
+
+    /// [`open`](Self::open), recording the log's fsyncs, rolls, retention
+    /// deletions and the bytes its recovery truncates into `metrics`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with_metrics(
+        dir: &Path,
+        name: &str,
+        config: LogConfig,
+        metrics: StorageMetrics,
+    ) -> Result<PartitionLog> {
         config.validate()?;
         std::fs::create_dir_all(dir).ctx("create partition directory", dir)?;
         let name: Arc<str> = Arc::from(name);
@@ -242,6 +259,7 @@ impl PartitionLog {
             if let Some((position, reason)) = &outcome.invalid {
                 let dropped = outcome.file_bytes.saturating_sub(outcome.valid_bytes);
                 report.truncated_bytes += dropped;
+                metrics.recovery_truncated_bytes.increment(dropped);
                 tracing::warn!(
                     partition = %name,
                     path = %segment.log_path().display(),
@@ -337,6 +355,7 @@ impl PartitionLog {
                 failed: AtomicBool::new(false),
                 closed_cleanly: AtomicBool::new(false),
                 stats: LogStats::default(),
+                metrics,
                 recovery: report,
             }),
         })
@@ -504,6 +523,7 @@ impl PartitionLog {
             .insert(new_base, new.clone());
         w.active = new;
         inner.stats.segments_rolled.fetch_add(1, Ordering::Relaxed);
+        inner.metrics.segment_rolls.increment(1);
         w.roll_flushes.retain(|h| !h.is_finished());
         // A weak handle: a log dropped without close (a simulated crash, a
         // deleted topic) must not have a thread writing into its directory later.
@@ -539,11 +559,13 @@ impl PartitionLog {
                 break;
             }
             if segment.next_offset() > *cp {
+                let started = Instant::now();
                 if let Err(e) = segment.flush() {
                     self.mark_failed();
                     return Err(e);
                 }
                 inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+                inner.metrics.fsynced(started);
             }
         }
         Checkpoint {
@@ -640,8 +662,10 @@ impl PartitionLog {
             v
         };
         for segment in unsynced {
+            let started = Instant::now();
             segment.sync_log()?;
             inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+            inner.metrics.fsynced(started);
         }
         inner.durable_offset.fetch_max(end.0, Ordering::AcqRel);
         inner.last_sync_ms.store(now_ms() as u64, Ordering::Relaxed);
@@ -865,7 +889,12 @@ impl PartitionLog {
             total -= size;
             doomed.push(segment.clone());
         }
-        self.delete_oldest(&segments, doomed, "retention deleted segments")
+        let outcome = self.delete_oldest(&segments, doomed, "retention deleted segments")?;
+        inner
+            .metrics
+            .retention_deleted_segments
+            .increment(outcome.segments_deleted as u64);
+        Ok(outcome)
     }
 
     /// Deletes the oldest segments whose every record lies below `offset`

@@ -35,6 +35,7 @@ use crate::config::{Durability, LogConfig};
 use crate::error::{Error, IoContext, Result};
 use crate::file_names::{parse_partition_dir, partition_dir_name};
 use crate::log::PartitionLog;
+use crate::metrics::StorageMetrics;
 use crate::share_config::ShareConfig;
 
 const META_DIR: &str = "meta";
@@ -184,6 +185,8 @@ pub struct LogManager {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     admin: Mutex<()>,
     background: Mutex<Option<(mpsc::Sender<()>, JoinHandle<()>)>>,
+    /// Given to every partition log this manager opens.
+    metrics: StorageMetrics,
 }
 
 impl std::fmt::Debug for LogManager {
@@ -227,6 +230,15 @@ impl LogManager {
     /// `DataDirLocked` if another process has it; I/O errors; `CorruptFile` for an
     /// unreadable topic file; any error opening a partition.
     pub fn open(data_dir: &Path) -> Result<LogManager> {
+        LogManager::open_with_metrics(data_dir, StorageMetrics::default())
+    }
+
+    /// [`open`](Self::open), with every partition log (those opened now and
+    /// those of topics created later) recording into `metrics`.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_with_metrics(data_dir: &Path, metrics: StorageMetrics) -> Result<LogManager> {
         std::fs::create_dir_all(data_dir.join(META_DIR).join(TOPICS_DIR))
             .ctx("create data directory", data_dir)?;
         let lock = crate::dir_lock::lock_exclusive(data_dir, LOCK_FILE, "lock data directory")?;
@@ -236,6 +248,7 @@ impl LogManager {
             topics: RwLock::new(BTreeMap::new()),
             admin: Mutex::new(()),
             background: Mutex::new(None),
+            metrics,
         };
         let configs = manager.read_topic_configs()?;
         manager.sweep_data_dir(&configs)?;
@@ -276,10 +289,11 @@ impl LogManager {
     }
 
     fn open_partition(&self, config: &TopicConfig, partition: u32) -> Result<PartitionLog> {
-        PartitionLog::open(
+        PartitionLog::open_with_metrics(
             &self.partition_dir(&config.name, partition),
             &partition_dir_name(&config.name, partition),
             config.log.clone(),
+            self.metrics.clone(),
         )
     }
 

@@ -1,20 +1,23 @@
-//! What every client subcommand shares: the `--broker` option, the connection
+//! What every client subcommand shares: the `--broker`, `--user`,
+//! `--password` and `--tls-*` options, the connection
 //! settings the CLI uses, the async runtime, and turning a client error into
 //! one line.
 //!
 //! Thread safety: nothing here is shared; each subcommand builds its own runtime.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use warren_client::ConnectionConfig;
+use warren_client::{ConnectionConfig, Credentials, TlsConfig};
 
 /// Longest wait for the TCP connect and the ApiVersions handshake. A refused
 /// connection fails at once; this bounds the wait for an address that drops
 /// packets, well below the client's 10 s default so a script does not hang.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `--broker ADDR`, flattened into every subcommand that talks to a broker.
+/// `--broker ADDR` and the TLS options, flattened into every subcommand that
+/// talks to a broker.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
     /// Broker address (host:port)
@@ -26,6 +29,33 @@ pub struct BrokerArgs {
         global = true
     )]
     pub broker: String,
+    /// User to authenticate as (SCRAM-SHA-256); without it the CLI is
+    /// anonymous, which a broker allows only while it has no users
+    #[arg(long, value_name = "NAME", env = "WARREN_USER", global = true)]
+    pub user: Option<String>,
+    /// Password of --user. Prefer the WARREN_PASSWORD environment variable: a
+    /// flag's value shows in `ps` and in shell history
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "WARREN_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
+    pub password: Option<String>,
+    /// Connect with TLS, trusting the CA certificate(s) in this PEM file (for a
+    /// broker started with --tls-cert/--tls-key; its self-signed certificate works)
+    #[arg(long, value_name = "FILE", env = "WARREN_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
+    /// Name the broker's certificate must carry [default: the host of --broker]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "WARREN_TLS_SERVER_NAME",
+        global = true,
+        requires = "tls_ca"
+    )]
+    pub tls_server_name: Option<String>,
 }
 
 impl BrokerArgs {
@@ -34,6 +64,15 @@ impl BrokerArgs {
         ConnectionConfig {
             bootstrap: self.broker.clone(),
             connect_timeout: CONNECT_TIMEOUT,
+            // A missing password is an empty one: the broker then refuses the
+            // login with a message naming the user.
+            credentials: self.user.as_ref().map(|user| {
+                Credentials::new(user.clone(), self.password.clone().unwrap_or_default())
+            }),
+            tls: self.tls_ca.as_ref().map(|ca_file| TlsConfig {
+                ca_file: ca_file.clone(),
+                server_name: self.tls_server_name.clone(),
+            }),
             ..ConnectionConfig::default()
         }
     }
@@ -63,7 +102,9 @@ pub fn client_error(err: warren_client::Error) -> anyhow::Error {
 /// Connection refused`); a timeout or a failed handshake gets the same prefix.
 pub fn connect_error(broker: &BrokerArgs, err: warren_client::Error) -> anyhow::Error {
     match err {
-        warren_client::Error::Connect { .. } => client_error(err),
+        warren_client::Error::Connect { .. } | warren_client::Error::Tls { .. } => {
+            client_error(err)
+        }
         other => client_error(other).context(format!("cannot connect to {}", broker.broker)),
     }
 }

@@ -19,9 +19,13 @@
 //! - [`consume`]: `warren consume TOPIC`, prints records as text or JSON lines; with
 //!   `--share-group` as a share-group member that acknowledges, rejects or releases them.
 //! - [`bench`]: `warren bench produce|consume|share`, load generators with latency percentiles.
-//! - [`connect`]: `--broker`, the client timeouts and runtime shared by topic, produce and consume.
+//! - [`user`]: `warren user add|delete|list`, users (the new password from stdin or env).
+//! - [`acl`]: `warren acl grant|revoke|list`, users' permissions on topics, groups, cluster.
+//! - [`connect`]: `--broker`, `--user`, `--password`, the client timeouts and runtime shared
+//!   by every client subcommand.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+mod acl;
 mod bench;
 mod bench_groups;
 mod bind;
@@ -32,6 +36,7 @@ mod group;
 mod produce;
 mod serve;
 mod topic;
+mod user;
 
 use std::process::ExitCode;
 
@@ -69,6 +74,10 @@ enum Command {
     Group(group::GroupArgs),
     /// Measure produce, consume or share-group throughput and latency against a broker.
     Bench(bench::BenchArgs),
+    /// Add, delete and list users (passwords stored as SCRAM-SHA-256 credentials).
+    User(user::UserArgs),
+    /// Grant, revoke and list users' permissions on topics, groups and the cluster.
+    Acl(acl::AclArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +104,8 @@ fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Group(args) => group::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::User(args) => user::run(args),
+        Command::Acl(args) => acl::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,19 @@ pub struct ServeArgs {
     /// [env: WARREN_LOG_DURABILITY] [toml: log.durability]
     #[arg(long, value_name = "MODE")]
     durability: Option<String>,
+    /// Serve Prometheus metrics at /metrics (the default) [env: WARREN_METRICS] [toml: metrics]
+    #[arg(long, overrides_with = "no_metrics")]
+    metrics: bool,
+    /// Turn metrics off: handles become no-ops and /metrics answers 404
+    #[arg(long, overrides_with = "metrics")]
+    no_metrics: bool,
+    /// PEM certificate chain: with --tls-key, both listeners speak only TLS
+    /// [env: WARREN_TLS_CERT] [toml: tls_cert]
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert [env: WARREN_TLS_KEY] [toml: tls_key]
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit
     #[arg(long)]
     print_config: bool,
@@ -49,6 +62,9 @@ Every setting, with its TOML key, environment variable and default:
   group_heartbeat_interval_ms  WARREN_GROUP_HEARTBEAT_INTERVAL_MS  250
   group_min_session_timeout_ms WARREN_GROUP_MIN_SESSION_TIMEOUT_MS 1000
   group_max_session_timeout_ms WARREN_GROUP_MAX_SESSION_TIMEOUT_MS 300000
+  metrics                WARREN_METRICS                true (--metrics / --no-metrics)
+  tls_cert               WARREN_TLS_CERT               none (PEM certificate chain; TLS on both listeners)
+  tls_key                WARREN_TLS_KEY                none (PEM private key; set both or neither)
 Defaults for new topics ([log] table in TOML):
   log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
   log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)
@@ -71,6 +87,15 @@ impl ServeArgs {
         }
         if let Some(a) = self.http {
             t.insert("http".into(), a.to_string().into());
+        }
+        if self.metrics || self.no_metrics {
+            t.insert("metrics".into(), self.metrics.into());
+        }
+        if let Some(p) = &self.tls_cert {
+            t.insert("tls_cert".into(), p.display().to_string().into());
+        }
+        if let Some(p) = &self.tls_key {
+            t.insert("tls_key".into(), p.display().to_string().into());
         }
         if let Some(d) = &self.durability {
             let mut log = toml::Table::new();

@@ -90,6 +90,33 @@ fn group_prefix(group: &str) -> Vec<u8> {
     key
 }
 
+/// One committed offset, as [`committed_offsets`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCommit {
+    pub group: String,
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Every committed offset in the store, in key order (group, topic,
+/// partition). Scans the store's offset keys: for metrics and admin calls,
+/// not a hot path. Entries that do not parse are skipped.
+pub fn committed_offsets(kv: &KvStore) -> Vec<StoredCommit> {
+    kv.scan_prefix(&[OFFSET_PREFIX])
+        .iter()
+        .filter_map(|(key, value)| {
+            let (group, topic, partition) = parse_offset_key(key)?;
+            Some(StoredCommit {
+                group: group.to_owned(),
+                topic: topic.to_owned(),
+                partition,
+                offset: decode_offset(value)?.offset,
+            })
+        })
+        .collect()
+}
+
 /// Splits a committed-offset key into (group, topic, partition).
 fn parse_offset_key(key: &[u8]) -> Option<(&str, &str, u32)> {
     let rest = key.strip_prefix(&[OFFSET_PREFIX])?;

@@ -10,6 +10,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -22,9 +23,11 @@ use warren_protocol::wire::put_array_len;
 use warren_storage::Offset;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::{Chunk, Response};
 use crate::server::Shared;
 use crate::topics::Partition;
+use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// One requested partition, resolved.
 struct Target {
@@ -32,6 +35,11 @@ struct Target {
     log: Result<Arc<Partition>, ErrorCode>,
     fetch_offset: u64,
     max_bytes: u32,
+    /// Bytes and offsets the last [`Plan::read`] put in the response for this
+    /// partition; added to its metrics only for the read that is sent.
+    /// Atomics (relaxed, this request's own) only to keep `Plan` `Sync`.
+    read_bytes: AtomicU64,
+    read_records: AtomicU64,
 }
 
 struct Plan {
@@ -41,11 +49,12 @@ struct Plan {
     topics: Vec<(String, Vec<Target>)>,
 }
 
-pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = grants.allows(ResourceType::Topic, &t.topic, Permission::Read);
             let topic = shared.topics.get(&t.topic);
             let targets = t
                 .partitions
@@ -53,6 +62,7 @@ pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
                 .map(|p| Target {
                     partition: p.partition,
                     log: match &topic {
+                        _ if !allowed => Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
                         None => Err(ErrorCode::UNKNOWN_TOPIC),
                         Some(topic) => topic
                             .partitions
@@ -62,6 +72,8 @@ pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
                     },
                     fetch_offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes,
+                    read_bytes: AtomicU64::new(0),
+                    read_records: AtomicU64::new(0),
                 })
                 .collect();
             (t.topic, targets)
@@ -75,7 +87,7 @@ pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
     };
     let (response, bytes) = plan.read();
     if bytes >= plan.min_bytes || req.max_wait_ms == 0 || plan.partitions().next().is_none() {
-        return Reply::Now(response);
+        return Reply::Now(plan.sent(response));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_millis(u64::from(req.max_wait_ms));
     let shared = Arc::clone(shared);
@@ -91,12 +103,12 @@ pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>) -> Reply {
             }
             let (response, bytes) = plan.read();
             if bytes >= plan.min_bytes {
-                return response;
+                return plan.sent(response);
             }
             tokio::select! {
                 _ = select_all(woken) => {}
-                () = tokio::time::sleep_until(deadline) => return plan.read().0,
-                () = shared.shutdown.cancelled() => return plan.read().0,
+                () = tokio::time::sleep_until(deadline) => return plan.sent(plan.read().0),
+                () = shared.shutdown.cancelled() => return plan.sent(plan.read().0),
             }
         }
     })
@@ -110,6 +122,23 @@ impl Plan {
             .filter_map(|t| t.log.as_ref().ok())
     }
 
+    /// The response of the last [`read`](Self::read), which is being sent:
+    /// adds what it carries to each partition's fetched counters.
+    fn sent(&self, response: Response) -> Response {
+        for (_, targets) in &self.topics {
+            for t in targets {
+                if let Ok(p) = &t.log {
+                    let bytes = t.read_bytes.load(Ordering::Relaxed);
+                    if bytes > 0 {
+                        p.metrics
+                            .fetched(t.read_records.load(Ordering::Relaxed), bytes);
+                    }
+                }
+            }
+        }
+        response
+    }
+
     /// Reads every partition within the byte limits and builds the response;
     /// returns it with the number of record bytes in it.
     fn read(&self) -> (Response, u64) {
@@ -117,12 +146,26 @@ impl Plan {
         let mut head = BytesMut::with_capacity(256);
         let mut remaining = self.max_bytes;
         let mut total: u64 = 0;
+        let mut first_error = ErrorCode::NONE;
         put_array_len(&mut head, self.topics.len());
         for (topic, targets) in &self.topics {
             put_topic_head(&mut head, topic, targets.len());
             for t in targets {
                 let (code, hw, log_start, slices) = read_partition(t, remaining, total > 0);
+                if first_error == ErrorCode::NONE {
+                    first_error = code;
+                }
                 let bytes: u64 = slices.iter().map(|s| u64::from(s.len)).sum();
+                // Offsets the whole batches span: the records a consumer
+                // gets, without decoding them.
+                let records = match (slices.first(), slices.last()) {
+                    (Some(first), Some(last)) => {
+                        last.next_offset.0.saturating_sub(first.first_offset.0)
+                    }
+                    _ => 0,
+                };
+                t.read_bytes.store(bytes, Ordering::Relaxed);
+                t.read_records.store(records, Ordering::Relaxed);
                 remaining = remaining.saturating_sub(u32::try_from(bytes).unwrap_or(u32::MAX));
                 total += bytes;
                 put_partition_head(
@@ -152,7 +195,13 @@ impl Plan {
         frame_head.put_u32(self.cid);
         frame_head.put_u16(ErrorCode::NONE.0);
         chunks.insert(0, Chunk::Bytes(frame_head.freeze()));
-        (Response { chunks }, total)
+        (
+            Response {
+                chunks,
+                code: first_error,
+            },
+            total,
+        )
     }
 }
 

@@ -6,13 +6,16 @@
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
+use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_protocol::api::groups::{
-    CommitOffsetsRequest, DescribeGroupRequest, FetchOffsetsRequest, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest,
+    CommitOffsetsRequest, CommitOffsetsResponse, CommittedOffset, CommittedTopic,
+    DescribeGroupRequest, FetchOffsetsRequest, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, PartitionErrors,
 };
 use warren_protocol::api::topics::EmptyResponse;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::groups::coordinator::Refusal;
 use crate::response::Response;
 use crate::server::Shared;
@@ -45,10 +48,39 @@ pub fn leave(cid: u32, req: LeaveGroupRequest, shared: &Arc<Shared>) -> Reply {
     }
 }
 
-pub fn commit(cid: u32, req: CommitOffsetsRequest, shared: &Arc<Shared>) -> Reply {
+/// Takes the topics `grants` may not read out of a request's topic list.
+fn take_unreadable<T>(topics: &mut Vec<T>, name: impl Fn(&T) -> &str, grants: &Grants) -> Vec<T> {
+    let (allowed, denied) = std::mem::take(topics)
+        .into_iter()
+        .partition(|t| grants.allows(ResourceType::Topic, name(t), Permission::Read));
+    *topics = allowed;
+    denied
+}
+
+pub fn commit(
+    cid: u32,
+    mut req: CommitOffsetsRequest,
+    shared: &Arc<Shared>,
+    grants: &Grants,
+) -> Reply {
+    let denied = take_unreadable(&mut req.topics, |t| &t.topic, grants);
+    let deny = |mut response: CommitOffsetsResponse| {
+        response.topics.extend(denied.into_iter().map(|t| {
+            PartitionErrors {
+                topic: t.topic,
+                partitions: t
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition, ErrorCode::TOPIC_AUTHORIZATION_FAILED))
+                    .collect(),
+            }
+        }));
+        response
+    };
     match shared.groups.commit(&req, &shared.topics, &shared.kv) {
-        Ok((response, None)) => Reply::Now(Response::ok(cid, &response)),
+        Ok((response, None)) => Reply::Now(Response::ok(cid, &deny(response))),
         Ok((response, Some(end))) => {
+            let response = deny(response);
             let kv = shared.kv.clone();
             Reply::later(async move {
                 match tokio::task::spawn_blocking(move || kv.sync_to(end)).await {
@@ -66,15 +98,41 @@ pub fn commit(cid: u32, req: CommitOffsetsRequest, shared: &Arc<Shared>) -> Repl
     }
 }
 
-pub fn fetch_offsets(cid: u32, req: FetchOffsetsRequest, shared: &Arc<Shared>) -> Reply {
+pub fn fetch_offsets(
+    cid: u32,
+    mut req: FetchOffsetsRequest,
+    shared: &Arc<Shared>,
+    grants: &Grants,
+) -> Reply {
+    let denied = take_unreadable(&mut req.topics, |t| &t.topic, grants);
     match shared.groups.fetch_offsets(&req, &shared.kv) {
-        Ok(r) => Reply::Now(Response::ok(cid, &r)),
+        Ok(mut r) => {
+            r.topics.extend(denied.into_iter().map(|t| {
+                CommittedTopic {
+                    topic: t.topic,
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| CommittedOffset {
+                            partition: *p,
+                            error_code: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                            offset: -1,
+                            metadata: None,
+                        })
+                        .collect(),
+                }
+            }));
+            Reply::Now(Response::ok(cid, &r))
+        }
         Err(e) => refused(cid, e),
     }
 }
 
-pub fn list(cid: u32, shared: &Arc<Shared>) -> Reply {
-    Reply::Now(Response::ok(cid, &shared.groups.list(&shared.kv)))
+pub fn list(cid: u32, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    let mut r = shared.groups.list(&shared.kv);
+    r.groups
+        .retain(|g| grants.allows(ResourceType::Group, &g.group, Permission::Read));
+    Reply::Now(Response::ok(cid, &r))
 }
 
 pub fn describe(cid: u32, req: DescribeGroupRequest, shared: &Arc<Shared>) -> Reply {

@@ -10,14 +10,17 @@ use warren_protocol::api::list_offsets::{
 };
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
+use warren_protocol::api::auth::{Permission, ResourceType};
 
-pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            let allowed = grants.allows(ResourceType::Topic, &t.topic, Permission::Read);
             let topic = shared.topics.get(&t.topic);
             let partitions = t
                 .partitions
@@ -29,6 +32,9 @@ pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>) -> Reply 
                         offset: -1,
                         timestamp: -1,
                     };
+                    if !allowed {
+                        return failed(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+                    }
                     let Some(topic) = &topic else {
                         return failed(ErrorCode::UNKNOWN_TOPIC);
                     };

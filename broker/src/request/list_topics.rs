@@ -5,14 +5,17 @@ use std::sync::Arc;
 use warren_protocol::api::topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
+use warren_protocol::api::auth::ResourceType;
 
-pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = shared
         .topics
         .list()
         .iter()
+        .filter(|t| grants.allows_describe(ResourceType::Topic, &t.config.name))
         .map(|t| TopicListing {
             name: t.config.name.clone(),
             partitions: t.config.partitions,

@@ -10,11 +10,14 @@ use warren_protocol::api::metadata::{
 };
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
+use warren_protocol::api::auth::ResourceType;
 
-pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>) -> Reply {
-    let describe = |name: &str| match shared.topics.get(name) {
+pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    let readable = |name: &str| grants.allows_describe(ResourceType::Topic, name);
+    let describe = |name: &str| match shared.topics.get(name).filter(|_| readable(name)) {
         Some(t) => TopicMetadata {
             error_code: ErrorCode::NONE,
             name: name.to_string(),
@@ -27,7 +30,13 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>) -> Reply {
                 .collect(),
         },
         None => TopicMetadata {
-            error_code: ErrorCode::UNKNOWN_TOPIC,
+            // A topic the user may not read is reported as such whether or
+            // not it exists (Kafka does the same).
+            error_code: if readable(name) {
+                ErrorCode::UNKNOWN_TOPIC
+            } else {
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED
+            },
             name: name.to_string(),
             routing: RoutingMode::Hash,
             partitions: Vec::new(),
@@ -38,6 +47,7 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>) -> Reply {
             .topics
             .list()
             .iter()
+            .filter(|t| readable(&t.config.name))
             .map(|t| describe(&t.config.name))
             .collect()
     } else {

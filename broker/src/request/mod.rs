@@ -12,20 +12,29 @@
 //! `UNSUPPORTED_VERSION`. The connection stays open in all three cases.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 use warren_protocol::ErrorCode;
+use warren_protocol::api::auth::{ListUsersRequest, Permission, ResourceType};
 use warren_protocol::api::bindings::{BindRequest, UnbindRequest};
-use warren_protocol::api::groups::ListGroupsRequest;
+use warren_protocol::api::groups::{
+    CommitOffsetsRequest, DescribeGroupRequest, FetchOffsetsRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+};
+use warren_protocol::api::share::{ShareAckRequest, ShareFetchRequest};
+use warren_protocol::api::topics::{CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest};
 use warren_protocol::api::{ApiKey, Body, decode};
 use warren_protocol::frame::RequestFrame;
 
+use crate::auth::{Grants, Session};
 use crate::response::Response;
 use crate::server::Shared;
 use crate::topics::BindingChange;
 
 mod api_versions;
+mod auth;
 pub(crate) mod bind;
 pub(crate) mod create_topic;
 pub(crate) mod delete_topic;
@@ -43,8 +52,10 @@ mod share_fetch;
 pub enum Reply {
     /// The response is ready.
     Now(Response),
-    /// The response comes from a task (it waits for something).
-    Later(JoinHandle<Response>),
+    /// The response comes from a task (it waits for something), with the
+    /// moment it was ready (the request-latency metric ends there, not when
+    /// the connection's writer gets to it behind earlier replies).
+    Later(JoinHandle<(Response, Instant)>),
     /// No response at all (produce with acks=0).
     None,
 }
@@ -52,12 +63,22 @@ pub enum Reply {
 impl Reply {
     /// A reply from a future, run as its own task.
     pub fn later(f: impl Future<Output = Response> + Send + 'static) -> Reply {
-        Reply::Later(tokio::spawn(f))
+        Reply::Later(tokio::spawn(async move {
+            let response = f.await;
+            (response, Instant::now())
+        }))
     }
 }
 
-/// Decodes, applies and answers one request. Never panics on input.
-pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
+/// Decodes, checks, applies and answers one request. Never panics on input.
+///
+/// Permission checks come before anything is applied: when the broker has
+/// users, an unauthenticated connection gets `AUTHENTICATION_REQUIRED` for
+/// every api but ApiVersions and Authenticate; then each api checks its
+/// resources (docs/PROTOCOL.md, "Users and permissions"): whole-request
+/// resources here (header error), per-topic entries inside the handlers that
+/// have per-partition errors (`grants` passed down).
+pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) -> Reply {
     let cid = frame.header.correlation_id;
     let key = match ApiKey::try_from(frame.header.api_key) {
         Ok(key) => key,
@@ -79,48 +100,189 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>) -> Reply {
             e.to_string(),
         ));
     }
+    // One atomic load unless users or ACLs changed since the last request.
+    let grants = session.grants(&shared.auth);
+    let g = &*grants;
+    if !g.is_authenticated() && !matches!(key, ApiKey::ApiVersions | ApiKey::Authenticate) {
+        return Reply::Now(Response::error(
+            cid,
+            ErrorCode::AUTHENTICATION_REQUIRED,
+            format!(
+                "{} needs an authenticated connection: this broker has users \
+                 (authenticate with SCRAM-SHA-256 first)",
+                key.name()
+            ),
+        ));
+    }
     let body = frame.body;
+    let topic = ResourceType::Topic;
+    let group = ResourceType::Group;
+    let cluster = ResourceType::Cluster;
     match key {
         ApiKey::ApiVersions => api_versions::handle(cid),
-        ApiKey::Metadata => parse(cid, key, body, |r| metadata::handle(cid, r, shared)),
-        ApiKey::CreateTopic => parse(cid, key, body, |r| create_topic::handle(cid, r, shared)),
-        ApiKey::DeleteTopic => parse(cid, key, body, |r| delete_topic::handle(cid, r, shared)),
-        ApiKey::DescribeTopic => parse(cid, key, body, |r| describe_topic::handle(cid, r, shared)),
-        ApiKey::ListTopics => parse(cid, key, body, |r| list_topics::handle(cid, r, shared)),
-        ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared)),
-        ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared)),
-        ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared)),
+        ApiKey::Metadata => parse(cid, key, body, |r| metadata::handle(cid, r, shared, g)),
+        ApiKey::CreateTopic => parse(cid, key, body, |r: CreateTopicRequest| {
+            guard(require(cid, g, topic, &r.name, Permission::Admin), || {
+                create_topic::handle(cid, r, shared)
+            })
+        }),
+        ApiKey::DeleteTopic => parse(cid, key, body, |r: DeleteTopicRequest| {
+            guard(require(cid, g, topic, &r.name, Permission::Admin), || {
+                delete_topic::handle(cid, r, shared)
+            })
+        }),
+        ApiKey::DescribeTopic => parse(cid, key, body, |r: DescribeTopicRequest| {
+            let check = g.check_describe(topic, &r.name).map_err(|denied| {
+                Reply::Now(Response::error(
+                    cid,
+                    Grants::denied_code(denied, topic),
+                    format!(
+                        "not authorized: read or write on topic {:?} is needed",
+                        r.name
+                    ),
+                ))
+            });
+            guard(check, || describe_topic::handle(cid, r, shared))
+        }),
+        ApiKey::ListTopics => parse(cid, key, body, |r| list_topics::handle(cid, r, shared, g)),
+        ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared, g)),
+        ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared, g)),
+        ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared, g)),
         ApiKey::Bind => parse(cid, key, body, |r: BindRequest| {
-            bind::handle(
-                cid,
-                r.topic,
-                r.key,
-                r.partitions,
-                BindingChange::Bind,
-                shared,
-            )
+            guard(require(cid, g, topic, &r.topic, Permission::Admin), || {
+                bind::handle(
+                    cid,
+                    r.topic,
+                    r.key,
+                    r.partitions,
+                    BindingChange::Bind,
+                    shared,
+                )
+            })
         }),
         ApiKey::Unbind => parse(cid, key, body, |r: UnbindRequest| {
-            bind::handle(
-                cid,
-                r.topic,
-                r.key,
-                r.partitions,
-                BindingChange::Unbind,
-                shared,
-            )
+            guard(require(cid, g, topic, &r.topic, Permission::Admin), || {
+                bind::handle(
+                    cid,
+                    r.topic,
+                    r.key,
+                    r.partitions,
+                    BindingChange::Unbind,
+                    shared,
+                )
+            })
         }),
-        ApiKey::JoinGroup => parse(cid, key, body, |r| groups::join(cid, r, shared)),
-        ApiKey::Heartbeat => parse(cid, key, body, |r| groups::heartbeat(cid, r, shared)),
-        ApiKey::LeaveGroup => parse(cid, key, body, |r| groups::leave(cid, r, shared)),
-        ApiKey::CommitOffsets => parse(cid, key, body, |r| groups::commit(cid, r, shared)),
-        ApiKey::FetchOffsets => parse(cid, key, body, |r| groups::fetch_offsets(cid, r, shared)),
+        ApiKey::JoinGroup => parse(cid, key, body, |r: JoinGroupRequest| {
+            let check = require(cid, g, group, &r.group, Permission::Read).and_then(|()| {
+                r.topics
+                    .iter()
+                    .try_for_each(|t| require(cid, g, topic, t, Permission::Read))
+            });
+            guard(check, || groups::join(cid, r, shared))
+        }),
+        ApiKey::Heartbeat => parse(cid, key, body, |r: HeartbeatRequest| {
+            let check = require(cid, g, group, &r.group, Permission::Read).and_then(|()| {
+                r.owned
+                    .iter()
+                    .try_for_each(|t| require(cid, g, topic, &t.topic, Permission::Read))
+            });
+            guard(check, || groups::heartbeat(cid, r, shared))
+        }),
+        ApiKey::LeaveGroup => parse(cid, key, body, |r: LeaveGroupRequest| {
+            guard(require(cid, g, group, &r.group, Permission::Read), || {
+                groups::leave(cid, r, shared)
+            })
+        }),
+        ApiKey::CommitOffsets => parse(cid, key, body, |r: CommitOffsetsRequest| {
+            guard(require(cid, g, group, &r.group, Permission::Read), || {
+                groups::commit(cid, r, shared, g)
+            })
+        }),
+        ApiKey::FetchOffsets => parse(cid, key, body, |r: FetchOffsetsRequest| {
+            guard(require(cid, g, group, &r.group, Permission::Read), || {
+                groups::fetch_offsets(cid, r, shared, g)
+            })
+        }),
         ApiKey::ListGroups => parse(cid, key, body, |_: ListGroupsRequest| {
-            groups::list(cid, shared)
+            groups::list(cid, shared, g)
         }),
-        ApiKey::DescribeGroup => parse(cid, key, body, |r| groups::describe(cid, r, shared)),
-        ApiKey::ShareFetch => parse(cid, key, body, |r| share_fetch::handle(cid, r, shared)),
-        ApiKey::ShareAck => parse(cid, key, body, |r| share_ack::handle(cid, r, shared)),
+        ApiKey::DescribeGroup => parse(cid, key, body, |r: DescribeGroupRequest| {
+            guard(require(cid, g, group, &r.group, Permission::Read), || {
+                groups::describe(cid, r, shared)
+            })
+        }),
+        ApiKey::ShareFetch => parse(cid, key, body, |r: ShareFetchRequest| {
+            let check = require(cid, g, group, &r.group, Permission::Read)
+                .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
+            guard(check, || share_fetch::handle(cid, r, shared))
+        }),
+        ApiKey::ShareAck => parse(cid, key, body, |r: ShareAckRequest| {
+            let check = require(cid, g, group, &r.group, Permission::Read)
+                .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
+            guard(check, || share_ack::handle(cid, r, shared))
+        }),
+        ApiKey::Authenticate => parse(cid, key, body, |r| {
+            auth::authenticate(cid, r, shared, session)
+        }),
+        ApiKey::CreateUser => parse(cid, key, body, |r| {
+            guard(require(cid, g, cluster, "", Permission::Admin), || {
+                auth::create_user(cid, r, shared)
+            })
+        }),
+        ApiKey::DeleteUser => parse(cid, key, body, |r| {
+            guard(require(cid, g, cluster, "", Permission::Admin), || {
+                auth::delete_user(cid, r, shared)
+            })
+        }),
+        ApiKey::ListUsers => parse(cid, key, body, |_: ListUsersRequest| {
+            guard(require(cid, g, cluster, "", Permission::Admin), || {
+                auth::list_users(cid, shared)
+            })
+        }),
+        ApiKey::CreateAcl => parse(cid, key, body, |r| {
+            guard(require(cid, g, cluster, "", Permission::Admin), || {
+                auth::create_acl(cid, r, shared)
+            })
+        }),
+        ApiKey::DeleteAcl => parse(cid, key, body, |r| {
+            guard(require(cid, g, cluster, "", Permission::Admin), || {
+                auth::delete_acl(cid, r, shared)
+            })
+        }),
+        ApiKey::ListAcls => parse(cid, key, body, |r| {
+            guard(require(cid, g, cluster, "", Permission::Admin), || {
+                auth::list_acls(cid, r, shared)
+            })
+        }),
+    }
+}
+
+/// Checks one permission; a denial is the error reply to send.
+fn require(
+    cid: u32,
+    grants: &Grants,
+    resource_type: ResourceType,
+    name: &str,
+    needed: Permission,
+) -> Result<(), Reply> {
+    grants.check(resource_type, name, needed).map_err(|denied| {
+        let what = match resource_type {
+            ResourceType::Cluster => "the cluster".to_string(),
+            t => format!("{} {name:?}", t.name()),
+        };
+        Reply::Now(Response::error(
+            cid,
+            Grants::denied_code(denied, resource_type),
+            format!("not authorized: {needed} on {what} is needed"),
+        ))
+    })
+}
+
+/// Runs `then` if `check` passed, else answers with its denial.
+fn guard(check: Result<(), Reply>, then: impl FnOnce() -> Reply) -> Reply {
+    match check {
+        Ok(()) => then(),
+        Err(denied) => denied,
     }
 }
 

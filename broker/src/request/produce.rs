@@ -30,9 +30,11 @@ use warren_protocol::{ErrorCode, partition_for_key};
 use warren_storage::Offset;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
 use crate::topics::{Partition, Topic};
+use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// An fsync to wait for: the partition, the offset it must cover, and which
 /// response entries depend on it (`(topic index, entry index)`).
@@ -42,7 +44,7 @@ struct PendingSync {
     entries: Vec<(usize, usize)>,
 }
 
-pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if !matches!(req.acks, -1..=1) {
         return Reply::Now(Response::error(
             cid,
@@ -58,10 +60,16 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
     // so routing allocates nothing per entry.
     let mut targets: Vec<u32> = Vec::new();
     for (ti, t) in req.topics.into_iter().enumerate() {
+        let allowed = grants.allows(ResourceType::Topic, &t.topic, Permission::Write);
         let topic = shared.topics.get(&t.topic);
         let mut results = Vec::with_capacity(t.partitions.len());
         for (ei, entry) in t.partitions.iter().enumerate() {
             let result = match &topic {
+                _ if !allowed => ProducePartitionResponse::new(
+                    entry.partition,
+                    ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                    -1,
+                ),
                 None => {
                     ProducePartitionResponse::new(entry.partition, ErrorCode::UNKNOWN_TOPIC, -1)
                 }
@@ -86,7 +94,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
         return if req.acks == 0 {
             Reply::None
         } else {
-            Reply::Now(Response::ok(cid, &response))
+            Reply::Now(Response::ok(cid, &response).with_code(first_error(&response)))
         };
     }
     let timeout = Duration::from_millis(u64::from(req.timeout_ms.max(1)));
@@ -115,8 +123,20 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>) -> Reply {
                 }
             }
         }
-        Response::ok(cid, &response)
+        Response::ok(cid, &response).with_code(first_error(&response))
     })
+}
+
+/// The first partition-level error of the response (`NONE` if none): the
+/// request's outcome in `warren_requests_total`.
+fn first_error(response: &ProduceResponse) -> ErrorCode {
+    response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .find(|&code| code != ErrorCode::NONE)
+        .unwrap_or(ErrorCode::NONE)
 }
 
 /// Appends one entry's batch where it goes: the explicit partition, or the
@@ -162,6 +182,10 @@ fn append_entry(
         match partition.log.append(&entry.records) {
             Ok(info) => {
                 partition.appended();
+                partition.metrics.produced(
+                    info.last_offset.0 - info.base_offset.0 + 1,
+                    entry.records.len() as u64,
+                );
                 if partition.syncs_before_visible() {
                     note_sync(syncs, partition, info.log_end_offset, None);
                 }

@@ -176,6 +176,9 @@ impl Plan {
             }
             match sp.acquire(partition, &self.member, left, budget, deadline) {
                 Ok(a) if a.records > 0 => {
+                    // Acquired records are always sent (an acquisition is
+                    // never discarded), so they count as fetched now.
+                    partition.metrics.fetched(a.records, a.bytes);
                     left -= a.records;
                     budget = budget.saturating_sub(u32::try_from(a.bytes).unwrap_or(u32::MAX));
                     shared.share.schedule(sp, deadline);
@@ -196,9 +199,13 @@ impl Plan {
     fn response(&self, entries: Vec<(u32, ErrorCode, Acquisition)>) -> Response {
         let mut chunks = Vec::new();
         let mut head = BytesMut::with_capacity(256);
+        let mut first_error = ErrorCode::NONE;
         head.put_u32(u32::try_from(self.lock_timeout.as_millis()).unwrap_or(u32::MAX));
         put_array_len(&mut head, entries.len());
         for (partition, code, a) in entries {
+            if first_error == ErrorCode::NONE {
+                first_error = code;
+            }
             put_share_partition_head(
                 &mut head,
                 partition,
@@ -224,6 +231,9 @@ impl Plan {
         frame_head.put_u32(self.cid);
         frame_head.put_u16(ErrorCode::NONE.0);
         chunks.insert(0, Chunk::Bytes(frame_head.freeze()));
-        Response { chunks }
+        Response {
+            chunks,
+            code: first_error,
+        }
     }
 }

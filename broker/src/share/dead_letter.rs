@@ -21,6 +21,7 @@
 //! no `dead.letter.topic` set, records are archived with a warning.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 use warren_protocol::{Compression, ErrorCode, Header, RecordBatchBuilder};
@@ -46,6 +47,8 @@ struct Written {
     sync: Option<(Arc<Partition>, Offset)>,
     /// Why the rest was not written (they are retried).
     error: Option<warren_storage::Error>,
+    /// Records appended to the dead-letter topic (the metric's count).
+    copied: u64,
 }
 
 /// Writes `claims` (claimed from `sp`'s state) to `topic`'s dead-letter topic,
@@ -75,6 +78,7 @@ pub async fn write(
                 archived: offsets.clone(),
                 sync: None,
                 error: None,
+                copied: 0,
             }
         }
         Some(dlq_name) => match (
@@ -97,6 +101,7 @@ pub async fn write(
                             archived: Vec::new(),
                             sync: None,
                             error: Some(warren_storage::Error::Closed(dlq_name.clone())),
+                            copied: 0,
                         })
                     }
                     None => missing(dlq_name),
@@ -107,6 +112,7 @@ pub async fn write(
     };
     let mut error = written.error;
     let mut archived = written.archived;
+    let mut copied = written.copied;
     if let Some((target, end)) = written.sync
         && target.syncs_before_visible()
         && let Err(e) = target.sync_to(end).await
@@ -115,7 +121,9 @@ pub async fn write(
         // could otherwise lose them from both places).
         error = Some(e);
         archived.clear();
+        copied = 0;
     }
+    sp.dead_lettered.fetch_add(copied, Ordering::Relaxed);
     if let Some(e) = &error {
         tracing::error!(
             group = %key.group, topic = %key.topic, partition = key.partition,
@@ -156,6 +164,7 @@ fn missing(dlq_name: &str) -> Written {
         archived: Vec::new(),
         sync: None,
         error: Some(warren_storage::Error::UnknownTopic(dlq_name.to_string())),
+        copied: 0,
     }
 }
 
@@ -172,6 +181,7 @@ fn copy(
         archived: Vec::new(),
         sync: None,
         error: None,
+        copied: 0,
     };
     let limit = target.log.config().batch_limit() as usize;
     let partition_text = partition.to_string();
@@ -284,6 +294,7 @@ fn append(
         Ok(info) => {
             target.appended();
             out.sync = Some((Arc::clone(target), info.log_end_offset));
+            out.copied += pending.len() as u64;
             out.archived.append(pending);
             true
         }

@@ -42,7 +42,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -165,6 +165,19 @@ pub struct SharePartition {
     /// Woken (`notify_waiters`) when records become available again or the
     /// window moves, so long-polling fetches try again.
     pub changed: Notify,
+    /// Records written to the dead-letter topic since the broker started
+    /// (`warren_dead_lettered_records_total`).
+    pub dead_lettered: AtomicU64,
+}
+
+/// One share-partition's figures for the metrics ([`ShareGroups::stats`]).
+#[derive(Debug, Clone)]
+pub struct ShareStats {
+    pub key: ShareKey,
+    /// Records acquired and not yet acknowledged, released or expired.
+    pub in_flight: u64,
+    /// Records written to the dead-letter topic since the broker started.
+    pub dead_lettered: u64,
 }
 
 /// What one acquisition got from one partition.
@@ -191,6 +204,7 @@ impl SharePartition {
                 retry_dead_letters_at: None,
             }),
             changed: Notify::new(),
+            dead_lettered: AtomicU64::new(0),
         }
     }
 
@@ -400,6 +414,20 @@ impl ShareGroups {
         self.partitions
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every share-partition's in-flight and dead-lettered counts, for a
+    /// metrics scrape: takes each share-partition's lock briefly, one at a
+    /// time (not across the map's lock).
+    pub fn stats(&self) -> Vec<ShareStats> {
+        let all: Vec<Arc<SharePartition>> = self.map_read().values().cloned().collect();
+        all.iter()
+            .map(|sp| ShareStats {
+                key: sp.key.clone(),
+                in_flight: sp.lock().state.in_flight(),
+                dead_lettered: sp.dead_lettered.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// Every share-partition, in no particular order (the admin API's listing).

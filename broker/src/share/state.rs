@@ -223,6 +223,15 @@ impl ShareState {
         self.start_offset + self.entries.len() as u64
     }
 
+    /// Records acquired and not yet acknowledged, released or expired. Walks
+    /// the window (at most [`MAX_IN_FLIGHT_RECORDS`] entries): for metrics.
+    pub fn in_flight(&self) -> u64 {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, RecordState::Acquired { .. }))
+            .count() as u64
+    }
+
     /// The members holding a lock on some record of the window, sorted,
     /// without duplicates.
     pub fn lock_holders(&self) -> Vec<Arc<str>> {

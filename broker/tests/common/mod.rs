@@ -175,3 +175,42 @@ pub fn values_of(records: Bytes) -> Result<Vec<String>> {
     }
     Ok(out)
 }
+
+/// A plain HTTP/1.1 GET over a real socket (no client crate): the status and
+/// the body. Bounded by a 30 s timeout.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut buf))
+        .await
+        .context("HTTP response timed out")??;
+    let text = String::from_utf8(buf)?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("no end of HTTP headers")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .context("no HTTP status")?
+        .parse()?;
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok((status, body.to_string()));
+    }
+    // Chunked: `size-in-hex CRLF data CRLF`, ending with a zero size.
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let (size, after) = rest.split_once("\r\n").context("bad chunk")?;
+        let size = usize::from_str_radix(size.trim(), 16)?;
+        if size == 0 {
+            return Ok((status, out));
+        }
+        out.push_str(after.get(..size).context("short chunk")?);
+        rest = after.get(size + 2..).context("short chunk")?;
+    }
+}

@@ -18,6 +18,7 @@
 //!   ListGroups, DescribeGroup.
 //! - [`bindings`]: Bind, Unbind, and a topic's [`RoutingMode`](bindings::RoutingMode).
 //! - [`share`]: ShareFetch and ShareAck (share groups: per-record locks and acks).
+//! - [`auth`]: Authenticate, and the user and ACL management apis.
 
 use bytes::{Bytes, BytesMut};
 
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::wire::{WireReader, put_string};
 
 pub mod api_versions;
+pub mod auth;
 pub mod bindings;
 pub mod fetch;
 pub mod groups;
@@ -58,6 +60,13 @@ pub enum ApiKey {
     ShareAck = 17,
     ListGroups = 18,
     DescribeGroup = 19,
+    Authenticate = 20,
+    CreateUser = 21,
+    DeleteUser = 22,
+    ListUsers = 23,
+    CreateAcl = 24,
+    DeleteAcl = 25,
+    ListAcls = 26,
 }
 
 impl ApiKey {
@@ -83,6 +92,13 @@ impl ApiKey {
         (ApiKey::ShareAck, 0, 0),
         (ApiKey::ListGroups, 0, 0),
         (ApiKey::DescribeGroup, 0, 0),
+        (ApiKey::Authenticate, 0, 0),
+        (ApiKey::CreateUser, 0, 0),
+        (ApiKey::DeleteUser, 0, 0),
+        (ApiKey::ListUsers, 0, 0),
+        (ApiKey::CreateAcl, 0, 0),
+        (ApiKey::DeleteAcl, 0, 0),
+        (ApiKey::ListAcls, 0, 0),
     ];
 
     /// The key's name as docs/PROTOCOL.md spells it.
@@ -108,6 +124,13 @@ impl ApiKey {
             ApiKey::DescribeGroup => "DescribeGroup",
             ApiKey::ShareFetch => "ShareFetch",
             ApiKey::ShareAck => "ShareAck",
+            ApiKey::Authenticate => "Authenticate",
+            ApiKey::CreateUser => "CreateUser",
+            ApiKey::DeleteUser => "DeleteUser",
+            ApiKey::ListUsers => "ListUsers",
+            ApiKey::CreateAcl => "CreateAcl",
+            ApiKey::DeleteAcl => "DeleteAcl",
+            ApiKey::ListAcls => "ListAcls",
         }
     }
 
@@ -155,6 +178,13 @@ impl TryFrom<u16> for ApiKey {
             19 => ApiKey::DescribeGroup,
             16 => ApiKey::ShareFetch,
             17 => ApiKey::ShareAck,
+            20 => ApiKey::Authenticate,
+            21 => ApiKey::CreateUser,
+            22 => ApiKey::DeleteUser,
+            23 => ApiKey::ListUsers,
+            24 => ApiKey::CreateAcl,
+            25 => ApiKey::DeleteAcl,
+            26 => ApiKey::ListAcls,
             other => return Err(Error::UnknownApiKey(other)),
         })
     }

@@ -40,6 +40,9 @@ impl BrokerProcess {
             ])
             .arg(data_dir)
             .env("RUST_LOG", "info")
+            // A test's own switch, not a broker setting: `warren serve`
+            // refuses unknown WARREN_* variables.
+            .env_remove("WARREN_UI_SCREENSHOT")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -52,10 +55,12 @@ impl BrokerProcess {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                // Logged before it is announced, so `log_lines` finds the
+                // start line as soon as `start` returns.
+                sink.lock().map(|mut l| l.push(line.clone())).ok();
                 if line.contains("warren broker started") {
-                    let _ = tx.send(line.clone());
+                    let _ = tx.send(line);
                 }
-                sink.lock().map(|mut l| l.push(line)).ok();
             }
         });
         let line = match rx.recv_timeout(Duration::from_secs(30)) {

@@ -1,0 +1,43 @@
+//! `GET /metrics`: the broker's metrics in the Prometheus text format
+//! (version 0.0.4), rendered by [`Metrics::render`](crate::metrics::Metrics::render).
+//! With metrics off (`metrics = false`) the route answers 404 with the admin
+//! API's JSON error body, so a scraper sees a clear reason.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Serialize;
+
+use crate::server::Shared;
+
+/// The Prometheus text format's content type.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The `/metrics` route.
+pub fn routes() -> Router<Arc<Shared>> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// The admin API's error body: `{"error": CODE, "message": ...}`.
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    message: &'static str,
+}
+
+async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> Response {
+    match shared.metrics.render(&shared) {
+        Some(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(ErrorBody {
+                error: "NOT_FOUND",
+                message: "metrics are off on this broker (metrics = false / --no-metrics)",
+            }),
+        )
+            .into_response(),
+    }
+}

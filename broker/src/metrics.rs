@@ -1,0 +1,719 @@
+//! The broker's Prometheus metrics: [`Metrics`] (one per broker, in
+//! `Shared::metrics`) and [`PartitionMetrics`] (one per partition, in
+//! [`Partition`](crate::topics::Partition)). `GET /metrics` renders them
+//! (`http/metrics.rs`); docs/OPERATIONS.md `## Metrics` lists every series.
+//!
+//! # No global recorder
+//! Several brokers run in one test process, so nothing here installs a global
+//! recorder or uses the `counter!()` macros. Each broker builds its own
+//! `PrometheusRecorder` and registers its handles on it with
+//! [`Recorder::register_counter`] and friends, once: broker-wide handles are
+//! created when the broker starts (request families lazily, on the first
+//! request of each api key and error code, through a `OnceLock` per pair),
+//! per-partition handles when the topic is created or loaded.
+//!
+//! # The hot path
+//! Recording is an atomic operation on a cached handle: a `fetch_add` on a
+//! counter, a lock-free push into the histogram's atomic bucket. No lock
+//! shared across connections is taken, no label is hashed and no string built
+//! per request. The histogram buckets are drained into their cumulative form
+//! by [`Metrics::run_upkeep`] (a broker task, every [`UPKEEP_INTERVAL`]) and
+//! at each scrape, so they stay small whether or not anyone scrapes.
+//!
+//! # What is rendered at scrape time
+//! Point-in-time values (log start/end offset, size on disk, partition count,
+//! group lag, share-group in-flight records, open connections) are not kept
+//! up to date on the hot path: the handler reads them from the broker's state
+//! when Prometheus asks ([`Metrics::render`]). So are the per-partition and
+//! per-share-partition counters: their values live in atomics owned by the
+//! partition ([`PartitionMetrics`]) or share-partition, and the exporter's
+//! registry has no way to drop a series, so a deleted topic's series would
+//! linger (and restart from the old values if the name came back). Rendering
+//! these families from the live topic map makes a deleted topic's series
+//! disappear with it, at the cost of a few lines of text formatting here.
+//! Broker-wide families (requests, storage events) go through the recorder.
+//!
+//! Thread-safe: everything is atomics, `OnceLock`s, and the recorder's own
+//! locks (taken only when a handle is registered and when rendering).
+
+use std::fmt::{Display, Write as _};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use metrics::{Counter, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use warren_protocol::ErrorCode;
+use warren_protocol::api::ApiKey;
+use warren_storage::StorageMetrics;
+
+use crate::server::Shared;
+
+/// How often the broker drains histogram samples into their buckets.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Metric names, in one place (STYLE.md §10).
+pub mod names {
+    pub const REQUEST_DURATION_SECONDS: &str = "warren_request_duration_seconds";
+    pub const REQUESTS_TOTAL: &str = "warren_requests_total";
+    pub const FSYNC_DURATION_SECONDS: &str = "warren_fsync_duration_seconds";
+    pub const FSYNCS_TOTAL: &str = "warren_fsyncs_total";
+    pub const SEGMENT_ROLLS_TOTAL: &str = "warren_segment_rolls_total";
+    pub const RETENTION_DELETED_SEGMENTS_TOTAL: &str = "warren_retention_deleted_segments_total";
+    pub const RECOVERY_TRUNCATED_BYTES_TOTAL: &str = "warren_recovery_truncated_bytes_total";
+    pub const PRODUCED_RECORDS_TOTAL: &str = "warren_produced_records_total";
+    pub const PRODUCED_BYTES_TOTAL: &str = "warren_produced_bytes_total";
+    pub const FETCHED_RECORDS_TOTAL: &str = "warren_fetched_records_total";
+    pub const FETCHED_BYTES_TOTAL: &str = "warren_fetched_bytes_total";
+    pub const LOG_START_OFFSET: &str = "warren_log_start_offset";
+    pub const LOG_END_OFFSET: &str = "warren_log_end_offset";
+    pub const HIGH_WATERMARK: &str = "warren_high_watermark";
+    pub const LOG_SIZE_BYTES: &str = "warren_log_size_bytes";
+    pub const TOPICS: &str = "warren_topics";
+    pub const PARTITIONS: &str = "warren_partitions";
+    pub const CONNECTIONS_ACTIVE: &str = "warren_connections_active";
+    pub const CONNECTIONS_TOTAL: &str = "warren_connections_total";
+    pub const GROUP_LAG: &str = "warren_group_lag";
+    pub const SHARE_INFLIGHT_RECORDS: &str = "warren_share_inflight_records";
+    pub const DEAD_LETTERED_RECORDS_TOTAL: &str = "warren_dead_lettered_records_total";
+}
+
+/// Upper bounds of the request latency buckets, in seconds: 50 µs (a
+/// produce into the page cache) to 30 s (a long-poll fetch at its wait).
+const REQUEST_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0, 30.0,
+];
+
+/// Upper bounds of the fsync latency buckets, in seconds: 10 µs (tmpfs) to
+/// 5 s (a saturated disk).
+const FSYNC_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The api label of a request whose api key the broker does not know.
+const UNKNOWN_API: &str = "unknown";
+
+/// The request families of one api key, registered on first use.
+struct ApiMetrics {
+    name: &'static str,
+    duration: OnceLock<Histogram>,
+    /// One counter per [`ErrorCode::ALL`] entry, then one for codes this
+    /// build does not know.
+    by_code: Box<[OnceLock<Counter>]>,
+}
+
+/// The recorder of a broker with metrics on.
+struct Exporter {
+    recorder: PrometheusRecorder,
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// One broker's metrics; see the module docs.
+pub struct Metrics {
+    /// `None` when metrics are off (`metrics = false`): every handle is then
+    /// a no-op and `/metrics` answers 404.
+    exporter: Option<Exporter>,
+    storage: StorageMetrics,
+    /// Indexed by api key; the last entry is for unknown keys.
+    apis: Box<[ApiMetrics]>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("enabled", &self.enabled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// A broker's metrics: a recorder of its own when `enabled`, no-op
+    /// handles otherwise.
+    pub fn new(enabled: bool) -> Metrics {
+        let exporter = enabled.then(|| {
+            let builder = PrometheusBuilder::new();
+            // Explicit buckets make these real Prometheus histograms
+            // (`_bucket`/`_sum`/`_count`, aggregatable across brokers)
+            // rather than the exporter's default summaries. Only an empty
+            // bucket list is refused, and these are constants.
+            let builder = builder
+                .set_buckets_for_metric(
+                    Matcher::Full(names::REQUEST_DURATION_SECONDS.into()),
+                    REQUEST_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(names::FSYNC_DURATION_SECONDS.into()),
+                        FSYNC_BUCKETS,
+                    )
+                })
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            describe(&recorder);
+            Exporter { recorder, handle }
+        });
+        let storage = match &exporter {
+            Some(e) => StorageMetrics {
+                fsync_duration_seconds: e
+                    .recorder
+                    .register_histogram(&Key::from_name(names::FSYNC_DURATION_SECONDS), &METADATA),
+                fsyncs: e
+                    .recorder
+                    .register_counter(&Key::from_name(names::FSYNCS_TOTAL), &METADATA),
+                segment_rolls: e
+                    .recorder
+                    .register_counter(&Key::from_name(names::SEGMENT_ROLLS_TOTAL), &METADATA),
+                retention_deleted_segments: e.recorder.register_counter(
+                    &Key::from_name(names::RETENTION_DELETED_SEGMENTS_TOTAL),
+                    &METADATA,
+                ),
+                recovery_truncated_bytes: e.recorder.register_counter(
+                    &Key::from_name(names::RECOVERY_TRUNCATED_BYTES_TOTAL),
+                    &METADATA,
+                ),
+            },
+            None => StorageMetrics::default(),
+        };
+        let max_key = ApiKey::SUPPORTED
+            .iter()
+            .map(|(k, _, _)| *k as usize)
+            .max()
+            .unwrap_or(0);
+        let apis = (0..=max_key + 1)
+            .map(|i| ApiMetrics {
+                name: u16::try_from(i)
+                    .ok()
+                    .and_then(|k| ApiKey::try_from(k).ok())
+                    .map_or(UNKNOWN_API, ApiKey::name),
+                duration: OnceLock::new(),
+                by_code: (0..=ErrorCode::ALL.len())
+                    .map(|_| OnceLock::new())
+                    .collect(),
+            })
+            .collect();
+        Metrics {
+            exporter,
+            storage,
+            apis,
+        }
+    }
+
+    /// Whether metrics are on.
+    pub fn enabled(&self) -> bool {
+        self.exporter.is_some()
+    }
+
+    /// The handles storage records into (no-ops when metrics are off).
+    pub fn storage(&self) -> StorageMetrics {
+        self.storage.clone()
+    }
+
+    /// A new partition's handles (no-ops when metrics are off).
+    pub fn partition(&self) -> PartitionMetrics {
+        PartitionMetrics::new(self.enabled())
+    }
+
+    /// When a request's clock starts: `None` with metrics off, so a broker
+    /// without metrics does not even read the clock.
+    pub fn request_started(&self) -> Option<Instant> {
+        self.exporter.as_ref().map(|_| Instant::now())
+    }
+
+    /// [`request_done`](Self::request_done) for a response ready now; reads
+    /// the clock only when metrics are on.
+    pub fn request_ready(&self, api_key: u16, code: ErrorCode, started: Option<Instant>) {
+        if started.is_some() {
+            self.request_done(api_key, code, started, Instant::now());
+        }
+    }
+
+    /// Records one request of api key `api_key` that ended with `code`,
+    /// from `started` (see [`request_started`](Self::request_started)) to
+    /// `ready`, when its response was ready to be written.
+    pub fn request_done(
+        &self,
+        api_key: u16,
+        code: ErrorCode,
+        started: Option<Instant>,
+        ready: Instant,
+    ) {
+        let (Some(exporter), Some(started)) = (&self.exporter, started) else {
+            return;
+        };
+        let Some(api) = self
+            .apis
+            .get(usize::from(api_key))
+            .or_else(|| self.apis.last())
+        else {
+            return;
+        };
+        // NONE is `ALL[0]`: the common case skips the search.
+        let index = if code == ErrorCode::NONE {
+            0
+        } else {
+            ErrorCode::ALL
+                .binary_search(&code)
+                .unwrap_or(ErrorCode::ALL.len())
+        };
+        if let Some(counter) = api.by_code.get(index) {
+            counter
+                .get_or_init(|| {
+                    let key = Key::from_parts(
+                        names::REQUESTS_TOTAL,
+                        vec![
+                            Label::new("api", api.name),
+                            Label::new("error_code", code.name()),
+                        ],
+                    );
+                    exporter.recorder.register_counter(&key, &METADATA)
+                })
+                .increment(1);
+        }
+        api.duration
+            .get_or_init(|| {
+                let key = Key::from_parts(
+                    names::REQUEST_DURATION_SECONDS,
+                    vec![Label::new("api", api.name)],
+                );
+                exporter.recorder.register_histogram(&key, &METADATA)
+            })
+            .record(ready.saturating_duration_since(started).as_secs_f64());
+    }
+
+    /// Drains recorded histogram samples into their buckets, so the samples
+    /// do not pile up between scrapes.
+    pub fn run_upkeep(&self) {
+        if let Some(e) = &self.exporter {
+            e.handle.run_upkeep();
+        }
+    }
+
+    /// The Prometheus text of every family, or `None` when metrics are off.
+    /// Reads the broker's state (topics, groups, share groups, connections)
+    /// for the point-in-time families; blocking only on short in-memory locks.
+    pub fn render(&self, shared: &Shared) -> Option<String> {
+        let exporter = self.exporter.as_ref()?;
+        let mut out = exporter.handle.render();
+        render_state(&mut out, shared);
+        Some(out)
+    }
+}
+
+/// The broker task that drains histogram samples every [`UPKEEP_INTERVAL`]
+/// until shutdown; returns at once when metrics are off.
+pub async fn run_upkeep(shared: Arc<Shared>) {
+    if !shared.metrics.enabled() {
+        return;
+    }
+    let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => shared.metrics.run_upkeep(),
+            () = shared.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Writes `# HELP` for every family the recorder holds.
+fn describe(recorder: &PrometheusRecorder) {
+    let histograms = [
+        (
+            names::REQUEST_DURATION_SECONDS,
+            "Time from reading a request to its response being ready, by api.",
+        ),
+        (
+            names::FSYNC_DURATION_SECONDS,
+            "Time one fdatasync of a segment took (group commit, interval flush, rolled segment).",
+        ),
+    ];
+    for (name, help) in histograms {
+        recorder.describe_histogram(KeyName::from(name), Some(Unit::Seconds), help.into());
+    }
+    let counters = [
+        (
+            names::REQUESTS_TOTAL,
+            "Requests answered, by api and error code (the header's code, or the first \
+             partition-level error of a Produce, Fetch or ShareFetch).",
+        ),
+        (
+            names::FSYNCS_TOTAL,
+            "fdatasync calls on partition logs and the metadata store.",
+        ),
+        (names::SEGMENT_ROLLS_TOTAL, "Active segments rolled."),
+        (
+            names::RETENTION_DELETED_SEGMENTS_TOTAL,
+            "Segments deleted by retention (retention.bytes, retention.ms).",
+        ),
+        (
+            names::RECOVERY_TRUNCATED_BYTES_TOTAL,
+            "Bytes cut from torn or corrupt segment tails when logs were opened.",
+        ),
+    ];
+    for (name, help) in counters {
+        recorder.describe_counter(KeyName::from(name), None, help.into());
+    }
+}
+
+/// A partition's counters; see the module docs for why they are rendered
+/// from the partition rather than by the recorder. Recording is a
+/// `fetch_add` through the handle; the values are read at scrape time.
+#[derive(Debug)]
+pub struct PartitionMetrics {
+    produced_records: Counter,
+    produced_bytes: Counter,
+    fetched_records: Counter,
+    fetched_bytes: Counter,
+    /// The values behind the handles; `None` when metrics are off.
+    values: Option<Arc<PartitionCounts>>,
+}
+
+/// The values behind a [`PartitionMetrics`]'s handles.
+#[derive(Debug, Default)]
+struct PartitionCounts {
+    produced_records: Arc<AtomicU64>,
+    produced_bytes: Arc<AtomicU64>,
+    fetched_records: Arc<AtomicU64>,
+    fetched_bytes: Arc<AtomicU64>,
+}
+
+impl PartitionMetrics {
+    /// Handles backed by fresh counters when `enabled`, no-ops otherwise.
+    pub fn new(enabled: bool) -> PartitionMetrics {
+        if !enabled {
+            return PartitionMetrics {
+                produced_records: Counter::noop(),
+                produced_bytes: Counter::noop(),
+                fetched_records: Counter::noop(),
+                fetched_bytes: Counter::noop(),
+                values: None,
+            };
+        }
+        let v = PartitionCounts::default();
+        PartitionMetrics {
+            produced_records: Counter::from_arc(Arc::clone(&v.produced_records)),
+            produced_bytes: Counter::from_arc(Arc::clone(&v.produced_bytes)),
+            fetched_records: Counter::from_arc(Arc::clone(&v.fetched_records)),
+            fetched_bytes: Counter::from_arc(Arc::clone(&v.fetched_bytes)),
+            values: Some(Arc::new(v)),
+        }
+    }
+
+    /// A batch of `records` records, `bytes` bytes, was appended.
+    pub fn produced(&self, records: u64, bytes: u64) {
+        self.produced_records.increment(records);
+        self.produced_bytes.increment(bytes);
+    }
+
+    /// A fetch response carried `bytes` bytes of whole batches spanning
+    /// `records` offsets (counted from the batches' offsets, not decoded).
+    pub fn fetched(&self, records: u64, bytes: u64) {
+        self.fetched_records.increment(records);
+        self.fetched_bytes.increment(bytes);
+    }
+}
+
+/// Writes a family's `# HELP` and `# TYPE` lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Writes one sample line.
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(k);
+            out.push_str("=\"");
+            escape_label_value(out, v);
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Escapes a label value as the text format requires: backslash, double
+/// quote and line feed. (Topic and group names are `[A-Za-z0-9._-]` today;
+/// this keeps the output valid if that ever widens.)
+fn escape_label_value(out: &mut String, v: &str) {
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The families read from the broker's state at scrape time.
+fn render_state(out: &mut String, shared: &Shared) {
+    let topics = shared.topics.list();
+    let partitions: Vec<_> = topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p, p.index.to_string()))
+        .collect();
+    let labels = |p: &crate::topics::Partition, index: &str| -> [(&str, String); 2] {
+        [
+            ("topic", p.topic.to_string()),
+            ("partition", index.to_owned()),
+        ]
+    };
+    // Per-partition counters, from the partition's own atomics.
+    type Pick = fn(&PartitionCounts) -> &AtomicU64;
+    let counters: [(&str, &str, Pick); 4] = [
+        (
+            names::PRODUCED_RECORDS_TOTAL,
+            "Records appended by Produce requests.",
+            |c| &c.produced_records,
+        ),
+        (
+            names::PRODUCED_BYTES_TOTAL,
+            "RecordBatch bytes appended by Produce requests.",
+            |c| &c.produced_bytes,
+        ),
+        (
+            names::FETCHED_RECORDS_TOTAL,
+            "Records delivered: offsets covered by the whole batches Fetch responses \
+             carried (from batch offsets, not decoded), and records ShareFetch acquired.",
+            |c| &c.fetched_records,
+        ),
+        (
+            names::FETCHED_BYTES_TOTAL,
+            "RecordBatch bytes Fetch and ShareFetch responses carried (sent with sendfile).",
+            |c| &c.fetched_bytes,
+        ),
+    ];
+    for (name, help, pick) in counters {
+        family(out, name, "counter", help);
+        for (p, index) in &partitions {
+            if let Some(values) = &p.metrics.values {
+                let [a, b] = labels(p, index);
+                sample(
+                    out,
+                    name,
+                    &[(a.0, &a.1), (b.0, &b.1)],
+                    pick(values).load(Ordering::Relaxed),
+                );
+            }
+        }
+    }
+    // Per-partition gauges, read from the log.
+    type Read = fn(&crate::topics::Partition) -> u64;
+    let gauges: [(&str, &str, Read); 4] = [
+        (
+            names::LOG_START_OFFSET,
+            "First offset still in the partition's log.",
+            |p| p.log.log_start_offset().0,
+        ),
+        (
+            names::LOG_END_OFFSET,
+            "Offset the partition's next appended record gets.",
+            |p| p.log.log_end_offset().0,
+        ),
+        (
+            names::HIGH_WATERMARK,
+            "Offset below which consumers may read (fsynced under durability fsync).",
+            |p| p.log.high_watermark().0,
+        ),
+        (
+            names::LOG_SIZE_BYTES,
+            "Bytes of batches in the partition's segments.",
+            |p| p.log.size_bytes(),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        family(out, name, "gauge", help);
+        for (p, index) in &partitions {
+            let [a, b] = labels(p, index);
+            sample(out, name, &[(a.0, &a.1), (b.0, &b.1)], read(p));
+        }
+    }
+    family(out, names::TOPICS, "gauge", "Topics.");
+    sample(out, names::TOPICS, &[], topics.len());
+    family(
+        out,
+        names::PARTITIONS,
+        "gauge",
+        "Partitions over all topics.",
+    );
+    sample(out, names::PARTITIONS, &[], partitions.len());
+    family(
+        out,
+        names::CONNECTIONS_ACTIVE,
+        "gauge",
+        "Open native-protocol connections.",
+    );
+    sample(
+        out,
+        names::CONNECTIONS_ACTIVE,
+        &[],
+        shared.connections.len(),
+    );
+    family(
+        out,
+        names::CONNECTIONS_TOTAL,
+        "counter",
+        "Native-protocol connections accepted since the broker started.",
+    );
+    sample(
+        out,
+        names::CONNECTIONS_TOTAL,
+        &[],
+        shared.connections.totals().connections,
+    );
+    render_groups(out, shared);
+    render_share(out, shared);
+}
+
+/// Consumer-group lag per committed partition: high watermark minus the
+/// committed offset (what the group could still read), as DescribeGroup
+/// reports it. Partitions of deleted topics and partitions with no commit
+/// are left out.
+fn render_groups(out: &mut String, shared: &Shared) {
+    family(
+        out,
+        names::GROUP_LAG,
+        "gauge",
+        "Records a consumer group has not committed: high watermark minus committed offset.",
+    );
+    for c in crate::groups::coordinator::committed_offsets(&shared.kv) {
+        let Some(partition) = shared
+            .topics
+            .get(&c.topic)
+            .and_then(|t| t.partitions.get(c.partition as usize).cloned())
+        else {
+            continue;
+        };
+        let lag = partition.log.high_watermark().0.saturating_sub(c.offset);
+        let index = c.partition.to_string();
+        sample(
+            out,
+            names::GROUP_LAG,
+            &[
+                ("group", &c.group),
+                ("topic", &c.topic),
+                ("partition", &index),
+            ],
+            lag,
+        );
+    }
+}
+
+/// Share-group records in flight (acquired, lock not yet expired) per
+/// share-partition, and records dead-lettered per (group, topic).
+fn render_share(out: &mut String, shared: &Shared) {
+    let mut stats = shared.share.stats();
+    stats.sort_by(|a, b| {
+        (&a.key.group, &a.key.topic, a.key.partition).cmp(&(
+            &b.key.group,
+            &b.key.topic,
+            b.key.partition,
+        ))
+    });
+    family(
+        out,
+        names::SHARE_INFLIGHT_RECORDS,
+        "gauge",
+        "Share-group records acquired by a consumer and not yet acknowledged, released or expired.",
+    );
+    for s in &stats {
+        let index = s.key.partition.to_string();
+        sample(
+            out,
+            names::SHARE_INFLIGHT_RECORDS,
+            &[
+                ("group", &s.key.group),
+                ("topic", &s.key.topic),
+                ("partition", &index),
+            ],
+            s.in_flight,
+        );
+    }
+    family(
+        out,
+        names::DEAD_LETTERED_RECORDS_TOTAL,
+        "counter",
+        "Share-group records written to the dead-letter topic since the broker started, \
+         by group and source topic.",
+    );
+    let mut i = 0;
+    while let Some(first) = stats.get(i) {
+        let mut sum = 0;
+        let mut j = i;
+        while let Some(s) = stats
+            .get(j)
+            .filter(|s| s.key.group == first.key.group && s.key.topic == first.key.topic)
+        {
+            sum += s.dead_lettered;
+            j += 1;
+        }
+        sample(
+            out,
+            names::DEAD_LETTERED_RECORDS_TOTAL,
+            &[("group", &first.key.group), ("topic", &first.key.topic)],
+            sum,
+        );
+        i = j;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut out = String::new();
+        sample(&mut out, "m", &[("a", "x\"y\\z\nw")], 1);
+        assert_eq!(out, "m{a=\"x\\\"y\\\\z\\nw\"} 1\n");
+    }
+
+    #[test]
+    fn disabled_metrics_record_nothing_and_render_nothing() {
+        let m = Metrics::new(false);
+        assert!(!m.enabled());
+        assert!(m.request_started().is_none());
+        let p = m.partition();
+        p.produced(1, 2);
+        assert!(p.values.is_none());
+    }
+
+    #[test]
+    fn requests_are_counted_by_api_and_code() {
+        let m = Metrics::new(true);
+        let started = m.request_started();
+        let now = Instant::now();
+        m.request_done(ApiKey::Produce as u16, ErrorCode::NONE, started, now);
+        m.request_done(ApiKey::Produce as u16, ErrorCode::NONE, started, now);
+        m.request_done(ApiKey::Fetch as u16, ErrorCode::UNKNOWN_TOPIC, started, now);
+        m.request_done(999, ErrorCode(999), started, now);
+        let text = m
+            .exporter
+            .as_ref()
+            .map(|e| e.handle.render())
+            .unwrap_or_default();
+        for line in [
+            "warren_requests_total{api=\"Produce\",error_code=\"NONE\"} 2",
+            "warren_requests_total{api=\"Fetch\",error_code=\"UNKNOWN_TOPIC\"} 1",
+            "warren_requests_total{api=\"unknown\",error_code=\"UNKNOWN_CODE\"} 1",
+            "warren_request_duration_seconds_count{api=\"Produce\"} 2",
+            "# TYPE warren_request_duration_seconds histogram",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+}
