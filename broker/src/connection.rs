@@ -234,17 +234,26 @@ async fn write_loop<W: ResponseWriter>(
     while let Some(queued) = rx.recv().await {
         let response = match queued.reply {
             Reply::Now(r) => r,
-            Reply::Later(task) => match task.await {
-                Ok((r, ready)) => {
-                    metrics.request_done(queued.api_key, r.code, queued.started, ready);
-                    r
+            Reply::Later(task) => {
+                // Replies already gathered must not wait behind a task that
+                // is still running (a long poll can take max_wait_ms).
+                if !task.is_finished() && !buf.is_empty() {
+                    writer.write_all(&buf).await?;
+                    buf.clear();
+                    writer.flush().await?;
                 }
-                Err(e) => {
-                    // A handler task panicked or was cancelled: the stream's
-                    // order can no longer be kept, so close the connection.
-                    return Err(io::Error::other(format!("request handler failed: {e}")));
+                match task.await {
+                    Ok((r, ready)) => {
+                        metrics.request_done(queued.api_key, r.code, queued.started, ready);
+                        r
+                    }
+                    Err(e) => {
+                        // A handler task panicked or was cancelled: the stream's
+                        // order can no longer be kept, so close the connection.
+                        return Err(io::Error::other(format!("request handler failed: {e}")));
+                    }
                 }
-            },
+            }
             Reply::None => continue,
         };
         for chunk in response.chunks {

@@ -186,6 +186,41 @@ async fn a_long_poll_wakes_on_produce_and_otherwise_waits_max_wait() -> Result<(
     Ok(())
 }
 
+/// A reply that is ready goes out at once, even when the request after it on
+/// the same connection is a long poll still waiting: responses keep request
+/// order, but an answered request must not sit in the write buffer until the
+/// next one finishes.
+#[tokio::test]
+async fn a_ready_reply_is_not_held_back_by_a_long_poll_behind_it() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut admin = Raw::connect(broker.local_addr()).await?;
+    create(&mut admin, "held", 1, "none").await?;
+    let mut client = Raw::connect(broker.local_addr()).await?;
+    // Pipelined: a request answered at once, then a fetch that waits 60 s
+    // unless a record arrives.
+    let first = client
+        .send(&warren_protocol::api::api_versions::ApiVersionsRequest)
+        .await?;
+    let second = client.send(&fetch("held", 0, 60_000)).await?;
+    let reply = tokio::time::timeout(Duration::from_secs(20), client.recv())
+        .await
+        .map_err(|_| anyhow::anyhow!("the ApiVersions reply waited behind the long poll"))??;
+    assert_eq!(reply.header.correlation_id, first);
+    admin
+        .call(&produce("held", 0, batch(&["wake"])?, -1))
+        .await?;
+    let reply = tokio::time::timeout(Duration::from_secs(20), client.recv()).await??;
+    assert_eq!(reply.header.correlation_id, second);
+    let body: warren_protocol::api::fetch::FetchResponse = api::decode(reply.body)?;
+    assert_eq!(
+        values_of(body.topics[0].partitions[0].records.clone())?,
+        ["wake"]
+    );
+    broker.shutdown().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn garbage_and_oversize_frames_close_only_their_own_connection() -> Result<()> {
     let dir = tempfile::tempdir()?;
