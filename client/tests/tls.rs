@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use warren_client::{
-    Admin, ConnectionConfig, Consumer, ConsumerConfig, ConsumerRecord, Error, GroupConfig,
-    GroupConsumer, Producer, ProducerConfig, TlsConfig,
+    Admin, ConnectionConfig, Consumer, ConsumerConfig, ConsumerRecord, Credentials, Error,
+    GroupConfig, GroupConsumer, Mechanism, Producer, ProducerConfig, TlsConfig,
 };
 
 mod common;
@@ -287,6 +287,46 @@ async fn group_consumer_and_reconnects_use_tls() -> TestResult {
         );
         let topics = admin.list_topics().await?;
         assert!(topics.iter().any(|t| t.name == "g"));
+        Ok(())
+    })
+    .await
+}
+
+/// SASL PLAIN, refused on plain TCP, logs in over TLS; a wrong password is
+/// still refused, and SCRAM works on the same TLS listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_authentication_works_over_tls() -> TestResult {
+    bounded(async {
+        let tb = TlsBroker::start().await?;
+        let anonymous = Admin::connect(tb.connection()).await?;
+        anonymous.create_topic("secret", 1, &[]).await?;
+        anonymous.create_user("root", "root-pw", true).await?;
+        let login = |password: &str, mechanism: Mechanism| {
+            let mut connection = tb.connection();
+            connection.credentials = Some(Credentials {
+                mechanism,
+                ..Credentials::new("root", password)
+            });
+            connection
+        };
+        let plain = Admin::connect(login("root-pw", Mechanism::Plain)).await?;
+        let names: Vec<String> = plain
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(names, ["secret"]);
+        let wrong = match Admin::connect(login("nope", Mechanism::Plain)).await {
+            Ok(admin) => admin.list_topics().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert!(
+            matches!(wrong, Err(Error::AuthenticationFailed { .. })),
+            "{wrong:?}"
+        );
+        let scram = Admin::connect(login("root-pw", Mechanism::ScramSha256)).await?;
+        assert_eq!(scram.list_topics().await?.len(), 1);
         Ok(())
     })
     .await
