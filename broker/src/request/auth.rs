@@ -234,7 +234,8 @@ mod tests {
     use super::*;
     use crate::connections::Connections;
 
-    /// TLS comes later; a session that runs over it already takes PLAIN.
+    /// The session decides by its connection's TLS flag (client/tests/tls.rs
+    /// `plain_authentication_works_over_tls` runs it over a real TLS listener).
     #[test]
     fn plain_works_on_tls_and_is_refused_without() {
         let dir = tempfile::tempdir().unwrap();
