@@ -27,7 +27,7 @@
 //! - [`metrics`]: the broker's Prometheus metrics: its own recorder, cached handles,
 //!   per-partition probes, and the families rendered from state at scrape time.
 //! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area);
-//!   [`http_api_routes`] lists the admin API's routes (the OpenAPI test compares them).
+//!   [`http_routes`] lists every route it serves (the OpenAPI test compares them).
 //! - [`throughput`]: the traffic history the admin API's overview charts (a 5 s sampler).
 //! - `tls`: the rustls server config from `tls_cert`/`tls_key`, the handshake timeout,
 //!   the HTTP listener's TLS accept queue.
@@ -58,5 +58,5 @@ pub mod topics;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};
-pub use http::api::{ApiRoute, routes_served as http_api_routes};
+pub use http::{HttpRoute, routes_served as http_routes};
 pub use server::{Broker, RunningBroker};

@@ -5,17 +5,21 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result, ensure};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
+use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitPartition, CommitTopic, JoinGroupRequest,
 };
 use warren_protocol::api::share::ShareFetchRequest;
+use warren_protocol::scram::{ScramClient, ScramCredential};
 use warren_protocol::{Compression, Header, RecordBatchBuilder};
 
 mod common;
-use common::http::{call, get_json};
+use common::http::{Reply, call, call_as, get_json};
 use common::{Raw, batch, create, produce, start};
 
 async fn post(addr: SocketAddr, path: &str, body: Value) -> Result<common::http::Reply> {
@@ -766,6 +770,141 @@ fn example_text(v: &Value) -> Option<String> {
     }
 }
 
+/// One operation of the OpenAPI document, ready to call with its examples.
+struct Operation {
+    method: String,
+    path: String,
+    /// The path with its path parameters' examples, and the query ones.
+    url: String,
+    body: Option<Value>,
+    /// Every status the document gives.
+    statuses: BTreeSet<u16>,
+    /// The one 2xx status.
+    success: u16,
+    /// The success response's content types.
+    content: Vec<String>,
+    /// `security: []`: the auth layer lets it through without credentials.
+    open: bool,
+}
+
+impl Operation {
+    fn name(&self) -> String {
+        format!("{} {}", self.method, self.url)
+    }
+
+    async fn call(&self, http: SocketAddr, authorization: Option<&str>) -> Result<Reply> {
+        call_as(
+            http,
+            &self.method,
+            &self.url,
+            authorization,
+            self.body.as_ref(),
+        )
+        .await
+    }
+
+    /// Fails unless `r` is the documented `status`, with a documented
+    /// content type when it is the success.
+    fn check(&self, r: &Reply, status: u16) -> Result<()> {
+        ensure!(
+            self.statuses.contains(&status),
+            "{}: {status} is not in the document",
+            self.name()
+        );
+        ensure!(
+            r.status == status,
+            "{}: got {} but wanted {status}: {}",
+            self.name(),
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        if status == self.success && status != 204 {
+            let got = r.header("content-type").unwrap_or_default();
+            ensure!(
+                self.content.iter().any(|c| got.starts_with(c.as_str())),
+                "{}: content type {got:?}, the document says {:?}",
+                self.name(),
+                self.content
+            );
+            if got.starts_with("application/json") {
+                r.json().with_context(|| self.name())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every operation of `doc`, creations first and deletions last (bindings
+/// before their topic), so each example call finds what it needs.
+fn operations(doc: &Value) -> Result<Vec<Operation>> {
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().context("no paths")? {
+        for (method, op) in item.as_object().context("bad path item")? {
+            let method = method.to_uppercase();
+            let mut url = path.clone();
+            let mut query = Vec::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let name = p["name"].as_str().context("parameter without a name")?;
+                let example = example_text(&p["example"]);
+                match (p["in"].as_str(), example) {
+                    (Some("path"), Some(v)) => url = url.replace(&format!("{{{name}}}"), &v),
+                    (Some("path"), None) => {
+                        anyhow::bail!("{method} {path}: path parameter {name} has no example")
+                    }
+                    (Some("query"), Some(v)) if method != "DELETE" => {
+                        query.push(format!("{name}={v}"))
+                    }
+                    _ => {}
+                }
+            }
+            if !query.is_empty() {
+                url = format!("{url}?{}", query.join("&"));
+            }
+            let body = op["requestBody"]["content"]["application/json"]["example"].clone();
+            let responses = op["responses"].as_object().context("no responses")?;
+            let statuses: BTreeSet<u16> = responses.keys().filter_map(|k| k.parse().ok()).collect();
+            let success: Vec<u16> = statuses
+                .iter()
+                .copied()
+                .filter(|s| (200..300).contains(s))
+                .collect();
+            let [success] = success[..] else {
+                anyhow::bail!("{method} {path}: success statuses {success:?}");
+            };
+            let content = responses[&success.to_string()]["content"]
+                .as_object()
+                .map(|c| c.keys().cloned().collect())
+                .unwrap_or_default();
+            let rank = match method.as_str() {
+                "POST" => (0, path.len()),
+                "GET" => (1, path.len()),
+                _ => (2, usize::MAX - path.len()),
+            };
+            operations.push((
+                rank,
+                Operation {
+                    method,
+                    path: path.clone(),
+                    url,
+                    body: (!body.is_null()).then_some(body),
+                    statuses,
+                    success,
+                    content,
+                    open: op["security"] == json!([]),
+                },
+            ));
+        }
+    }
+    operations.sort_by_key(|(rank, _)| *rank);
+    Ok(operations.into_iter().map(|(_, op)| op).collect())
+}
+
+const TOKEN_PATH: &str = "/api/auth/token";
+
+/// With no users (the default): every operation answers its documented
+/// success but the token route, which answers its documented 400 (no token
+/// is needed). And the document lists every route the router serves, all
+/// areas: probes, API, metrics, page, token.
 #[tokio::test]
 async fn every_route_is_in_the_openapi_document_and_answers_as_it_says() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -778,80 +917,145 @@ async fn every_route_is_in_the_openapi_document_and_answers_as_it_says() -> Resu
             .as_str()
             .is_some_and(|v| v.starts_with("3.0"))
     );
-
-    // Every operation, creations first and deletions last (bindings before
-    // their topic), so each example call finds what it needs.
-    let mut operations = Vec::new();
-    for (path, item) in doc["paths"].as_object().context("no paths")? {
-        for (method, op) in item.as_object().context("bad path item")? {
-            let (rank, depth) = match method.as_str() {
-                "post" => (0, path.len()),
-                "get" => (1, path.len()),
-                _ => (2, usize::MAX - path.len()),
-            };
-            operations.push((rank, depth, method.to_uppercase(), path.clone(), op.clone()));
-        }
-    }
-    operations.sort_by_key(|a| (a.0, a.1));
+    let operations = operations(&doc)?;
     ensure!(
-        operations.len() >= 15,
+        operations.len() >= 22,
         "only {} operations",
         operations.len()
     );
-
-    let mut documented = BTreeSet::new();
-    for (_, _, method, path, op) in &operations {
-        documented.insert((method.clone(), path.clone()));
-        let mut url = path.clone();
-        let mut query = Vec::new();
-        for p in op["parameters"].as_array().into_iter().flatten() {
-            let name = p["name"].as_str().context("parameter without a name")?;
-            let example = example_text(&p["example"]);
-            match (p["in"].as_str(), example) {
-                (Some("path"), Some(v)) => url = url.replace(&format!("{{{name}}}"), &v),
-                (Some("path"), None) => {
-                    anyhow::bail!("{method} {path}: path parameter {name} has no example")
-                }
-                (Some("query"), Some(v)) if method != "DELETE" => query.push(format!("{name}={v}")),
-                _ => {}
-            }
-        }
-        if !query.is_empty() {
-            url = format!("{url}?{}", query.join("&"));
-        }
-        let body = op["requestBody"]["content"]["application/json"]["example"].clone();
-        let body = (!body.is_null()).then_some(body);
-        let success: Vec<u16> = op["responses"]
-            .as_object()
-            .context("no responses")?
-            .keys()
-            .filter_map(|k| k.parse::<u16>().ok())
-            .filter(|s| (200..300).contains(s))
-            .collect();
-        ensure!(
-            success.len() == 1,
-            "{method} {path}: success statuses {success:?}"
-        );
-        let r = call(http, method, &url, body.as_ref()).await?;
-        ensure!(
-            r.status == success[0],
-            "{method} {url}: got {} but the document says {}: {}",
-            r.status,
-            success[0],
-            String::from_utf8_lossy(&r.body)
-        );
-        if r.status != 204 && path != "/healthz" {
-            r.json().with_context(|| format!("{method} {url}"))?;
+    for op in &operations {
+        let r = op.call(http, None).await?;
+        if op.path == TOKEN_PATH {
+            op.check(&r, 400)?;
+            assert_error(&r, 400, "INVALID_REQUEST")?;
+        } else {
+            op.check(&r, op.success)?;
         }
     }
 
-    // And the document lists every route the router serves.
-    let mut served: BTreeSet<(String, String)> = warren_broker::http_api_routes()
+    let documented: BTreeSet<(String, String)> = operations
         .iter()
-        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .map(|op| (op.method.clone(), op.path.clone()))
         .collect();
-    served.insert(("GET".into(), "/healthz".into()));
+    let served: BTreeSet<(String, String)> = warren_broker::http_routes()
+        .iter()
+        .map(|r| (r.method.to_owned(), r.openapi_path()))
+        .collect();
     assert_eq!(documented, served);
+    for area in [
+        "/healthz",
+        "/metrics",
+        "/",
+        "/ui/{file}",
+        TOKEN_PATH,
+        "/api/topics",
+    ] {
+        assert!(served.iter().any(|(_, p)| p == area), "{area} not served");
+    }
+    broker.shutdown().await?;
+    Ok(())
+}
+
+fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
+    let c = ScramCredential::generate(password)?;
+    Ok(CreateUserRequest {
+        name: name.into(),
+        superuser,
+        salt: Bytes::from(c.salt),
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    })
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// With users: what the document says of security is what the auth layer
+/// does. Without credentials, the `security: []` operations answer their
+/// success and every other one its documented 401. A user with no ACLs
+/// gets the documented 403 wherever one is documented, and elsewhere the
+/// success (listings come back empty). A superuser gets a token from
+/// `POST /api/auth/token` (401 with a wrong password) and, with it, every
+/// operation answers its documented success.
+#[tokio::test]
+async fn with_users_every_operation_answers_its_documented_auth_statuses() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let http = broker.http_addr();
+    examples_world(broker.local_addr()).await?;
+    let operations = operations(&get_json(http, "/api/openapi.json", 200).await?)?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    c.call(&create_user("root", "root-pw", true)?).await?;
+    // The first user makes the broker authenticated: go on as root.
+    let scram = ScramClient::new("root", "root-pw")?;
+    let first = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(scram.client_first()),
+        })
+        .await?;
+    let (_, client_final) = scram.handle_server_first(&first.auth_bytes)?;
+    c.call(&AuthenticateRequest {
+        mechanism: "SCRAM-SHA-256".into(),
+        auth_bytes: Bytes::from(client_final),
+    })
+    .await?;
+    c.call(&create_user("nobody", "nobody-pw", false)?).await?;
+
+    let nobody = basic("nobody", "nobody-pw");
+    for op in &operations {
+        let r = op.call(http, None).await?;
+        if op.open {
+            op.check(&r, op.success)?;
+        } else {
+            op.check(&r, 401)?;
+            assert_error(&r, 401, "UNAUTHORIZED")?;
+            ensure!(
+                r.header("www-authenticate") == Some("Bearer realm=\"warren\""),
+                "{}: {:?}",
+                op.name(),
+                r.headers
+            );
+        }
+
+        let r = op.call(http, Some(&nobody)).await?;
+        if op.statuses.contains(&403) {
+            op.check(&r, 403)?;
+            assert_error(&r, 403, "FORBIDDEN")?;
+        } else {
+            op.check(&r, op.success)?;
+            if op.method == "GET" && (op.path == "/api/topics" || op.path == "/api/groups") {
+                ensure!(r.json()? == json!([]), "{}: {}", op.name(), r.json()?);
+            }
+        }
+    }
+
+    let token_op = operations
+        .iter()
+        .find(|op| op.path == TOKEN_PATH)
+        .context("no token operation")?;
+    let wrong = token_op
+        .call(http, Some(&basic("root", "not-the-password")))
+        .await?;
+    token_op.check(&wrong, 401)?;
+    assert_error(&wrong, 401, "UNAUTHORIZED")?;
+    let r = token_op.call(http, Some(&basic("root", "root-pw"))).await?;
+    token_op.check(&r, 200)?;
+    let issued = r.json()?;
+    let token = issued["token"].as_str().context("no token")?;
+    ensure!(issued["expires_at_ms"].as_u64().is_some_and(|t| t > 0));
+    let bearer = format!("Bearer {token}");
+    for op in &operations {
+        let auth = if op.path == TOKEN_PATH {
+            basic("root", "root-pw")
+        } else {
+            bearer.clone()
+        };
+        let r = op.call(http, Some(&auth)).await?;
+        op.check(&r, op.success)?;
+    }
     broker.shutdown().await?;
     Ok(())
 }

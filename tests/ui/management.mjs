@@ -5,6 +5,7 @@
 //   WARREN_BROKER    the broker's native address (the CLI reads it too)
 //   WARREN_BIN       the `warren` binary
 //   WARREN_UI_SCREENSHOT=1  also write docs/management-page.png (the README's)
+// The last steps add users with the CLI and log in through the page's form.
 // Exits 0 when every step passed, 1 with the failing step otherwise. Every
 // wait is bounded; the whole run is capped by RUN_DEADLINE_MS.
 import { spawn } from 'node:child_process';
@@ -31,6 +32,12 @@ const GROUP = 'ui-billing';
 const PER_PARTITION = [5, 3, 4];
 // How many the group consumer prints (and commits) before it stops.
 const CONSUMED = 6;
+// The login steps at the end: a topic, a superuser and a user without ACLs.
+const SECURED_TOPIC = 'ui-secured';
+const ADMIN = 'ui-admin';
+const ADMIN_PASSWORD = 'ui-admin-pw';
+const PLAIN_USER = 'ui-viewer';
+const PLAIN_PASSWORD = 'ui-viewer-pw';
 
 function need(name) {
   const v = process.env[name];
@@ -55,9 +62,9 @@ const cliEnv = Object.fromEntries(Object.entries(process.env)
   .filter(([k]) => !['WARREN_UI_URL', 'WARREN_BIN', 'WARREN_UI_SCREENSHOT'].includes(k)));
 
 /** Runs `warren ARGS` with `input` on stdin; resolves {stdout, stderr}, rejects on failure. */
-function warren(args, input = '') {
+function warren(args, input = '', env = cliEnv) {
   return new Promise((resolve, reject) => {
-    const child = spawn(warrenBin, [...args, '--broker', brokerAddr], { stdio: ['pipe', 'pipe', 'pipe'], env: cliEnv });
+    const child = spawn(warrenBin, [...args, '--broker', brokerAddr], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -96,6 +103,16 @@ async function eventually(what, check, ms = WAIT_MS) {
 }
 
 const byTestId = (id) => `[data-testid="${id}"]`;
+
+/** Fills and submits the login form. */
+async function logIn(page, user, password) {
+  await page.fill(byTestId('login-user'), user);
+  await page.fill(byTestId('login-password'), password);
+  await page.click(byTestId('login-submit'));
+}
+
+/** Whether the page holds a bearer token (app.js keeps it in sessionStorage). */
+const tokenStored = (page) => page.evaluate(() => sessionStorage.getItem('warren.token') !== null);
 
 async function text(page, selector) {
   const el = await page.$(selector);
@@ -364,6 +381,66 @@ async function main() {
     });
 
     if (await page.isVisible(byTestId('login'))) throw new Error('the login form showed up');
+
+    // From here on the broker has users: the login form against the real
+    // broker (token route, 401, filtered listings, 403).
+    await step('with a superuser made by the CLI, a reload shows the login form', async () => {
+      await warren(['topic', 'create', SECURED_TOPIC, '--partitions', '2']);
+      await warren(['user', 'add', ADMIN, '--superuser', '--password-stdin'], ADMIN_PASSWORD + '\n');
+      await page.goto(new URL('#/topics', url).href);
+      await page.reload();
+      await page.waitForSelector(byTestId('login'), { state: 'visible' });
+      if (await page.isVisible(byTestId('view'))) throw new Error('the view shows beside the login form');
+      if (await page.isVisible(byTestId('logout'))) throw new Error('"Log out" shows before any login');
+      await expectLabelled(page);
+    });
+
+    await step('a wrong password shows the error banner and keeps the form', async () => {
+      await logIn(page, ADMIN, 'not-' + ADMIN_PASSWORD);
+      await page.waitForSelector(byTestId('error-banner'), { state: 'visible' });
+      const code = await text(page, byTestId('error-code'));
+      log(`  banner: ${await text(page, `${byTestId('error-text')} strong`)} (${code})`);
+      if (code !== 'UNAUTHORIZED') throw new Error(`error code ${code}`);
+      if (!(await page.isVisible(byTestId('login')))) throw new Error('the login form went away');
+      if (await tokenStored(page)) throw new Error('a token was stored');
+    });
+
+    await step('the right password shows the topics view with the topics', async () => {
+      await logIn(page, ADMIN, ADMIN_PASSWORD);
+      await page.waitForSelector(byTestId('login'), { state: 'hidden' });
+      await page.waitForSelector(byTestId('error-banner'), { state: 'hidden' });
+      await expectCell(page, 'topic-row-' + SECURED_TOPIC, 'partitions', '2');
+      await page.waitForSelector(byTestId('logout'), { state: 'visible' });
+      if (!(await tokenStored(page))) throw new Error('no token in sessionStorage');
+      if ((await page.inputValue(byTestId('login-password'))) !== '') throw new Error('the password stayed in the form');
+    });
+
+    await step('"Log out" brings the login form back', async () => {
+      await page.click(byTestId('logout'));
+      await page.waitForSelector(byTestId('login'), { state: 'visible' });
+      if (await tokenStored(page)) throw new Error('the token is still stored');
+      if (await page.isVisible(byTestId('logout'))) throw new Error('"Log out" still shows');
+    });
+
+    await step('a user without ACLs sees no topics, and FORBIDDEN on connections', async () => {
+      await warren(['user', 'add', PLAIN_USER, '--password-stdin'], PLAIN_PASSWORD + '\n',
+        { ...cliEnv, WARREN_USER: ADMIN, WARREN_PASSWORD: ADMIN_PASSWORD });
+      await logIn(page, PLAIN_USER, PLAIN_PASSWORD);
+      await page.waitForSelector(byTestId('login'), { state: 'hidden' });
+      // The listing is filtered: the broker has the topic, this user sees none.
+      await page.waitForSelector(`${byTestId('topics-table')} tr.empty`);
+      if (await page.$(byTestId('topic-row-' + SECURED_TOPIC))) throw new Error('the topic is listed');
+      if (await page.isVisible(byTestId('error-banner'))) throw new Error('an error banner on the topics view');
+      await go(page, 'connections', byTestId('error-banner'));
+      await page.waitForSelector(byTestId('error-banner'), { state: 'visible' });
+      const code = await text(page, byTestId('error-code'));
+      log(`  banner: ${await text(page, `${byTestId('error-text')} strong`)} (${code})`);
+      if (code !== 'FORBIDDEN') throw new Error(`error code ${code}`);
+      if (await page.$(byTestId('connections-table'))) throw new Error('connections were listed');
+      if (await page.isVisible(byTestId('login'))) throw new Error('a 403 brought the login form');
+      await page.click(byTestId('logout'));
+      await page.waitForSelector(byTestId('login'), { state: 'visible' });
+    });
     if (pageErrors.length > 0) throw new Error(`uncaught errors in the page: ${pageErrors.join('; ')}`);
   } finally {
     await browser.close();

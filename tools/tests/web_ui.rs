@@ -2,7 +2,11 @@
 //! serve` process: `tests/ui/management.mjs` (playwright-core) creates a topic
 //! through the page's form, produces with the CLI, reads the records in the
 //! message browser, runs a CLI group consumer and checks the lag per partition
-//! in the groups view, and deletes the topic through the page.
+//! in the groups view, and deletes the topic through the page. Then, with a
+//! superuser and a user without ACLs added by the CLI, it logs in through the
+//! page's form against the real token route: a wrong password's banner, the
+//! topics view after login, "Log out", a filtered (empty) topic list and the
+//! FORBIDDEN banner on connections for the user without ACLs.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `npm ci --prefix tests/ui`
 //! (`.ci/run` installs all three); without one of them the test prints why

@@ -44,6 +44,7 @@ use base64::engine::general_purpose::STANDARD;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
 use crate::auth::Grants;
+use crate::http::{RouteEntry, table_router};
 use crate::server::Shared;
 
 /// Largest `POST /api/topics` body read to find the topic name.
@@ -131,8 +132,11 @@ fn percent_decode(segment: &str) -> String {
 }
 
 /// `POST /api/auth/token`.
+pub(crate) const ROUTES: &[RouteEntry] = &[("POST", "/api/auth/token", || post(issue_token))];
+
+/// The token route ([`ROUTES`]).
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/api/auth/token", post(issue_token))
+    table_router(ROUTES)
 }
 
 /// The JSON error shape of the admin API.
@@ -475,29 +479,99 @@ mod tests {
         }
     }
 
-    /// Every admin API route gets a deliberate rule: none falls through to
-    /// the "unknown route: cluster admin" default except the one meant to.
+    /// Every route the router serves, all areas, has the rule this table
+    /// gives it: a route added anywhere fails here until it is given one
+    /// (and the unknown-route default, cluster admin, is chosen on purpose).
     #[test]
-    fn every_admin_api_route_is_mapped() {
-        let fallback =
-            Requirement::Permission(ResourceType::Cluster, String::new(), Permission::Admin);
-        for route in crate::http::api::routes_served() {
+    fn every_served_route_has_a_deliberate_rule() {
+        use Requirement as R;
+        let topic = |p| R::Permission(ResourceType::Topic, "orders".into(), p);
+        let cluster = |p| R::Permission(ResourceType::Cluster, String::new(), p);
+        let expected = [
+            ("GET", "/healthz", R::Exempt),
+            ("GET", "/readyz", R::Exempt),
+            ("GET", "/", R::Exempt),
+            ("GET", "/ui", R::Exempt),
+            ("GET", "/ui/", R::Exempt),
+            ("GET", "/ui/{*file}", R::Exempt),
+            ("POST", "/api/auth/token", R::Exempt),
+            ("GET", "/metrics", cluster(Permission::Read)),
+            ("GET", "/api/overview", R::Authenticated),
+            ("GET", "/api/openapi.json", R::Authenticated),
+            ("GET", "/api/connections", cluster(Permission::Admin)),
+            (
+                "GET",
+                "/api/topics",
+                R::FilteredListing(ResourceType::Topic),
+            ),
+            ("POST", "/api/topics", R::CreateTopic),
+            (
+                "GET",
+                "/api/topics/{name}",
+                R::DescribeTopic("orders".into()),
+            ),
+            ("DELETE", "/api/topics/{name}", topic(Permission::Admin)),
+            (
+                "GET",
+                "/api/topics/{name}/partitions",
+                R::DescribeTopic("orders".into()),
+            ),
+            (
+                "GET",
+                "/api/topics/{name}/bindings",
+                R::DescribeTopic("orders".into()),
+            ),
+            (
+                "POST",
+                "/api/topics/{name}/bindings",
+                topic(Permission::Admin),
+            ),
+            (
+                "DELETE",
+                "/api/topics/{name}/bindings",
+                topic(Permission::Admin),
+            ),
+            (
+                "GET",
+                "/api/topics/{name}/partitions/{partition}/messages",
+                topic(Permission::Read),
+            ),
+            (
+                "GET",
+                "/api/groups",
+                R::FilteredListing(ResourceType::Group),
+            ),
+            (
+                "GET",
+                "/api/groups/{name}",
+                R::Permission(ResourceType::Group, "orders".into(), Permission::Read),
+            ),
+        ];
+        let served = crate::http::routes_served();
+        for route in &served {
+            let (_, _, rule) = expected
+                .iter()
+                .find(|(m, p, _)| *m == route.method && *p == route.path)
+                .unwrap_or_else(|| panic!("{} {} has no rule here", route.method, route.path));
             let path = route
                 .path
                 .replace("{name}", "orders")
-                .replace("{partition}", "0");
+                .replace("{partition}", "0")
+                .replace("{*file}", "app.js");
             let method = Method::from_bytes(route.method.as_bytes()).unwrap();
-            let needed = requirement(&method, &path);
-            if route.path == "/api/connections" {
-                assert_eq!(needed, fallback);
-            } else {
-                assert_ne!(
-                    needed, fallback,
-                    "{} {} has no rule",
-                    route.method, route.path
-                );
-            }
+            assert_eq!(
+                &requirement(&method, &path),
+                rule,
+                "{} {}",
+                route.method,
+                route.path
+            );
         }
+        assert_eq!(
+            served.len(),
+            expected.len(),
+            "a rule here for a route not served"
+        );
     }
 
     #[tokio::test]

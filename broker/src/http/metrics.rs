@@ -11,14 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::http::{RouteEntry, table_router};
 use crate::server::Shared;
 
 /// The Prometheus text format's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The `/metrics` route.
+/// `GET /metrics`.
+pub(crate) const ROUTES: &[RouteEntry] = &[("GET", "/metrics", || get(metrics))];
+
+/// The `/metrics` route ([`ROUTES`]).
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new().route("/metrics", get(metrics))
+    table_router(ROUTES)
 }
 
 /// The admin API's error body: `{"error": CODE, "message": ...}`.

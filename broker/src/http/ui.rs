@@ -20,6 +20,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::http::{RouteEntry, table_router};
 use crate::server::Shared;
 
 /// One file of the page.
@@ -58,13 +59,17 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// `GET /`, `GET /ui`, `GET /ui/` (the page) and `GET /ui/NAME` (its files).
+/// `GET /`, `GET /ui`, `GET /ui/` (the page) and `GET /ui/FILE` (its files).
+pub(crate) const ROUTES: &[RouteEntry] = &[
+    ("GET", "/", || get(index)),
+    ("GET", "/ui", || get(index)),
+    ("GET", "/ui/", || get(index)),
+    ("GET", "/ui/{*file}", || get(asset)),
+];
+
+/// The page's routes ([`ROUTES`]).
 pub fn routes() -> Router<Arc<Shared>> {
-    Router::new()
-        .route("/", get(index))
-        .route("/ui", get(index))
-        .route("/ui/", get(index))
-        .route("/ui/{*name}", get(asset))
+    table_router(ROUTES)
 }
 
 /// The admin API's error shape, for a file the page does not have.

@@ -47,6 +47,17 @@ pub async fn call(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Reply> {
+    call_as(addr, method, path, None, body).await
+}
+
+/// [`call`] with an optional `Authorization` header value.
+pub async fn call_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&Value>,
+) -> Result<Reply> {
     let body = body
         .map(serde_json::to_vec)
         .transpose()?
@@ -57,6 +68,9 @@ pub async fn call(
     );
     if !body.is_empty() {
         request.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(value) = authorization {
+        request.push_str(&format!("Authorization: {value}\r\n"));
     }
     request.push_str("\r\n");
     let exchange = async {

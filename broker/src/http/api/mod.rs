@@ -29,6 +29,7 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, any, delete, get, post};
 use serde::de::DeserializeOwned;
 
+use crate::http::{HttpRoute, RouteEntry, table_routes};
 use crate::server::Shared;
 
 mod connections;
@@ -41,20 +42,11 @@ mod topics;
 
 pub use error::{ApiError, ApiResult};
 
-/// One route of the admin API: its method and path (axum and OpenAPI
-/// spell path parameters alike, `{name}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ApiRoute {
-    pub method: &'static str,
-    pub path: &'static str,
-}
-
-type Handler = fn() -> MethodRouter<Arc<Shared>>;
-
 /// Every route [`routes`] serves, with its handler. The OpenAPI document
-/// must list exactly these (a unit test and `broker/tests/http_api.rs`
-/// check it).
-const ROUTES: &[(&str, &str, Handler)] = &[
+/// must list exactly these and the other areas' routes
+/// ([`crate::http::routes_served`]; a unit test and
+/// `broker/tests/http_api.rs` check it).
+const ROUTES: &[RouteEntry] = &[
     ("GET", "/readyz", || get(overview::readyz)),
     ("GET", "/api/overview", || get(overview::overview)),
     ("GET", "/api/openapi.json", || get(openapi::document)),
@@ -104,11 +96,8 @@ pub fn routes() -> Router<Arc<Shared>> {
 
 /// The routes [`routes`] serves (the catch-all 404 under `/api` aside), in
 /// table order.
-pub fn routes_served() -> Vec<ApiRoute> {
-    ROUTES
-        .iter()
-        .map(|&(method, path, _)| ApiRoute { method, path })
-        .collect()
+pub fn routes_served() -> impl Iterator<Item = HttpRoute> {
+    table_routes(ROUTES)
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {
@@ -151,7 +140,7 @@ mod tests {
 
     #[test]
     fn no_route_is_listed_twice() {
-        let all = routes_served();
+        let all: Vec<_> = routes_served().collect();
         let unique: BTreeSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
     }
