@@ -34,6 +34,23 @@ pub struct Response {
 }
 
 impl Response {
+    /// A successful frame whose body is `body` (bytes and file ranges, in
+    /// order): the frame head (length, correlation id, `NONE`) goes in front.
+    /// `code` is the outcome recorded in metrics (see [`Response::code`]).
+    pub fn from_body_chunks(
+        correlation_id: u32,
+        mut body: Vec<Chunk>,
+        code: ErrorCode,
+    ) -> Response {
+        let body_len: usize = body.iter().map(Chunk::len).sum();
+        let mut head = BytesMut::with_capacity(LENGTH_FIELD_BYTES + RESPONSE_HEADER_BYTES);
+        head.put_u32((RESPONSE_HEADER_BYTES + body_len) as u32);
+        head.put_u32(correlation_id);
+        head.put_u16(ErrorCode::NONE.0);
+        body.insert(0, Chunk::Bytes(head.freeze()));
+        Response { chunks: body, code }
+    }
+
     /// A frame with an encoded body.
     pub fn frame(correlation_id: u32, error_code: ErrorCode, body: &[u8]) -> Response {
         let mut b =

@@ -13,12 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use futures_util::future::select_all;
 use tokio::sync::futures::Notified;
 use warren_protocol::ErrorCode;
 use warren_protocol::api::fetch::{FetchRequest, put_partition_head, put_topic_head};
-use warren_protocol::frame::RESPONSE_HEADER_BYTES;
 use warren_protocol::wire::put_array_len;
 use warren_storage::Offset;
 
@@ -183,23 +182,8 @@ impl Plan {
             }
         }
         chunks.push(Chunk::Bytes(head.freeze()));
-        let body_len: usize = chunks
-            .iter()
-            .map(|c| match c {
-                Chunk::Bytes(b) => b.len(),
-                Chunk::File(f) => f.len as usize,
-            })
-            .sum();
-        let mut frame_head = BytesMut::with_capacity(10);
-        frame_head.put_u32((RESPONSE_HEADER_BYTES + body_len) as u32);
-        frame_head.put_u32(self.cid);
-        frame_head.put_u16(ErrorCode::NONE.0);
-        chunks.insert(0, Chunk::Bytes(frame_head.freeze()));
         (
-            Response {
-                chunks,
-                code: first_error,
-            },
+            Response::from_body_chunks(self.cid, chunks, first_error),
             total,
         )
     }
