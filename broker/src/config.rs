@@ -28,7 +28,8 @@ pub struct BrokerConfig {
     /// Native protocol listener. Default `127.0.0.1:7171`; binding a public
     /// address is an explicit choice.
     pub listen: SocketAddr,
-    /// HTTP listener (`/healthz`). Default `127.0.0.1:7180`.
+    /// HTTP listener: probes, `/metrics`, the admin API and the management
+    /// page. Default `127.0.0.1:7180`.
     pub http: SocketAddr,
     /// Connections served at once. Default 1024.
     pub max_connections: usize,

@@ -20,7 +20,7 @@ pub struct ServeArgs {
     /// Native protocol address [default: 127.0.0.1:7171] [env: WARREN_LISTEN] [toml: listen]
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// HTTP address (/healthz) [default: 127.0.0.1:7180] [env: WARREN_HTTP] [toml: http]
+    /// HTTP address (probes, /metrics, admin API, web page) [default: 127.0.0.1:7180] [env: WARREN_HTTP] [toml: http]
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
     /// TOML configuration file (keys as listed below)
