@@ -49,6 +49,9 @@ struct Plan {
 }
 
 pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    if let Some(refused) = super::over_topic_limits(cid, &req.topics, |t| t.partitions.len()) {
+        return refused;
+    }
     let topics = req
         .topics
         .into_iter()

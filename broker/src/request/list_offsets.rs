@@ -16,6 +16,9 @@ use crate::server::Shared;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
 pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    if let Some(refused) = super::over_topic_limits(cid, &req.topics, |t| t.partitions.len()) {
+        return refused;
+    }
     let topics = req
         .topics
         .into_iter()

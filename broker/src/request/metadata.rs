@@ -1,6 +1,7 @@
 //! Metadata: this broker (node 0, leader of every partition) and the topics,
-//! with their routing modes.
+//! with their routing modes. A topic named twice is answered once.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
@@ -16,6 +17,11 @@ use crate::server::Shared;
 use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    if let Some(refused) =
+        super::over_limit(cid, "topics", req.topics.len(), super::MAX_REQUEST_TOPICS)
+    {
+        return refused;
+    }
     let readable = |name: &str| grants.allows_describe(ResourceType::Topic, name);
     let describe = |name: &str| match shared.topics.get(name).filter(|_| readable(name)) {
         Some(t) => TopicMetadata {
@@ -51,7 +57,14 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Gra
             .map(|t| describe(&t.config.name))
             .collect()
     } else {
-        req.topics.iter().map(|n| describe(n)).collect()
+        // A name asked for twice is answered once: each answer lists every
+        // partition, so repeats would multiply the response.
+        let mut seen = HashSet::with_capacity(req.topics.len());
+        req.topics
+            .iter()
+            .filter(|n| seen.insert(n.as_str()))
+            .map(|n| describe(n))
+            .collect()
     };
     let response = MetadataResponse {
         brokers: vec![BrokerMetadata {

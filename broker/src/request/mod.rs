@@ -10,6 +10,14 @@
 //! A body that does not decode gets `INVALID_REQUEST` with the decoder's
 //! message; an unknown api key `UNKNOWN_API_KEY`; an unsupported version
 //! `UNSUPPORTED_VERSION`. The connection stays open in all three cases.
+//!
+//! Size bounds: a request naming more topics or partitions than
+//! [`MAX_REQUEST_TOPICS`] / [`MAX_REQUEST_PARTITIONS`] (ShareFetch and
+//! ShareAck: [`MAX_SHARE_PARTITIONS`]; ShareAck ranges:
+//! [`MAX_SHARE_ACK_BATCHES`]) gets `INVALID_REQUEST` naming the limit, before
+//! any work is done; below them every handler's work is linear (or n log n)
+//! in the request's size: repeated names are folded with sets, never with
+//! `Vec::contains`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -47,6 +55,48 @@ mod metadata;
 mod produce;
 mod share_ack;
 mod share_fetch;
+
+/// Most topics one request may name: Metadata's and JoinGroup's topic
+/// lists, and the topic entries of Fetch, ListOffsets, CommitOffsets,
+/// FetchOffsets and Heartbeat. Not configurable.
+pub const MAX_REQUEST_TOPICS: usize = 10_000;
+
+/// Most partitions one request may name over all its topics (Fetch,
+/// ListOffsets, CommitOffsets, FetchOffsets, Heartbeat's owned set): ten
+/// topics of the largest size a topic may have. Not configurable.
+pub const MAX_REQUEST_PARTITIONS: usize = 100_000;
+
+/// Most partitions one ShareFetch or ShareAck may name (they name one
+/// topic, which has at most this many partitions). Not configurable.
+pub const MAX_SHARE_PARTITIONS: usize = warren_storage::log_manager::MAX_PARTITIONS as usize;
+
+/// Most acknowledgement ranges in one ShareAck, over all its partitions (a
+/// member holds at most [`crate::share::MAX_IN_FLIGHT_RECORDS`] records of
+/// each partition). Not configurable.
+pub const MAX_SHARE_ACK_BATCHES: usize = 100_000;
+
+/// The `INVALID_REQUEST` reply for a request over one of the size bounds
+/// above, or `None` when `count <= max`.
+pub(crate) fn over_limit(cid: u32, what: &str, count: usize, max: usize) -> Option<Reply> {
+    (count > max).then(|| {
+        Reply::Now(Response::error(
+            cid,
+            ErrorCode::INVALID_REQUEST,
+            format!("the request names {count} {what}; at most {max} are allowed per request"),
+        ))
+    })
+}
+
+/// [`over_limit`] for a request's topic entries and their partitions.
+pub(crate) fn over_topic_limits<T>(
+    cid: u32,
+    topics: &[T],
+    partitions: impl Fn(&T) -> usize,
+) -> Option<Reply> {
+    let count: usize = topics.iter().map(partitions).sum();
+    over_limit(cid, "topics", topics.len(), MAX_REQUEST_TOPICS)
+        .or_else(|| over_limit(cid, "partitions", count, MAX_REQUEST_PARTITIONS))
+}
 
 /// What a request produces.
 pub enum Reply {
@@ -173,7 +223,14 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             })
         }),
         ApiKey::JoinGroup => parse(cid, key, body, |r: JoinGroupRequest| {
-            let check = require(cid, g, group, &r.group, Permission::Read).and_then(|()| {
+            let check = bounded(over_limit(
+                cid,
+                "topics",
+                r.topics.len(),
+                MAX_REQUEST_TOPICS,
+            ))
+            .and_then(|()| require(cid, g, group, &r.group, Permission::Read))
+            .and_then(|()| {
                 r.topics
                     .iter()
                     .try_for_each(|t| require(cid, g, topic, t, Permission::Read))
@@ -181,11 +238,13 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             guard(check, || groups::join(cid, r, shared))
         }),
         ApiKey::Heartbeat => parse(cid, key, body, |r: HeartbeatRequest| {
-            let check = require(cid, g, group, &r.group, Permission::Read).and_then(|()| {
-                r.owned
-                    .iter()
-                    .try_for_each(|t| require(cid, g, topic, &t.topic, Permission::Read))
-            });
+            let check = bounded(over_topic_limits(cid, &r.owned, |t| t.partitions.len()))
+                .and_then(|()| require(cid, g, group, &r.group, Permission::Read))
+                .and_then(|()| {
+                    r.owned
+                        .iter()
+                        .try_for_each(|t| require(cid, g, topic, &t.topic, Permission::Read))
+                });
             guard(check, || groups::heartbeat(cid, r, shared))
         }),
         ApiKey::LeaveGroup => parse(cid, key, body, |r: LeaveGroupRequest| {
@@ -194,14 +253,14 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             })
         }),
         ApiKey::CommitOffsets => parse(cid, key, body, |r: CommitOffsetsRequest| {
-            guard(require(cid, g, group, &r.group, Permission::Read), || {
-                groups::commit(cid, r, shared, g)
-            })
+            let check = bounded(over_topic_limits(cid, &r.topics, |t| t.partitions.len()))
+                .and_then(|()| require(cid, g, group, &r.group, Permission::Read));
+            guard(check, || groups::commit(cid, r, shared, g))
         }),
         ApiKey::FetchOffsets => parse(cid, key, body, |r: FetchOffsetsRequest| {
-            guard(require(cid, g, group, &r.group, Permission::Read), || {
-                groups::fetch_offsets(cid, r, shared, g)
-            })
+            let check = bounded(over_topic_limits(cid, &r.topics, |t| t.partitions.len()))
+                .and_then(|()| require(cid, g, group, &r.group, Permission::Read));
+            guard(check, || groups::fetch_offsets(cid, r, shared, g))
         }),
         ApiKey::ListGroups => parse(cid, key, body, |_: ListGroupsRequest| {
             groups::list(cid, shared, g)
@@ -276,6 +335,11 @@ fn require(
             format!("not authorized: {needed} on {what} is needed"),
         ))
     })
+}
+
+/// A size bound's refusal ([`over_limit`]) as a check for [`guard`].
+fn bounded(refusal: Option<Reply>) -> Result<(), Reply> {
+    refusal.map_or(Ok(()), Err)
 }
 
 /// Runs `then` if `check` passed, else answers with its denial.

@@ -9,11 +9,20 @@
 //! in the reply task. Its response comes after the ack's, in request order.
 //! Dead-letter writes that fail are retried in the background; the reject
 //! itself is durable once answered, so they do not fail the response.
+//!
+//! A partition named twice is answered once, with the ranges of both applied
+//! in request order. The work is linear in the window plus `n log n` in the
+//! ranges however they overlap ([`ShareState::acknowledge_batches`]), and
+//! the request is bounded ([`super::MAX_SHARE_PARTITIONS`],
+//! [`super::MAX_SHARE_ACK_BATCHES`]).
+//!
+//! [`ShareState::acknowledge_batches`]: crate::share::ShareState::acknowledge_batches
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
-use warren_protocol::api::share::{ShareAckRequest, ShareAckResponse};
+use warren_protocol::api::share::{AckBatch, ShareAckRequest, ShareAckResponse};
 use warren_storage::Offset;
 
 use super::Reply;
@@ -35,61 +44,77 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
             format!("no topic named {:?}", req.topic),
         ));
     };
+    let batches: usize = req.partitions.iter().map(|p| p.batches.len()).sum();
+    if let Some(refused) = super::over_limit(
+        cid,
+        "partitions",
+        req.partitions.len(),
+        super::MAX_SHARE_PARTITIONS,
+    )
+    .or_else(|| super::over_limit(cid, "ranges", batches, super::MAX_SHARE_ACK_BATCHES))
+    {
+        return refused;
+    }
     let max_attempts = topic.config.share.max_delivery_attempts;
-    let mut codes: Vec<(u32, ErrorCode)> = Vec::with_capacity(req.partitions.len());
+    // A partition named twice is one entry with the ranges of both, in
+    // request order: one state change and one store write per partition.
+    let mut by_partition: Vec<(u32, Vec<&AckBatch>)> = Vec::new();
+    let mut index: HashMap<u32, usize> = HashMap::with_capacity(req.partitions.len());
+    for p in &req.partitions {
+        let i = *index.entry(p.partition).or_insert_with(|| {
+            by_partition.push((p.partition, Vec::new()));
+            by_partition.len() - 1
+        });
+        if let Some((_, list)) = by_partition.get_mut(i) {
+            list.extend(&p.batches);
+        }
+    }
+    let mut codes: Vec<(u32, ErrorCode)> = Vec::with_capacity(by_partition.len());
     let mut last: Option<Offset> = None;
     let mut jobs: Vec<(Arc<SharePartition>, Vec<DeadLetter>)> = Vec::new();
-    for p in &req.partitions {
-        if topic.partitions.get(p.partition as usize).is_none() {
-            codes.push((p.partition, ErrorCode::UNKNOWN_PARTITION));
+    for (partition, batches) in by_partition {
+        if topic.partitions.get(partition as usize).is_none() {
+            codes.push((partition, ErrorCode::UNKNOWN_PARTITION));
             continue;
         }
         let key = ShareKey {
             group: req.group.clone(),
             topic: req.topic.clone(),
-            partition: p.partition,
+            partition,
         };
         let Some(sp) = shared.share.get(&key) else {
             // The group never fetched from this partition: nothing is acquired.
-            let code = if p.batches.is_empty() {
+            let code = if batches.is_empty() {
                 ErrorCode::NONE
             } else {
                 ErrorCode::INVALID_RECORD_STATE
             };
-            codes.push((p.partition, code));
+            codes.push((partition, code));
             continue;
         };
-        let mut invalid = false;
-        let mut freed = false;
-        let mut dead_letters = false;
-        let (claims, written) = {
+        let (out, claims, written) = {
             let mut g = sp.lock();
-            for b in &p.batches {
-                let out = g.state.acknowledge(
-                    &req.member_id,
-                    b.first_offset,
-                    b.last_offset,
-                    b.kind,
-                    max_attempts,
-                );
-                invalid |= out.invalid;
-                freed |= out.freed;
-                dead_letters |= out.dead_letters;
-            }
-            let claims = if dead_letters {
+            let out = g.state.acknowledge_batches(
+                &req.member_id,
+                batches
+                    .iter()
+                    .map(|b| (b.first_offset, b.last_offset, b.kind)),
+                max_attempts,
+            );
+            let claims = if out.dead_letters {
                 g.state.claim_dead_letters()
             } else {
                 Vec::new()
             };
-            (claims, sp.persist(&shared.kv, &mut g))
+            (out, claims, sp.persist(&shared.kv, &mut g))
         };
-        if freed {
+        if out.freed {
             sp.changed.notify_waiters();
         }
         let code = match written {
             Ok(offset) => {
                 last = last.max(offset);
-                if invalid {
+                if out.invalid {
                     ErrorCode::INVALID_RECORD_STATE
                 } else {
                     ErrorCode::NONE
@@ -97,7 +122,7 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
             }
             Err(e) => super::storage_code(&e, "writing share-group state"),
         };
-        codes.push((p.partition, code));
+        codes.push((partition, code));
         if !claims.is_empty() {
             jobs.push((sp, claims));
         }

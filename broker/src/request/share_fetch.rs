@@ -10,6 +10,7 @@
 //! wake-up), until something is acquired, the deadline passes, or the broker
 //! shuts down. No polling loop.
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,14 @@ pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>) -> Reply {
     {
         return Reply::Now(Response::error(cid, code, message));
     }
+    if let Some(refused) = super::over_limit(
+        cid,
+        "partitions",
+        req.partitions.len(),
+        super::MAX_SHARE_PARTITIONS,
+    ) {
+        return refused;
+    }
     if req.max_records == 0 {
         return Reply::Now(Response::error(
             cid,
@@ -74,13 +83,9 @@ pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>) -> Reply {
     } else {
         req.partitions.clone()
     };
-    // A partition named twice is served once.
-    let mut seen = Vec::with_capacity(wanted.len());
-    wanted.retain(|p| {
-        let new = !seen.contains(p);
-        seen.push(*p);
-        new
-    });
+    // A partition named twice is served once (a set: linear in the request).
+    let mut seen = HashSet::with_capacity(wanted.len());
+    wanted.retain(|p| seen.insert(*p));
     let targets = wanted
         .into_iter()
         .map(|p| Target {

@@ -41,7 +41,7 @@
 //! briefly to find or add a share-partition.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
@@ -533,12 +533,14 @@ impl ShareGroups {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut due = Vec::new();
+        // A key scheduled twice is visited once (a set: linear in the keys).
+        let mut seen = HashSet::new();
         while let Some(Reverse((at, _))) = heap.peek() {
             if *at > now {
                 break;
             }
             if let Some(Reverse((_, key))) = heap.pop()
-                && !due.contains(&key)
+                && seen.insert(key.clone())
             {
                 due.push(key);
             }

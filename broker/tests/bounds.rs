@@ -1,0 +1,282 @@
+//! One client cannot make the broker do unbounded work or keep unbounded
+//! state, nor read past its permissions (issue 13, points 5, 8 and 10), over
+//! raw sockets against the real broker on 127.0.0.1:0.
+//!
+//! Timing: the box running these tests may be loaded (2 cores shared by
+//! several builds), so no assertion is tighter than one second, and every
+//! wait is bounded (the raw client gives up after 10 s, and each test wraps
+//! its slow parts in a timeout).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use common::{Raw, batch, create, produce, start};
+use warren_protocol::ErrorCode;
+use warren_protocol::api::api_versions::ApiVersionsRequest;
+use warren_protocol::api::groups::{
+    CommitOffsetsRequest, CommitPartition, CommitTopic, FetchOffsetsRequest, TopicPartitions,
+};
+use warren_protocol::api::metadata::MetadataRequest;
+use warren_protocol::api::share::{
+    AckBatch, AckKind, ShareAckPartition, ShareAckRequest, ShareAckResponse, ShareFetchRequest,
+    ShareFetchResponse,
+};
+use warren_protocol::api::{self, ErrorBody};
+
+/// Sends `req` and returns the header's error code and message.
+async fn refusal<R: api::Request>(c: &mut Raw, req: &R) -> Result<(ErrorCode, String)> {
+    c.send(req).await?;
+    let f = c.recv().await?;
+    let code = ErrorCode(f.header.error_code);
+    if code == ErrorCode::NONE {
+        return Ok((code, String::new()));
+    }
+    let body: ErrorBody = api::decode(f.body)?;
+    Ok((code, body.message))
+}
+
+fn share_fetch(partitions: Vec<u32>) -> ShareFetchRequest {
+    ShareFetchRequest {
+        group: "g".into(),
+        member_id: "m".into(),
+        topic: "t".into(),
+        max_records: 100,
+        max_wait_ms: 0,
+        partitions,
+    }
+}
+
+fn share_ack(batches: Vec<AckBatch>) -> ShareAckRequest {
+    ShareAckRequest {
+        group: "g".into(),
+        member_id: "m".into(),
+        topic: "t".into(),
+        partitions: vec![ShareAckPartition {
+            partition: 0,
+            batches,
+        }],
+    }
+}
+
+async fn produce_values(c: &mut Raw, topic: &str, partition: i32, values: &[&str]) -> Result<()> {
+    let response = c
+        .call(&produce(topic, partition, batch(values)?, -1))
+        .await?;
+    let code = response.topics[0].partitions[0].error_code;
+    ensure!(code == ErrorCode::NONE, "produce: {code:?}");
+    Ok(())
+}
+
+/// Before the fix, 200 000 partition numbers were de-duplicated with
+/// `Vec::contains` (2 x 10^10 steps on a worker thread). Now the request is
+/// refused at once and another client's ApiVersions, sent at the same time,
+/// is answered within a second (measured from its send; the whole test is
+/// bounded by 30 s).
+#[tokio::test]
+async fn a_200k_partition_share_fetch_is_refused_while_another_client_is_served() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.local_addr();
+    let mut setup = Raw::connect(addr).await?;
+    create(&mut setup, "t", 2, "none").await?;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        let mut flood = Raw::connect(addr).await?;
+        let mut other = Raw::connect(addr).await?;
+        let big = share_fetch((0..200_000).collect());
+        let flooding = tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = refusal(&mut flood, &big).await;
+            (answer, started.elapsed())
+        });
+        let started = Instant::now();
+        let _ = other.call(&ApiVersionsRequest).await?;
+        let api_versions = started.elapsed();
+        let (answer, flood_took) = flooding.await?;
+        let (code, message) = answer?;
+        ensure!(code == ErrorCode::INVALID_REQUEST, "{code:?}");
+        ensure!(
+            message.contains("200000 partitions") && message.contains("10000"),
+            "{message}"
+        );
+        ensure!(
+            api_versions < Duration::from_secs(1),
+            "ApiVersions took {api_versions:?}"
+        );
+        ensure!(
+            flood_took < Duration::from_secs(5),
+            "the refusal took {flood_took:?}"
+        );
+        anyhow::Ok(())
+    })
+    .await
+    .context("bounded at 30 s")??;
+
+    // At the bound, with every partition named 5 000 times, the request is
+    // served, each partition once.
+    produce_values(&mut setup, "t", 0, &["a", "b"]).await?;
+    let repeated: Vec<u32> = (0..10_000).map(|i| i % 2).collect();
+    let started = Instant::now();
+    let response: ShareFetchResponse = setup.call(&share_fetch(repeated)).await?;
+    ensure!(started.elapsed() < Duration::from_secs(5));
+    ensure!(response.partitions.len() == 1, "{:?}", response.partitions);
+    ensure!(response.partitions[0].acquired.len() == 1);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// 100 000 ranges each covering every offset: the first acknowledges, the
+/// others are flagged (each offset is acknowledged once), in time linear in
+/// the request; one more range than the bound is refused.
+#[tokio::test]
+async fn a_share_ack_of_many_overlapping_ranges_is_linear_and_bounded() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    let values: Vec<String> = (0..2000).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+    produce_values(&mut c, "t", 0, &refs).await?;
+    let mut fetch = share_fetch(Vec::new());
+    fetch.max_records = 2000;
+    let got: ShareFetchResponse = c.call(&fetch).await?;
+    ensure!(got.partitions[0].acquired.len() == 1);
+
+    let whole = |kind| AckBatch {
+        first_offset: 0,
+        last_offset: u64::MAX,
+        kind,
+    };
+    let over = share_ack(vec![whole(AckKind::Accept); 100_001]);
+    let (code, message) = refusal(&mut c, &over).await?;
+    ensure!(code == ErrorCode::INVALID_REQUEST, "{code:?}");
+    ensure!(message.contains("100001 ranges"), "{message}");
+
+    let started = Instant::now();
+    let mut batches = vec![whole(AckKind::Release); 100_000];
+    batches[0] = AckBatch {
+        first_offset: 0,
+        last_offset: 1999,
+        kind: AckKind::Accept,
+    };
+    let response: ShareAckResponse = c.call(&share_ack(batches)).await?;
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    // Offsets past 1999 were never acquired: the partition is flagged.
+    ensure!(response.partitions == [(0, ErrorCode::INVALID_RECORD_STATE)]);
+    // Every record was accepted by the first range, none released after.
+    produce_values(&mut c, "t", 0, &["next"]).await?;
+    let after: ShareFetchResponse = c.call(&share_fetch(Vec::new())).await?;
+    let acquired = &after.partitions[0].acquired;
+    ensure!(
+        acquired.len() == 1 && acquired[0].first_offset == 2000 && acquired[0].last_offset == 2000,
+        "{acquired:?}"
+    );
+
+    // A partition named twice is answered once.
+    let mut twice = share_ack(vec![AckBatch {
+        first_offset: 2000,
+        last_offset: 2000,
+        kind: AckKind::Accept,
+    }]);
+    twice.partitions.push(twice.partitions[0].clone());
+    let response: ShareAckResponse = c.call(&twice).await?;
+    ensure!(
+        response.partitions == [(0, ErrorCode::INVALID_RECORD_STATE)],
+        "the second range finds 2000 done: {:?}",
+        response.partitions
+    );
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// Metadata naming one topic 100 000 times answers it once (each answer
+/// lists every partition, so repeats multiplied the response); over the
+/// topic bound it is refused.
+#[tokio::test]
+async fn metadata_answers_a_repeated_topic_once_and_bounds_the_list() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1000, "none").await?;
+    let repeated = MetadataRequest {
+        topics: vec!["t".to_string(); 10_000],
+    };
+    let response = c.call(&repeated).await?;
+    ensure!(response.topics.len() == 1);
+    ensure!(response.topics[0].partitions.len() == 1000);
+    let over = MetadataRequest {
+        topics: vec!["t".to_string(); 10_001],
+    };
+    let (code, message) = refusal(&mut c, &over).await?;
+    ensure!(
+        code == ErrorCode::INVALID_REQUEST && message.contains("10001 topics"),
+        "{message}"
+    );
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// A commit naming one partition 50 000 times writes it once, with the last
+/// offset; one over the partition bound is refused; FetchOffsets likewise.
+#[tokio::test]
+async fn a_commit_naming_a_partition_many_times_writes_it_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    let commit = |n: u64| CommitOffsetsRequest {
+        group: "g".into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: vec![CommitTopic {
+            topic: "t".into(),
+            partitions: (0..n)
+                .map(|i| CommitPartition {
+                    partition: 0,
+                    offset: i,
+                    metadata: None,
+                })
+                .collect(),
+        }],
+    };
+    let response = c.call(&commit(50_000)).await?;
+    ensure!(response.topics[0].partitions.len() == 50_000);
+    let offsets = c
+        .call(&FetchOffsetsRequest {
+            group: "g".into(),
+            member_id: String::new(),
+            generation: 0,
+            topics: vec![TopicPartitions {
+                topic: "t".into(),
+                partitions: vec![0],
+            }],
+        })
+        .await?;
+    ensure!(offsets.topics[0].partitions[0].offset == 49_999);
+    let (code, message) = refusal(&mut c, &commit(100_001)).await?;
+    ensure!(
+        code == ErrorCode::INVALID_REQUEST && message.contains("100001 partitions"),
+        "{message}"
+    );
+    let (code, _) = refusal(
+        &mut c,
+        &FetchOffsetsRequest {
+            group: "g".into(),
+            member_id: String::new(),
+            generation: 0,
+            topics: vec![TopicPartitions {
+                topic: "t".into(),
+                partitions: vec![0; 100_001],
+            }],
+        },
+    )
+    .await?;
+    ensure!(code == ErrorCode::INVALID_REQUEST);
+    broker.shutdown().await?;
+    Ok(())
+}
