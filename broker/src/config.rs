@@ -19,6 +19,10 @@ use crate::error::{Error, Result};
 /// waits. Configurable (`max_connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// Largest `fetch_max_bytes` (2 GiB): a Fetch response carries at most this
+/// plus one batch, far below the u32 frame length. Not configurable.
+pub const MAX_FETCH_MAX_BYTES: u32 = 1 << 31;
+
 /// Everything `warren serve` can be told. See the module docs for precedence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,6 +76,39 @@ pub struct BrokerConfig {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Most record bytes in one Fetch response, whatever the request's
+    /// `max_bytes` (Kafka's `fetch.max.bytes`; the first batch still goes
+    /// whole). Default 57 671 680 (55 MiB); at most 2 GiB, so a response
+    /// frame's u32 length never wraps.
+    pub fetch_max_bytes: u32,
+    /// Most members one consumer group may have (Kafka's `group.max.size`);
+    /// a JoinGroup of a new member beyond it gets `LIMIT_REACHED`. Default 1000.
+    pub group_max_size: u32,
+    /// Most consumer groups the broker keeps (groups with members or
+    /// committed offsets); a JoinGroup or commit that would add one more gets
+    /// `LIMIT_REACHED`. Default 10 000.
+    pub group_max_groups: u32,
+    /// Most share groups the broker keeps (groups with share-partition
+    /// state); a ShareFetch that would add one more gets `LIMIT_REACHED`.
+    /// Default 1000.
+    pub group_share_max_groups: u32,
+    /// How long a consumer group with no members keeps its committed offsets
+    /// after its last commit, and a share group its state after its last
+    /// fetch or acknowledgement, in minutes (Kafka's
+    /// `offsets.retention.minutes`). Default 10 080 (7 days).
+    pub offsets_retention_minutes: u64,
+    /// How often expired group offsets and share-group state are looked for
+    /// (Kafka's `offsets.retention.check.interval.ms`). Default 600 000 ms
+    /// (10 minutes).
+    pub offsets_retention_check_ms: u64,
+    /// Most live HTTP bearer tokens (`POST /api/auth/token`) one user may
+    /// hold; beyond it the request gets 429 `TOO_MANY_TOKENS`. Default 64.
+    pub http_max_tokens_per_user: u32,
+    /// Most per-group series (`warren_group_lag`,
+    /// `warren_share_inflight_records`, `warren_dead_lettered_records_total`)
+    /// one scrape of `/metrics` renders per family; the rest are counted in
+    /// `warren_metrics_series_dropped`. Default 10 000.
+    pub metrics_max_group_series: u32,
 }
 
 impl Default for BrokerConfig {
@@ -93,6 +130,14 @@ impl Default for BrokerConfig {
             metrics: true,
             tls_cert: None,
             tls_key: None,
+            fetch_max_bytes: 55 << 20,
+            group_max_size: 1000,
+            group_max_groups: 10_000,
+            group_share_max_groups: 1000,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_ms: 600_000,
+            http_max_tokens_per_user: 64,
+            metrics_max_group_series: 10_000,
         }
     }
 }
@@ -163,6 +208,33 @@ impl BrokerConfig {
                 self.group_max_session_timeout_ms
             )));
         }
+        if !(1024..=MAX_FETCH_MAX_BYTES).contains(&self.fetch_max_bytes) {
+            return Err(Error::Config(format!(
+                "fetch_max_bytes {} must be in 1024..={MAX_FETCH_MAX_BYTES}",
+                self.fetch_max_bytes
+            )));
+        }
+        for (name, value) in [
+            ("group_max_size", u64::from(self.group_max_size)),
+            ("group_max_groups", u64::from(self.group_max_groups)),
+            (
+                "group_share_max_groups",
+                u64::from(self.group_share_max_groups),
+            ),
+            ("offsets_retention_minutes", self.offsets_retention_minutes),
+            (
+                "offsets_retention_check_ms",
+                self.offsets_retention_check_ms,
+            ),
+            (
+                "http_max_tokens_per_user",
+                u64::from(self.http_max_tokens_per_user),
+            ),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{name} must be at least 1")));
+            }
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), Some(_)) | (None, None) => {}
             (Some(cert), None) => {
@@ -215,6 +287,14 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "metrics",
         "tls_cert",
         "tls_key",
+        "fetch_max_bytes",
+        "group_max_size",
+        "group_max_groups",
+        "group_share_max_groups",
+        "offsets_retention_minutes",
+        "offsets_retention_check_ms",
+        "http_max_tokens_per_user",
+        "metrics_max_group_series",
     ];
     const LOG: &[&str] = &[
         "segment_bytes",

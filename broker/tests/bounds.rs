@@ -12,11 +12,17 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use bytes::Bytes;
 use common::{Raw, batch, create, produce, start};
 use warren_protocol::ErrorCode;
 use warren_protocol::api::api_versions::ApiVersionsRequest;
+use warren_protocol::api::auth::{
+    AclEntry, AuthenticateRequest, CreateAclRequest, CreateUserRequest, Permission,
+};
+use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use warren_protocol::api::groups::{
-    CommitOffsetsRequest, CommitPartition, CommitTopic, FetchOffsetsRequest, TopicPartitions,
+    CommitOffsetsRequest, CommitPartition, CommitTopic, DescribeGroupRequest, FetchOffsetsRequest,
+    TopicPartitions,
 };
 use warren_protocol::api::metadata::MetadataRequest;
 use warren_protocol::api::share::{
@@ -24,6 +30,7 @@ use warren_protocol::api::share::{
     ShareFetchResponse,
 };
 use warren_protocol::api::{self, ErrorBody};
+use warren_protocol::scram::{ScramClient, ScramCredential};
 
 /// Sends `req` and returns the header's error code and message.
 async fn refusal<R: api::Request>(c: &mut Raw, req: &R) -> Result<(ErrorCode, String)> {
@@ -277,6 +284,200 @@ async fn a_commit_naming_a_partition_many_times_writes_it_once() -> Result<()> {
     )
     .await?;
     ensure!(code == ErrorCode::INVALID_REQUEST);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// Logs in with SCRAM-SHA-256.
+async fn connect_as(addr: std::net::SocketAddr, user: &str, password: &str) -> Result<Raw> {
+    let mut c = Raw::connect(addr).await?;
+    let client = ScramClient::new(user, password)?;
+    let first = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client.client_first()),
+        })
+        .await?;
+    let (_, client_final) = client.handle_server_first(&first.auth_bytes)?;
+    c.call(&AuthenticateRequest {
+        mechanism: "SCRAM-SHA-256".into(),
+        auth_bytes: Bytes::from(client_final),
+    })
+    .await?;
+    Ok(c)
+}
+
+fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
+    let c = ScramCredential::generate(password)?;
+    Ok(CreateUserRequest {
+        name: name.into(),
+        superuser,
+        salt: Bytes::from(c.salt),
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    })
+}
+
+fn grant(user: &str, resource: &str, permission: Permission) -> Result<CreateAclRequest> {
+    Ok(CreateAclRequest {
+        acl: AclEntry {
+            user: user.into(),
+            resource: resource.parse().map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            permission,
+        },
+    })
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// Group `g` has committed offsets on topics `a` and `b`; alice may read
+/// group `g` and topic `a` only. FetchOffsets with an empty list, DescribeGroup
+/// and `GET /api/groups/g` (and the listing's lag) show her `a` only; the
+/// superuser sees both.
+#[tokio::test]
+async fn a_group_reader_sees_offsets_and_lag_only_of_topics_it_may_read() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.local_addr();
+    let mut anon = Raw::connect(addr).await?;
+    for (topic, values) in [
+        ("a", &["1", "2", "3"][..]),
+        ("b", &["1", "2", "3", "4", "5"]),
+    ] {
+        create(&mut anon, topic, 1, "none").await?;
+        produce_values(&mut anon, topic, 0, values).await?;
+    }
+    let commit = CommitOffsetsRequest {
+        group: "g".into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: ["a", "b"]
+            .iter()
+            .map(|t| CommitTopic {
+                topic: (*t).into(),
+                partitions: vec![CommitPartition {
+                    partition: 0,
+                    offset: 1,
+                    metadata: None,
+                }],
+            })
+            .collect(),
+    };
+    anon.call(&commit).await?;
+    anon.call(&create_user("root", "root-pw", true)?).await?;
+    let mut root = connect_as(addr, "root", "root-pw").await?;
+    root.call(&create_user("alice", "alice-pw", false)?).await?;
+    root.call(&grant("alice", "group:g", Permission::Read)?)
+        .await?;
+    root.call(&grant("alice", "topic:a", Permission::Read)?)
+        .await?;
+    let mut alice = connect_as(addr, "alice", "alice-pw").await?;
+
+    let all = FetchOffsetsRequest {
+        group: "g".into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: Vec::new(),
+    };
+    let topics = |r: &warren_protocol::api::groups::FetchOffsetsResponse| -> Vec<String> {
+        r.topics.iter().map(|t| t.topic.clone()).collect()
+    };
+    ensure!(topics(&alice.call(&all).await?) == ["a"]);
+    ensure!(topics(&root.call(&all).await?) == ["a", "b"]);
+
+    let describe = DescribeGroupRequest { group: "g".into() };
+    let lag_topics = |r: &warren_protocol::api::groups::DescribeGroupResponse| -> Vec<String> {
+        r.offsets.iter().map(|t| t.topic.clone()).collect()
+    };
+    ensure!(lag_topics(&alice.call(&describe).await?) == ["a"]);
+    ensure!(lag_topics(&root.call(&describe).await?) == ["a", "b"]);
+
+    let http = broker.http_addr();
+    let as_alice = basic("alice", "alice-pw");
+    let detail = common::http::call_as(http, "GET", "/api/groups/g", Some(&as_alice), None)
+        .await?
+        .json()?;
+    let shown: Vec<&str> = detail["offsets"]
+        .as_array()
+        .context("offsets")?
+        .iter()
+        .filter_map(|o| o["topic"].as_str())
+        .collect();
+    ensure!(shown == ["a"], "{detail}");
+    let listing = common::http::call_as(http, "GET", "/api/groups", Some(&as_alice), None)
+        .await?
+        .json()?;
+    ensure!(
+        listing[0]["name"] == "g" && listing[0]["lag"] == 2,
+        "{listing}"
+    );
+    let as_root = basic("root", "root-pw");
+    let listing = common::http::call_as(http, "GET", "/api/groups", Some(&as_root), None)
+        .await?
+        .json()?;
+    ensure!(listing[0]["lag"] == 6, "{listing}");
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// With `fetch_max_bytes` at 64 KiB, a Fetch whose partitions each ask for
+/// u32::MAX bytes (over 4 GiB in all) gets a well-formed response holding
+/// at most 64 KiB of records (before, the request's limits alone counted).
+#[tokio::test]
+async fn a_fetch_asking_for_more_than_4_gib_is_capped_and_well_formed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = warren_broker::Broker::start(warren_broker::BrokerConfig {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        http: "127.0.0.1:0".parse()?,
+        fetch_max_bytes: 64 << 10,
+        ..warren_broker::BrokerConfig::default()
+    })
+    .await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 4, "none").await?;
+    let value = "v".repeat(1000);
+    let values: Vec<&str> = (0..40).map(|_| value.as_str()).collect();
+    for p in 0..4 {
+        produce_values(&mut c, "t", p, &values).await?;
+    }
+    let request = FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 1,
+        max_bytes: u32::MAX,
+        topics: vec![FetchTopic {
+            topic: "t".into(),
+            partitions: (0..4)
+                .map(|partition| FetchPartition {
+                    partition,
+                    fetch_offset: 0,
+                    partition_max_bytes: u32::MAX,
+                })
+                .collect(),
+        }],
+    };
+    let response = c.call(&request).await?;
+    let sizes: Vec<usize> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.records.len())
+        .collect();
+    ensure!(sizes.len() == 4, "{sizes:?}");
+    let total: usize = sizes.iter().sum();
+    ensure!(total > 0 && total <= 64 << 10, "{sizes:?}");
+    for p in &response.topics[0].partitions {
+        ensure!(p.error_code == ErrorCode::NONE);
+        common::values_of(p.records.clone())?;
+    }
+    // The connection is still in step: the next request is answered.
+    let _ = c.call(&ApiVersionsRequest).await?;
     broker.shutdown().await?;
     Ok(())
 }

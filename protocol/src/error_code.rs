@@ -141,6 +141,10 @@ codes! {
     /// An Authenticate message out of turn: any after a successful login on
     /// the connection, or PLAIN in the middle of a SCRAM exchange.
     ILLEGAL_SASL_STATE = 43, retriable: false, "SASL message out of turn";
+    /// A broker limit on state one client can create is reached (members of
+    /// a group, consumer groups, share groups); the message names the limit
+    /// and its config key. Nothing was changed.
+    LIMIT_REACHED = 44, retriable: false, "a broker limit is reached (the message names it)";
 }
 
 impl fmt::Debug for ErrorCode {

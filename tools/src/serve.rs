@@ -65,6 +65,14 @@ Every setting, with its TOML key, environment variable and default:
   metrics                WARREN_METRICS                true (--metrics / --no-metrics)
   tls_cert               WARREN_TLS_CERT               none (PEM certificate chain; TLS on both listeners)
   tls_key                WARREN_TLS_KEY                none (PEM private key; set both or neither)
+  fetch_max_bytes        WARREN_FETCH_MAX_BYTES        57671680 (55 MiB) record bytes per Fetch response
+  group_max_size         WARREN_GROUP_MAX_SIZE         1000 members per consumer group
+  group_max_groups       WARREN_GROUP_MAX_GROUPS       10000 consumer groups
+  group_share_max_groups WARREN_GROUP_SHARE_MAX_GROUPS 1000 share groups
+  offsets_retention_minutes WARREN_OFFSETS_RETENTION_MINUTES 10080 (7 days) for groups without members
+  offsets_retention_check_ms WARREN_OFFSETS_RETENTION_CHECK_MS 600000
+  http_max_tokens_per_user WARREN_HTTP_MAX_TOKENS_PER_USER 64 live HTTP tokens
+  metrics_max_group_series WARREN_METRICS_MAX_GROUP_SERIES 10000 per family and scrape
 Defaults for new topics ([log] table in TOML):
   log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
   log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)

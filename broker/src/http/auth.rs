@@ -9,11 +9,11 @@
 //! | route | needs |
 //! |---|---|
 //! | `/healthz`, `/readyz`, `/`, `/ui`, `/ui/*`, `POST /api/auth/token` | nothing (the token route checks Basic itself) |
-//! | `GET /api/topics`, `GET /api/groups` | any user; the JSON array is filtered to the entries whose `name` the user may read (describe, for topics) |
+//! | `GET /api/topics`, `GET /api/groups` | any user; the JSON array is filtered to the entries whose `name` the user may read (describe, for topics); a group's lag sums only the topics the user may read |
 //! | `POST /api/topics` | `admin` on the topic named in the body |
 //! | `GET /api/topics/NAME[/...]` | `read` or `write` on NAME for the topic itself and its partitions and bindings; `read` for `.../messages` |
 //! | `POST`/`DELETE /api/topics/NAME[/...]` | `admin` on NAME |
-//! | `GET /api/groups/NAME` | `read` on the group NAME |
+//! | `GET /api/groups/NAME` | `read` on the group NAME; offsets and lag are shown only for topics the user may read |
 //! | `GET /api/overview`, `GET /api/openapi.json` | any user (aggregates only) |
 //! | `GET /metrics` | `read` on `cluster` |
 //! | `GET /api/connections` | `admin` on `cluster` (it shows every peer and user) |
@@ -51,6 +51,19 @@ use crate::server::Shared;
 const MAX_CREATE_BODY_BYTES: usize = 64 * 1024;
 /// Largest listing response the layer filters (`GET /api/topics`, `/api/groups`).
 const MAX_LISTING_BYTES: usize = 64 << 20;
+
+/// The grants of the user a request authenticated as, put in the request's
+/// extensions by [`layer`] for handlers that filter their answer (absent
+/// when the broker has no users: everything is allowed, [`Grants::Open`]).
+#[derive(Debug, Clone)]
+pub struct RequestGrants(pub Arc<Grants>);
+
+impl RequestGrants {
+    /// The grants of an extension that may be absent.
+    pub fn or_open(found: Option<axum::Extension<RequestGrants>>) -> Arc<Grants> {
+        found.map_or_else(|| Arc::new(Grants::Open), |axum::Extension(g)| g.0)
+    }
+}
 
 /// What a request needs, from its method and path alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +228,11 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
 /// The layer: checks every request against [`requirement`] before the route
 /// runs. Installed over the whole router (fallback included) in
 /// [`super::router`].
-pub async fn layer(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let needed = requirement(request.method(), request.uri().path());
     if needed == Requirement::Exempt || !shared.auth.has_users() {
         return next.run(request).await;
@@ -228,6 +245,10 @@ pub async fn layer(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     if !grants.is_authenticated() {
         return unauthorized("the user no longer exists");
     }
+    // Routes that filter what they answer by the user's permissions read them.
+    request
+        .extensions_mut()
+        .insert(RequestGrants(Arc::new(grants.clone())));
     let forbidden = |what: String| {
         error(
             StatusCode::FORBIDDEN,

@@ -7,6 +7,11 @@
 //! reading again (so no wake-up between read and wait is lost), and answers as
 //! soon as a read reaches `min_bytes`, the deadline passes, or the broker shuts
 //! down. No polling loop: each extra read follows a high-watermark move.
+//!
+//! Size: the record bytes of a response are at most the request's
+//! `max_bytes`, itself capped by the broker's `fetch_max_bytes` (the first
+//! batch always goes whole, as in Kafka), and never so many that the frame's
+//! u32 length would wrap ([`record_byte_cap`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,15 +49,51 @@ struct Target {
 struct Plan {
     cid: u32,
     min_bytes: u64,
+    /// The request's `max_bytes`, at most the broker's `fetch_max_bytes`.
     max_bytes: u32,
+    /// Most record bytes the response can carry beside its fixed fields and
+    /// still fit a frame ([`record_byte_cap`]); a batch beyond it is left
+    /// out even where `max_bytes` would let the first batch through.
+    record_cap: u64,
     topics: Vec<(String, Vec<Target>)>,
+}
+
+/// Bytes of a partition's fixed fields in the response: partition,
+/// error_code, high_watermark, log_start_offset, records_len.
+const PARTITION_HEAD_BYTES: u64 = 4 + 2 + 8 + 8 + 4;
+
+/// Bytes of a response's fixed fields (everything but the record bytes)
+/// for `topics`: the array lengths, each topic's name, each partition's head.
+fn response_head_bytes(topics: &[(String, Vec<Target>)]) -> u64 {
+    4 + topics
+        .iter()
+        .map(|(name, targets)| {
+            // put_string writes at most 65 534 bytes of the name.
+            2 + name.len().min(usize::from(u16::MAX - 1)) as u64
+                + 4
+                + targets.len() as u64 * PARTITION_HEAD_BYTES
+        })
+        .sum::<u64>()
+}
+
+/// Most record bytes a response whose fixed fields take `head_bytes` may
+/// carry so that its frame length fits a u32 (see
+/// [`crate::response::MAX_RESPONSE_BODY_BYTES`]).
+fn record_byte_cap(head_bytes: u64) -> u64 {
+    crate::response::MAX_RESPONSE_BODY_BYTES.saturating_sub(head_bytes)
+}
+
+/// Whether a partition's `bytes` may join the `total` record bytes already
+/// in a response capped at `cap`.
+fn fits(total: u64, bytes: u64, cap: u64) -> bool {
+    total.checked_add(bytes).is_some_and(|sum| sum <= cap)
 }
 
 pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Some(refused) = super::over_topic_limits(cid, &req.topics, |t| t.partitions.len()) {
         return refused;
     }
-    let topics = req
+    let topics: Vec<(String, Vec<Target>)> = req
         .topics
         .into_iter()
         .map(|t| {
@@ -81,10 +122,12 @@ pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>, grants: &Grants
             (t.topic, targets)
         })
         .collect();
+    let head_bytes = response_head_bytes(&topics);
     let plan = Plan {
         cid,
         min_bytes: u64::from(req.min_bytes),
-        max_bytes: req.max_bytes,
+        max_bytes: req.max_bytes.min(shared.config.fetch_max_bytes),
+        record_cap: record_byte_cap(head_bytes),
         topics,
     };
     let (response, bytes) = plan.read();
@@ -153,11 +196,17 @@ impl Plan {
         for (topic, targets) in &self.topics {
             put_topic_head(&mut head, topic, targets.len());
             for t in targets {
-                let (code, hw, log_start, slices) = read_partition(t, remaining, total > 0);
+                let (code, hw, log_start, mut slices) = read_partition(t, remaining, total > 0);
                 if first_error == ErrorCode::NONE {
                     first_error = code;
                 }
-                let bytes: u64 = slices.iter().map(|s| u64::from(s.len)).sum();
+                let mut bytes: u64 = slices.iter().map(|s| u64::from(s.len)).sum();
+                if !fits(total, bytes, self.record_cap) {
+                    // Only a batch of gigabytes gets here: it would wrap the
+                    // frame length. Left out, as a budget that ran out.
+                    slices.clear();
+                    bytes = 0;
+                }
                 // Offsets the whole batches span: the records a consumer
                 // gets, without decoding them.
                 let records = match (slices.first(), slices.last()) {
@@ -232,5 +281,28 @@ fn read_partition(
             log_start.0,
             Vec::new(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::MAX_RESPONSE_BODY_BYTES;
+
+    #[test]
+    fn record_bytes_are_capped_so_the_frame_never_wraps() {
+        // 100 000 partitions of one topic with a 249-byte name.
+        let heads = 4 + 2 + 249 + 4 + 100_000 * PARTITION_HEAD_BYTES;
+        let cap = record_byte_cap(heads);
+        assert_eq!(cap + heads, MAX_RESPONSE_BODY_BYTES);
+        assert!(fits(0, cap, cap));
+        assert!(!fits(0, cap + 1, cap));
+        // Partitions each asking for u32::MAX: the second full one no longer fits.
+        let four_gib = u64::from(u32::MAX);
+        assert!(fits(0, four_gib - heads - 6, cap));
+        assert!(!fits(1, four_gib, cap));
+        assert!(!fits(u64::MAX, 1, cap), "no overflow");
+        assert_eq!(record_byte_cap(u64::MAX), 0);
+        assert!(crate::response::frame_len(heads + cap).is_some());
     }
 }

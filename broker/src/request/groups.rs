@@ -9,8 +9,8 @@ use warren_protocol::ErrorCode;
 use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitOffsetsResponse, CommittedOffset, CommittedTopic,
-    DescribeGroupRequest, FetchOffsetsRequest, HeartbeatRequest, JoinGroupRequest,
-    LeaveGroupRequest, PartitionErrors,
+    DescribeGroupRequest, DescribeGroupResponse, FetchOffsetsRequest, HeartbeatRequest,
+    JoinGroupRequest, LeaveGroupRequest, PartitionErrors,
 };
 use warren_protocol::api::topics::EmptyResponse;
 
@@ -107,6 +107,10 @@ pub fn fetch_offsets(
     let denied = take_unreadable(&mut req.topics, |t| &t.topic, grants);
     match shared.groups.fetch_offsets(&req, &shared.kv) {
         Ok(mut r) => {
+            // An empty list answers every committed topic: only the
+            // readable ones (the others are not even named).
+            r.topics
+                .retain(|t| grants.allows(ResourceType::Topic, &t.topic, Permission::Read));
             r.topics.extend(denied.into_iter().map(|t| {
                 CommittedTopic {
                     topic: t.topic,
@@ -135,12 +139,29 @@ pub fn list(cid: u32, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     Reply::Now(Response::ok(cid, &r))
 }
 
-pub fn describe(cid: u32, req: DescribeGroupRequest, shared: &Arc<Shared>) -> Reply {
+pub fn describe(
+    cid: u32,
+    req: DescribeGroupRequest,
+    shared: &Arc<Shared>,
+    grants: &Grants,
+) -> Reply {
     match shared
         .groups
         .describe(&req.group, &shared.topics, &shared.kv)
     {
-        Ok(r) => Reply::Now(Response::ok(cid, &r)),
+        Ok(mut r) => {
+            keep_readable_offsets(&mut r, grants);
+            Reply::Now(Response::ok(cid, &r))
+        }
         Err(e) => refused(cid, e),
     }
+}
+
+/// Leaves out of a DescribeGroup answer the committed offsets, log end
+/// offsets and lag of topics `grants` may not read: the group permission
+/// covers the group (members, their subscriptions and assignments), not the
+/// topics' positions. Shared by the native api and `GET /api/groups/NAME`.
+pub(crate) fn keep_readable_offsets(r: &mut DescribeGroupResponse, grants: &Grants) {
+    r.offsets
+        .retain(|t| grants.allows(ResourceType::Topic, &t.topic, Permission::Read));
 }

@@ -48,7 +48,7 @@ pub(crate) mod create_topic;
 pub(crate) mod delete_topic;
 mod describe_topic;
 mod fetch;
-mod groups;
+pub(crate) mod groups;
 mod list_offsets;
 mod list_topics;
 mod metadata;
@@ -267,7 +267,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         }),
         ApiKey::DescribeGroup => parse(cid, key, body, |r: DescribeGroupRequest| {
             guard(require(cid, g, group, &r.group, Permission::Read), || {
-                groups::describe(cid, r, shared)
+                groups::describe(cid, r, shared, g)
             })
         }),
         ApiKey::ShareFetch => parse(cid, key, body, |r: ShareFetchRequest| {

@@ -9,6 +9,9 @@
 //! share-partition start offset (records not yet acknowledged, released
 //! to the dead-letter topic or dropped); a share group's members are the
 //! members holding record locks now (the broker keeps no other list of them).
+//! Offsets and lag are shown only for topics the user may read (the route
+//! needs `read` on the group; see `http/auth.rs`), in the detail and in the
+//! listing's summed lag.
 //! A group name may be both a consumer and a share group: the listing shows
 //! both; `GET /api/groups/{name}` shows the consumer group unless
 //! `?kind=share`.
@@ -16,16 +19,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use warren_protocol::api::groups::DescribeGroupResponse;
 
 use super::{ApiError, ApiResult, parse_query};
+use crate::auth::Grants;
+use crate::http::auth::RequestGrants;
+use crate::request::groups::keep_readable_offsets;
 use crate::server::Shared;
 use crate::share::SharePartition;
+use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// One line of `GET /api/groups`.
 #[derive(Debug, Serialize)]
@@ -145,7 +152,9 @@ fn share_detail(
     shared: &Shared,
     name: &str,
     mut partitions: Vec<Arc<SharePartition>>,
+    grants: &Grants,
 ) -> GroupDetail {
+    partitions.retain(|sp| grants.allows(ResourceType::Topic, &sp.key.topic, Permission::Read));
     partitions.sort_by(|a, b| a.key.cmp(&b.key));
     let mut holders: BTreeMap<String, BTreeSet<TopicPartition>> = BTreeMap::new();
     let offsets = partitions
@@ -219,15 +228,21 @@ fn summary(d: &GroupDetail) -> GroupSummary {
 }
 
 /// `GET /api/groups`: consumer groups, then share groups, each sorted by name.
-pub async fn list(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<GroupSummary>>> {
+pub async fn list(
+    State(shared): State<Arc<Shared>>,
+    grants: Option<Extension<RequestGrants>>,
+) -> ApiResult<Json<Vec<GroupSummary>>> {
+    let grants = RequestGrants::or_open(grants);
     // Scans the store's committed offsets once per group: an admin call,
     // like ListGroups followed by DescribeGroup from the CLI.
     let worker = Arc::clone(&shared);
+    let worker_grants = Arc::clone(&grants);
     let mut out = tokio::task::spawn_blocking(move || {
         let shared = worker;
         let mut out = Vec::new();
         for g in shared.groups.list(&shared.kv).groups {
-            if let Ok(d) = shared.groups.describe(&g.group, &shared.topics, &shared.kv) {
+            if let Ok(mut d) = shared.groups.describe(&g.group, &shared.topics, &shared.kv) {
+                keep_readable_offsets(&mut d, &worker_grants);
                 out.push(summary(&consumer_detail(d)));
             }
         }
@@ -236,7 +251,7 @@ pub async fn list(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<Group
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?;
     for (name, partitions) in share_groups(&shared) {
-        out.push(summary(&share_detail(&shared, &name, partitions)));
+        out.push(summary(&share_detail(&shared, &name, partitions, &grants)));
     }
     Ok(Json(out))
 }
@@ -246,8 +261,10 @@ pub async fn list(State(shared): State<Arc<Shared>>) -> ApiResult<Json<Vec<Group
 pub async fn describe(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    grants: Option<Extension<RequestGrants>>,
     query: Result<Query<KindQuery>, QueryRejection>,
 ) -> ApiResult<Json<GroupDetail>> {
+    let grants = RequestGrants::or_open(grants);
     let kind = parse_query(query)?.kind;
     let not_found = || {
         ApiError::new(
@@ -273,9 +290,10 @@ pub async fn describe(
         })
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Ok(d) = described
+        if let Ok(mut d) = described
             && !(d.members.is_empty() && d.offsets.is_empty())
         {
+            keep_readable_offsets(&mut d, &grants);
             return Ok(Json(consumer_detail(d)));
         }
         if kind.is_some() {
@@ -283,7 +301,7 @@ pub async fn describe(
         }
     }
     match share_groups(&shared).remove(&name) {
-        Some(partitions) => Ok(Json(share_detail(&shared, &name, partitions))),
+        Some(partitions) => Ok(Json(share_detail(&shared, &name, partitions, &grants))),
         None => Err(not_found()),
     }
 }
