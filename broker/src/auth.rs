@@ -57,9 +57,10 @@ pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Lifetime of an HTTP bearer token (`POST /api/auth/token`). Tokens live in
 /// memory only: a restart invalidates them. Not configurable.
 pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
-/// Most live tokens; issuing beyond it first drops the expired ones, then
-/// refuses (a client asking for tokens in a loop should reuse one).
-const MAX_TOKENS: usize = 65_536;
+/// Most live tokens over all users; issuing beyond it first drops the
+/// expired ones, then refuses (a client asking for tokens in a loop should
+/// reuse one). Not configurable; per user, `http_max_tokens_per_user`.
+pub const MAX_TOKENS: usize = 65_536;
 /// Random bytes in a token (256 bits).
 const TOKEN_BYTES: usize = 32;
 
@@ -80,6 +81,17 @@ pub struct User {
 pub struct AuthState {
     pub users: BTreeMap<String, User>,
     pub acls: BTreeSet<AclEntry>,
+}
+
+/// Why [`Auth::issue_token`] issued no token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// A token cap is reached (the message names it).
+    #[error("{0}")]
+    TooMany(String),
+    /// The random source failed.
+    #[error("no random bytes for a token: {0}")]
+    Random(String),
 }
 
 /// Why a user or ACL change was refused.
@@ -280,22 +292,44 @@ impl Auth {
     }
 
     /// Issues a bearer token for `user` valid for [`TOKEN_TTL`]; returns it
-    /// and its expiry in ms since the Unix epoch.
+    /// and its expiry in ms since the Unix epoch. A user holds at most
+    /// `max_per_user` live tokens (`http_max_tokens_per_user`), and the
+    /// broker at most [`MAX_TOKENS`]: beyond either, expired tokens are
+    /// dropped first, then the request is refused, so one user asking in a
+    /// loop cannot take every slot from the others.
     ///
     /// # Errors
-    /// The random source failed, or too many live tokens.
-    pub fn issue_token(&self, user: &str) -> Result<(String, u64), String> {
+    /// [`TokenError::TooMany`] at a cap, [`TokenError::Random`] if the random
+    /// source failed.
+    pub fn issue_token(
+        &self,
+        user: &str,
+        max_per_user: usize,
+    ) -> Result<(String, u64), TokenError> {
         use base64::Engine;
         let mut raw = [0u8; TOKEN_BYTES];
-        warren_protocol::scram::fill_random(&mut raw).map_err(|e| e.to_string())?;
+        warren_protocol::scram::fill_random(&mut raw)
+            .map_err(|e| TokenError::Random(e.to_string()))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let now = Instant::now();
         let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        if tokens.len() >= MAX_TOKENS {
+        // One pass over at most MAX_TOKENS entries; a PBKDF2 check (which
+        // every issue costs first) is far slower.
+        let mut users_tokens = tokens.values().filter(|(u, _)| u == user).count();
+        if tokens.len() >= MAX_TOKENS || users_tokens >= max_per_user {
             tokens.retain(|_, (_, expires)| *expires > now);
-            if tokens.len() >= MAX_TOKENS {
-                return Err("too many live tokens; reuse the ones issued".into());
-            }
+            users_tokens = tokens.values().filter(|(u, _)| u == user).count();
+        }
+        if users_tokens >= max_per_user {
+            return Err(TokenError::TooMany(format!(
+                "user {user} holds {users_tokens} live tokens, the most one user may \
+                 (http_max_tokens_per_user = {max_per_user}); reuse one until it expires"
+            )));
+        }
+        if tokens.len() >= MAX_TOKENS {
+            return Err(TokenError::TooMany(format!(
+                "the broker holds {MAX_TOKENS} live tokens, the most it keeps; reuse the ones issued"
+            )));
         }
         tokens.insert(token.clone(), (user.to_owned(), now + TOKEN_TTL));
         let expires_at_ms = std::time::SystemTime::now()
@@ -758,6 +792,35 @@ mod tests {
             resource: resource.parse().unwrap(),
             permission,
         }
+    }
+
+    #[test]
+    fn one_user_cannot_take_every_token_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KvStore::open(dir.path(), KvConfig::default()).unwrap();
+        let auth = Auth::load(&kv);
+        for _ in 0..3 {
+            auth.issue_token("looper", 3).unwrap();
+        }
+        let refused = auth.issue_token("looper", 3).unwrap_err();
+        assert!(matches!(refused, TokenError::TooMany(_)));
+        assert!(
+            refused.to_string().contains("http_max_tokens_per_user = 3"),
+            "{refused}"
+        );
+        // Another user still gets one, and the refused user's tokens work.
+        let (token, _) = auth.issue_token("other", 3).unwrap();
+        assert_eq!(auth.token_user(&token).as_deref(), Some("other"));
+        // Expired tokens free their slots.
+        {
+            let mut tokens = auth.tokens.lock().unwrap();
+            for (user, expires) in tokens.values_mut() {
+                if user == "looper" {
+                    *expires = Instant::now() - Duration::from_secs(1);
+                }
+            }
+        }
+        auth.issue_token("looper", 3).unwrap();
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub mod names {
     pub const GROUP_LAG: &str = "warren_group_lag";
     pub const SHARE_INFLIGHT_RECORDS: &str = "warren_share_inflight_records";
     pub const DEAD_LETTERED_RECORDS_TOTAL: &str = "warren_dead_lettered_records_total";
+    pub const METRICS_SERIES_DROPPED: &str = "warren_metrics_series_dropped";
 }
 
 /// Upper bounds of the request latency buckets, in seconds: 50 µs (a
@@ -575,15 +576,61 @@ fn render_state(out: &mut String, shared: &Shared) {
         &[],
         shared.connections.totals().connections,
     );
-    render_groups(out, shared);
-    render_share(out, shared);
+    let max = usize::try_from(shared.config.metrics_max_group_series).unwrap_or(usize::MAX);
+    let mut dropped = Vec::new();
+    dropped.push((names::GROUP_LAG, render_groups(out, shared, max)));
+    dropped.extend(render_share(out, shared, max));
+    family(
+        out,
+        names::METRICS_SERIES_DROPPED,
+        "gauge",
+        "Per-group series left out of this scrape because their family reached \
+         metrics_max_group_series.",
+    );
+    for (name, count) in dropped {
+        sample(
+            out,
+            names::METRICS_SERIES_DROPPED,
+            &[("family", name)],
+            count,
+        );
+    }
+}
+
+/// Counts the series of one per-group family against
+/// `metrics_max_group_series`: a family renders at most `max` series per
+/// scrape (groups are created by clients, so their series are not bounded
+/// otherwise), and reports how many it left out.
+struct SeriesBudget {
+    left: usize,
+    dropped: usize,
+}
+
+impl SeriesBudget {
+    fn new(max: usize) -> SeriesBudget {
+        SeriesBudget {
+            left: max,
+            dropped: 0,
+        }
+    }
+
+    /// Whether one more series may be rendered (counts it either way).
+    fn take(&mut self) -> bool {
+        if self.left == 0 {
+            self.dropped += 1;
+            return false;
+        }
+        self.left -= 1;
+        true
+    }
 }
 
 /// Consumer-group lag per committed partition: high watermark minus the
 /// committed offset (what the group could still read), as DescribeGroup
 /// reports it. Partitions of deleted topics and partitions with no commit
 /// are left out.
-fn render_groups(out: &mut String, shared: &Shared) {
+fn render_groups(out: &mut String, shared: &Shared, max: usize) -> usize {
+    let mut budget = SeriesBudget::new(max);
     family(
         out,
         names::GROUP_LAG,
@@ -598,6 +645,9 @@ fn render_groups(out: &mut String, shared: &Shared) {
         else {
             continue;
         };
+        if !budget.take() {
+            continue;
+        }
         let lag = partition.log.high_watermark().0.saturating_sub(c.offset);
         let index = c.partition.to_string();
         sample(
@@ -611,11 +661,14 @@ fn render_groups(out: &mut String, shared: &Shared) {
             lag,
         );
     }
+    budget.dropped
 }
 
 /// Share-group records in flight (acquired, lock not yet expired) per
 /// share-partition, and records dead-lettered per (group, topic).
-fn render_share(out: &mut String, shared: &Shared) {
+fn render_share(out: &mut String, shared: &Shared, max: usize) -> [(&'static str, usize); 2] {
+    let mut inflight_budget = SeriesBudget::new(max);
+    let mut dead_budget = SeriesBudget::new(max);
     let mut stats = shared.share.stats();
     stats.sort_by(|a, b| {
         (&a.key.group, &a.key.topic, a.key.partition).cmp(&(
@@ -631,6 +684,9 @@ fn render_share(out: &mut String, shared: &Shared) {
         "Share-group records acquired by a consumer and not yet acknowledged, released or expired.",
     );
     for s in &stats {
+        if !inflight_budget.take() {
+            continue;
+        }
         let index = s.key.partition.to_string();
         sample(
             out,
@@ -661,14 +717,20 @@ fn render_share(out: &mut String, shared: &Shared) {
             sum += s.dead_lettered;
             j += 1;
         }
-        sample(
-            out,
-            names::DEAD_LETTERED_RECORDS_TOTAL,
-            &[("group", &first.key.group), ("topic", &first.key.topic)],
-            sum,
-        );
+        if dead_budget.take() {
+            sample(
+                out,
+                names::DEAD_LETTERED_RECORDS_TOTAL,
+                &[("group", &first.key.group), ("topic", &first.key.topic)],
+                sum,
+            );
+        }
         i = j;
     }
+    [
+        (names::SHARE_INFLIGHT_RECORDS, inflight_budget.dropped),
+        (names::DEAD_LETTERED_RECORDS_TOTAL, dead_budget.dropped),
+    ]
 }
 
 #[cfg(test)]

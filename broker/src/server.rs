@@ -161,11 +161,12 @@ impl Broker {
             what: "reading the HTTP listener's address",
             source,
         })?;
-        let (topics, share) = {
+        let (topics, share, groups, config) = {
             let kv = kv.clone();
             tokio::task::spawn_blocking(move || {
-                let share = ShareGroups::load(&kv, &topics);
-                (topics, share)
+                let share = ShareGroups::load(&kv, &topics, &config);
+                let groups = Coordinator::load(&config, &kv);
+                (topics, share, groups, config)
             })
             .await
             .map_err(|e| Error::Io {
@@ -183,7 +184,6 @@ impl Broker {
             tls = tls.is_some(),
             "warren broker started"
         );
-        let groups = Coordinator::new(&config);
         let throughput = crate::throughput::Throughput::new(&topics);
         let shared = Arc::new(Shared {
             config,
@@ -200,6 +200,9 @@ impl Broker {
             tls,
         });
         tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
+        tokio::spawn(crate::groups::coordinator::run_offsets_retention(
+            Arc::clone(&shared),
+        ));
         let (done_tx, connections_done) = mpsc::channel(1);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
         let http_stop = CancellationToken::new();

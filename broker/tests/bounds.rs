@@ -22,13 +22,14 @@ use warren_protocol::api::auth::{
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitPartition, CommitTopic, DescribeGroupRequest, FetchOffsetsRequest,
-    TopicPartitions,
+    JoinGroupRequest, ListGroupsRequest, ListGroupsResponse, TopicPartitions,
 };
 use warren_protocol::api::metadata::MetadataRequest;
 use warren_protocol::api::share::{
     AckBatch, AckKind, ShareAckPartition, ShareAckRequest, ShareAckResponse, ShareFetchRequest,
     ShareFetchResponse,
 };
+use warren_protocol::api::topics::DeleteTopicRequest;
 use warren_protocol::api::{self, ErrorBody};
 use warren_protocol::scram::{ScramClient, ScramCredential};
 
@@ -209,13 +210,13 @@ async fn metadata_answers_a_repeated_topic_once_and_bounds_the_list() -> Result<
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path()).await?;
     let mut c = Raw::connect(broker.local_addr()).await?;
-    create(&mut c, "t", 1000, "none").await?;
+    create(&mut c, "t", 100, "none").await?;
     let repeated = MetadataRequest {
         topics: vec!["t".to_string(); 10_000],
     };
     let response = c.call(&repeated).await?;
     ensure!(response.topics.len() == 1);
-    ensure!(response.topics[0].partitions.len() == 1000);
+    ensure!(response.topics[0].partitions.len() == 100);
     let over = MetadataRequest {
         topics: vec!["t".to_string(); 10_001],
     };
@@ -478,6 +479,242 @@ async fn a_fetch_asking_for_more_than_4_gib_is_capped_and_well_formed() -> Resul
     }
     // The connection is still in step: the next request is answered.
     let _ = c.call(&ApiVersionsRequest).await?;
+    broker.shutdown().await?;
+    Ok(())
+}
+
+async fn start_with(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut warren_broker::BrokerConfig),
+) -> Result<warren_broker::RunningBroker> {
+    let mut config = warren_broker::BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        http: "127.0.0.1:0".parse()?,
+        ..warren_broker::BrokerConfig::default()
+    };
+    tune(&mut config);
+    Ok(warren_broker::Broker::start(config).await?)
+}
+
+fn fetch_committed(group: &str) -> FetchOffsetsRequest {
+    FetchOffsetsRequest {
+        group: group.into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: vec![TopicPartitions {
+            topic: "t".into(),
+            partitions: vec![0],
+        }],
+    }
+}
+
+fn operator_commit(group: &str, offset: u64) -> CommitOffsetsRequest {
+    CommitOffsetsRequest {
+        group: group.into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: vec![CommitTopic {
+            topic: "t".into(),
+            partitions: vec![CommitPartition {
+                partition: 0,
+                offset,
+                metadata: None,
+            }],
+        }],
+    }
+}
+
+/// Deleting a topic deletes its committed offsets and share-group state: a
+/// topic created again under the same name gives group `g` no committed
+/// offset and share group `sg` a fresh state (it acquires offset 0 of the
+/// new log, where the old state would start at 3), and both still hold
+/// after a restart (the store does not bring them back).
+#[tokio::test]
+async fn a_recreated_topic_has_no_offsets_or_share_state_even_after_a_restart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    produce_values(&mut c, "t", 0, &["a", "b", "c"]).await?;
+    c.call(&operator_commit("g", 2)).await?;
+    let mut fetch = share_fetch(Vec::new());
+    fetch.group = "sg".into();
+    let got: ShareFetchResponse = c.call(&fetch).await?;
+    ensure!(got.partitions[0].acquired[0].last_offset == 2);
+    let mut ack = share_ack(vec![AckBatch {
+        first_offset: 0,
+        last_offset: 2,
+        kind: AckKind::Accept,
+    }]);
+    ack.group = "sg".into();
+    let acked: ShareAckResponse = c.call(&ack).await?;
+    ensure!(acked.partitions == [(0, ErrorCode::NONE)]);
+
+    c.call(&DeleteTopicRequest { name: "t".into() }).await?;
+    create(&mut c, "t", 1, "none").await?;
+    produce_values(&mut c, "t", 0, &["new"]).await?;
+    let check = |broker_addr| async move {
+        let mut c = Raw::connect(broker_addr).await?;
+        let offsets = c.call(&fetch_committed("g")).await?;
+        ensure!(offsets.topics[0].partitions[0].offset == -1, "{offsets:?}");
+        let mut fetch = share_fetch(Vec::new());
+        fetch.group = "sg".into();
+        fetch.member_id = "m2".into();
+        let got: ShareFetchResponse = c.call(&fetch).await?;
+        let acquired = got.partitions.first().map(|p| p.acquired.clone());
+        ensure!(
+            acquired
+                .as_ref()
+                .and_then(|a| a.first())
+                .map(|a| a.first_offset)
+                == Some(0),
+            "a fresh share state acquires offset 0: {acquired:?}"
+        );
+        anyhow::Ok(())
+    };
+    check(broker.local_addr()).await?;
+    broker.shutdown().await?;
+    let broker = start(dir.path()).await?;
+    check(broker.local_addr()).await?;
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// A group with no members whose last commit is older than
+/// `offsets_retention_minutes` (1 here) loses its offsets to the background
+/// sweep (every 50 ms here), for good: gone after a restart too; a group
+/// that committed recently keeps them. The old commit is written into the
+/// stopped broker's store with a 1970 commit time.
+#[tokio::test]
+async fn an_empty_group_past_the_retention_loses_its_offsets_for_good() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    c.call(&operator_commit("recent", 4)).await?;
+    drop(c);
+    broker.shutdown().await?;
+    {
+        let kv = warren_storage::KvStore::open(
+            &dir.path().join("meta").join("kv"),
+            warren_storage::KvConfig::default(),
+        )?;
+        let key = warren_broker::groups::coordinator::offset_key("idle", "t", 0);
+        let value = warren_broker::groups::coordinator::encode_offset(3, 0, None);
+        kv.apply_durable(&[warren_storage::KvOp::Put(&key, &value)])?;
+        kv.close()?;
+    }
+    let broker = start_with(dir.path(), |c| {
+        c.offsets_retention_minutes = 1;
+        c.offsets_retention_check_ms = 50;
+    })
+    .await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    let listed = |r: &ListGroupsResponse| -> Vec<String> {
+        r.groups.iter().map(|g| g.group.clone()).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let groups = listed(&c.call(&ListGroupsRequest).await?);
+        if groups == ["recent"] {
+            break;
+        }
+        ensure!(groups.contains(&"idle".to_string()), "{groups:?}");
+        ensure!(Instant::now() < deadline, "not swept in 20 s: {groups:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(c.call(&fetch_committed("idle")).await?.topics[0].partitions[0].offset == -1);
+    ensure!(c.call(&fetch_committed("recent")).await?.topics[0].partitions[0].offset == 4);
+    drop(c);
+    broker.shutdown().await?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    ensure!(listed(&c.call(&ListGroupsRequest).await?) == ["recent"]);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// Ever-new group names from one client stop at the configured caps with
+/// `LIMIT_REACHED` naming the config key: members of a group, consumer
+/// groups (joined or committed), share groups. Known ones still work.
+#[tokio::test]
+async fn ever_new_groups_and_members_stop_at_their_caps() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start_with(dir.path(), |c| {
+        c.group_max_size = 2;
+        c.group_max_groups = 3;
+        c.group_share_max_groups = 2;
+    })
+    .await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    let join = |group: &str, member: &str| JoinGroupRequest {
+        group: group.into(),
+        member_id: member.into(),
+        session_timeout_ms: 30_000,
+        topics: vec!["t".into()],
+    };
+    let first = c.call(&join("g", "")).await?;
+    c.call(&join("g", "")).await?;
+    let (code, message) = refusal(&mut c, &join("g", "")).await?;
+    ensure!(
+        code == ErrorCode::LIMIT_REACHED && message.contains("group_max_size"),
+        "{message}"
+    );
+    c.call(&join("g", &first.member_id)).await?;
+
+    c.call(&operator_commit("c1", 1)).await?;
+    c.call(&operator_commit("c2", 1)).await?;
+    for refused in [
+        refusal(&mut c, &operator_commit("c3", 1)).await?,
+        refusal(&mut c, &join("j", "")).await?,
+    ] {
+        ensure!(
+            refused.0 == ErrorCode::LIMIT_REACHED && refused.1.contains("group_max_groups"),
+            "{refused:?}"
+        );
+    }
+    c.call(&operator_commit("c1", 2)).await?;
+
+    for group in ["s1", "s2"] {
+        let mut fetch = share_fetch(Vec::new());
+        fetch.group = group.into();
+        let _: ShareFetchResponse = c.call(&fetch).await?;
+    }
+    let mut third = share_fetch(Vec::new());
+    third.group = "s3".into();
+    let (code, message) = refusal(&mut c, &third).await?;
+    ensure!(
+        code == ErrorCode::LIMIT_REACHED && message.contains("group_share_max_groups"),
+        "{message}"
+    );
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// `/metrics` renders at most `metrics_max_group_series` series of a
+/// per-group family and counts the rest in `warren_metrics_series_dropped`.
+#[tokio::test]
+async fn per_group_metric_series_are_capped() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start_with(dir.path(), |c| c.metrics_max_group_series = 2).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    for group in ["a", "b", "c", "d", "e"] {
+        c.call(&operator_commit(group, 0)).await?;
+    }
+    let (status, text) = common::http_get(broker.http_addr(), "/metrics").await?;
+    ensure!(status == 200, "{status}");
+    let lag_series = text
+        .lines()
+        .filter(|l| l.starts_with("warren_group_lag{"))
+        .count();
+    ensure!(lag_series == 2, "{text}");
+    ensure!(
+        text.contains("warren_metrics_series_dropped{family=\"warren_group_lag\"} 3"),
+        "{text}"
+    );
     broker.shutdown().await?;
     Ok(())
 }

@@ -19,6 +19,14 @@
 //!   durable outside it with the store's group commit; the response waits for
 //!   that. Loading at start is the store's: live keys plus the records since
 //!   its last snapshot, not every commit ever made.
+//! - Bounds: a group has at most `group_max_size` members and the broker
+//!   keeps at most `group_max_groups` groups (with members or committed
+//!   offsets); past either, `LIMIT_REACHED`. A group with no members loses
+//!   its offsets `offsets_retention_minutes` after its last commit or after
+//!   its last member left ([`Coordinator::expire_offsets`], run by
+//!   [`run_offsets_retention`]); a deleted topic's offsets go with it
+//!   ([`Coordinator::forget_topic`]). Both delete under the groups lock, so a
+//!   commit checked before cannot write after them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -213,33 +221,111 @@ fn partition_counts<'a>(
         .collect()
 }
 
+/// Most store operations in one apply when many offsets are deleted at once
+/// (a topic's or an expired group's): 10 000 keys of at most about 520 bytes
+/// stay well inside the store's 16 MiB batch. Not configurable.
+const DELETE_CHUNK: usize = 10_000;
+
 /// The group coordinator. See the module docs.
 pub struct Coordinator {
     groups: Mutex<HashMap<String, GroupState>>,
+    /// Groups with committed offsets -> their last activity in ms since the
+    /// Unix epoch: the later of their last commit and the moment their last
+    /// member left. Taken after `groups` when both are held.
+    activity: Mutex<HashMap<String, i64>>,
     /// Woken when a join may have brought an earlier session deadline.
     deadline_changed: Notify,
     heartbeat_interval_ms: u32,
     min_session_ms: u32,
     max_session_ms: u32,
+    /// `group_max_size`.
+    max_members: usize,
+    /// `group_max_groups`.
+    max_groups: usize,
+    /// `offsets_retention_minutes`, in ms.
+    retention_ms: i64,
 }
 
 impl Coordinator {
-    /// A coordinator with no groups, with the config's heartbeat interval and
-    /// session-timeout bounds.
+    /// A coordinator with no groups, with the config's heartbeat interval,
+    /// session-timeout bounds and group caps.
     pub fn new(config: &BrokerConfig) -> Coordinator {
         Coordinator {
             groups: Mutex::new(HashMap::new()),
+            activity: Mutex::new(HashMap::new()),
             deadline_changed: Notify::new(),
             heartbeat_interval_ms: config.group_heartbeat_interval_ms,
             min_session_ms: config.group_min_session_timeout_ms,
             max_session_ms: config.group_max_session_timeout_ms,
+            max_members: usize::try_from(config.group_max_size).unwrap_or(usize::MAX),
+            max_groups: usize::try_from(config.group_max_groups).unwrap_or(usize::MAX),
+            retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
+                .unwrap_or(i64::MAX),
         }
+    }
+
+    /// [`new`](Self::new), knowing the groups that have committed offsets in
+    /// `kv` (their last commit times start their retention). Scans the
+    /// store's offset keys: at start, on a blocking thread.
+    pub fn load(config: &BrokerConfig, kv: &KvStore) -> Coordinator {
+        let coordinator = Coordinator::new(config);
+        {
+            let mut activity = coordinator.activity();
+            for (key, value) in kv.scan_prefix(&[OFFSET_PREFIX]) {
+                if let (Some((group, _, _)), Some(stored)) =
+                    (parse_offset_key(&key), decode_offset(&value))
+                {
+                    let last = activity.entry(group.to_owned()).or_insert(i64::MIN);
+                    *last = (*last).max(stored.commit_time_ms);
+                }
+            }
+        }
+        coordinator
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, GroupState>> {
         self.groups
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn activity(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        self.activity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `LIMIT_REACHED` if `group` is new and the broker already keeps
+    /// `group_max_groups` groups (with members or committed offsets).
+    fn check_new_group(
+        &self,
+        group: &str,
+        groups: &HashMap<String, GroupState>,
+        activity: &HashMap<String, i64>,
+    ) -> Result<(), Refusal> {
+        if groups.contains_key(group) || activity.contains_key(group) {
+            return Ok(());
+        }
+        let count = activity.len() + groups.keys().filter(|g| !activity.contains_key(*g)).count();
+        if count >= self.max_groups {
+            return Err((
+                ErrorCode::LIMIT_REACHED,
+                format!(
+                    "the broker keeps {count} consumer groups, its limit (group_max_groups = {}); \
+                     group {group:?} cannot be added",
+                    self.max_groups
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Notes that `group` lost its last member now (its offsets' retention
+    /// starts again).
+    fn emptied(&self, group: &str) {
+        if let Some(last) = self.activity().get_mut(group) {
+            *last = (*last).max(now_ms());
+        }
     }
 
     /// JoinGroup.
@@ -272,6 +358,19 @@ impl Coordinator {
         let now = Instant::now();
         let (member_id, assignment) = {
             let mut groups = self.lock();
+            self.check_new_group(&req.group, &groups, &self.activity())?;
+            let (members, known) = groups.get(&req.group).map_or((0, false), |g| {
+                (g.members().len(), g.members().contains_key(&req.member_id))
+            });
+            if !known && members >= self.max_members {
+                return Err((
+                    ErrorCode::LIMIT_REACHED,
+                    format!(
+                        "group {:?} has {members} members, its limit (group_max_size = {})",
+                        req.group, self.max_members
+                    ),
+                ));
+            }
             let group = groups.entry(req.group.clone()).or_default();
             let mut names = group.subscribed_topics();
             names.extend(subscription.iter().cloned());
@@ -353,6 +452,7 @@ impl Coordinator {
         group.leave(member_id, &counts).map_err(|_| unknown())?;
         if group.is_empty() {
             groups.remove(group_name);
+            self.emptied(group_name);
         }
         tracing::info!(group = %group_name, member = %member_id, "member left");
         Ok(())
@@ -362,6 +462,7 @@ impl Coordinator {
     pub fn expire(&self, topics: &Topics, now: Instant) -> usize {
         let mut groups = self.lock();
         let mut expelled = 0;
+        let mut emptied = Vec::new();
         groups.retain(|name, group| {
             if group.next_deadline().is_some_and(|d| d <= now) {
                 let counts = partition_counts(topics, &group.subscribed_topics());
@@ -369,9 +470,15 @@ impl Coordinator {
                     tracing::info!(group = %name, member = %member, "session timed out; member expelled");
                     expelled += 1;
                 }
+                if group.is_empty() {
+                    emptied.push(name.clone());
+                }
             }
             !group.is_empty()
         });
+        for name in emptied {
+            self.emptied(&name);
+        }
         expelled
     }
 
@@ -465,6 +572,8 @@ impl Coordinator {
         // A partition named twice is written once, with its last offset
         // (a map, so a request of n repeats writes one key, not n).
         let keys_values: BTreeMap<Vec<u8>, Bytes> = keys_values.into_iter().collect();
+        let mut activity = self.activity();
+        self.check_new_group(&req.group, &groups, &activity)?;
         let ops: Vec<KvOp<'_>> = keys_values.iter().map(|(k, v)| KvOp::Put(k, v)).collect();
         let end = kv.apply(&ops).map_err(|e| {
             (
@@ -472,6 +581,9 @@ impl Coordinator {
                 format!("storing offsets: {e}"),
             )
         })?;
+        let last = activity.entry(req.group.clone()).or_insert(time);
+        *last = (*last).max(time);
+        drop(activity);
         drop(groups);
         Ok((response, Some(end)))
     }
@@ -683,7 +795,9 @@ impl Coordinator {
 
     /// Deletes every committed offset on `topic` (the topic was deleted: a new
     /// topic of the same name starts with none). Returns the store offset to
-    /// sync, if anything was written.
+    /// sync, if anything was written. Holds the groups lock while it scans
+    /// and deletes, so a commit that checked the topic before it was deleted
+    /// cannot write after the scan (and bring an offset back).
     ///
     /// # Errors
     /// The store's.
@@ -692,17 +806,114 @@ impl Coordinator {
         topic: &str,
         kv: &KvStore,
     ) -> warren_storage::Result<Option<Offset>> {
+        let groups = self.lock();
+        let mut touched = BTreeSet::new();
         let keys: Vec<Bytes> = kv
             .scan_prefix(&[OFFSET_PREFIX])
             .into_iter()
-            .filter(|(key, _)| parse_offset_key(key).is_some_and(|(_, t, _)| t == topic))
+            .filter(|(key, _)| {
+                parse_offset_key(key).is_some_and(|(g, t, _)| {
+                    t == topic && {
+                        touched.insert(g.to_owned());
+                        true
+                    }
+                })
+            })
             .map(|(key, _)| key)
             .collect();
-        if keys.is_empty() {
-            return Ok(None);
+        let end = delete_keys(kv, &keys)?;
+        // A group left with no offsets and no members is gone.
+        let mut activity = self.activity();
+        for group in touched {
+            if !groups.contains_key(&group) && kv.scan_prefix(&group_prefix(&group)).is_empty() {
+                activity.remove(&group);
+            }
         }
-        let ops: Vec<KvOp<'_>> = keys.iter().map(|k| KvOp::Delete(k)).collect();
-        kv.apply(&ops).map(Some)
+        Ok(end)
+    }
+
+    /// Deletes the committed offsets of every group that has no members and
+    /// whose last activity (last commit, or its last member leaving) is
+    /// older than `offsets_retention_minutes` before `now_ms` (Kafka's
+    /// `offsets.retention.minutes`). Returns the groups removed and the store
+    /// offset to sync. Holds the groups lock while it decides and deletes,
+    /// so a commit or join cannot slip in between.
+    ///
+    /// # Errors
+    /// The store's; the groups not yet deleted stay known.
+    pub fn expire_offsets(
+        &self,
+        kv: &KvStore,
+        now_ms: i64,
+    ) -> warren_storage::Result<(Vec<String>, Option<Offset>)> {
+        let cutoff = now_ms.saturating_sub(self.retention_ms);
+        let groups = self.lock();
+        let mut activity = self.activity();
+        let expired: Vec<String> = activity
+            .iter()
+            .filter(|(g, last)| **last < cutoff && !groups.contains_key(*g))
+            .map(|(g, _)| g.clone())
+            .collect();
+        let mut end = None;
+        for group in &expired {
+            let keys: Vec<Bytes> = kv
+                .scan_prefix(&group_prefix(group))
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            if let Some(o) = delete_keys(kv, &keys)? {
+                end = Some(o);
+            }
+            activity.remove(group);
+            tracing::info!(%group, offsets = keys.len(), "committed offsets expired (no members, no commit within offsets_retention_minutes)");
+        }
+        Ok((expired, end))
+    }
+}
+
+/// Deletes `keys` from `kv` in applies of at most [`DELETE_CHUNK`]; returns
+/// the last store offset written, if any.
+///
+/// # Errors
+/// The store's; earlier chunks stay deleted.
+pub(crate) fn delete_keys(kv: &KvStore, keys: &[Bytes]) -> warren_storage::Result<Option<Offset>> {
+    let mut end = None;
+    for chunk in keys.chunks(DELETE_CHUNK) {
+        let ops: Vec<KvOp<'_>> = chunk.iter().map(|k| KvOp::Delete(k)).collect();
+        end = Some(kv.apply(&ops)?);
+    }
+    Ok(end)
+}
+
+/// Runs until the broker shuts down: every `offsets_retention_check_ms`,
+/// deletes the committed offsets of consumer groups and the state of share
+/// groups that have been idle for `offsets_retention_minutes`
+/// ([`Coordinator::expire_offsets`], [`crate::share::ShareGroups::expire_idle`]),
+/// durably, on a blocking thread.
+pub async fn run_offsets_retention(shared: Arc<Shared>) {
+    let every = Duration::from_millis(shared.config.offsets_retention_check_ms);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = shared.shutdown.cancelled() => return,
+        }
+        let worker = Arc::clone(&shared);
+        let swept = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let (_, groups_end) = worker.groups.expire_offsets(&worker.kv, now)?;
+            if let Some(end) = groups_end {
+                worker.kv.sync_to(end)?;
+            }
+            worker.share.expire_idle(&worker.kv, now)
+        })
+        .await;
+        match swept {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "expiring idle group state failed; retried at the next check")
+            }
+            Err(e) => tracing::warn!(error = %e, "the group retention task failed"),
+        }
     }
 }
 
@@ -760,6 +971,81 @@ mod tests {
         let mut v = encode_offset(1, 0, Some("abc")).to_vec();
         v.truncate(v.len() - 1);
         assert_eq!(decode_offset(&v), None);
+    }
+
+    fn join_req(group: &str, member_id: &str) -> JoinGroupRequest {
+        JoinGroupRequest {
+            group: group.into(),
+            member_id: member_id.into(),
+            session_timeout_ms: 10_000,
+            topics: vec!["t".into()],
+        }
+    }
+
+    #[test]
+    fn empty_groups_offsets_expire_after_the_retention_durably() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv_dir = dir.path().join("kv");
+        let config = BrokerConfig {
+            offsets_retention_minutes: 1,
+            ..BrokerConfig::default()
+        };
+        let now = now_ms();
+        let manager = warren_storage::LogManager::open(&dir.path().join("data")).unwrap();
+        let topics = Topics::with_metrics(Arc::new(manager), false);
+        {
+            let kv = KvStore::open(&kv_dir, warren_storage::KvConfig::default()).unwrap();
+            for (group, time) in [
+                ("old", now - 120_000),
+                ("recent", now),
+                ("joined", now - 120_000),
+            ] {
+                let key = offset_key(group, "t", 0);
+                kv.apply_durable(&[KvOp::Put(&key, &encode_offset(5, time, None))])
+                    .unwrap();
+            }
+            let c = Coordinator::load(&config, &kv);
+            // A group with a member keeps its offsets however old its commit.
+            let member = c.join(&join_req("joined", ""), &topics).unwrap();
+            let (expired, end) = c.expire_offsets(&kv, now).unwrap();
+            assert_eq!(expired, ["old"]);
+            kv.sync_to(end.unwrap()).unwrap();
+            assert_eq!(c.expire_offsets(&kv, now).unwrap().0, Vec::<String>::new());
+            // Its last member leaving starts its retention afresh.
+            c.leave("joined", &member.member_id, &topics).unwrap();
+            assert!(c.expire_offsets(&kv, now).unwrap().0.is_empty());
+            let (mut later, end) = c.expire_offsets(&kv, now_ms() + 61_000).unwrap();
+            later.sort();
+            assert_eq!(later, ["joined", "recent"]);
+            kv.sync_to(end.unwrap()).unwrap();
+            kv.close().unwrap();
+        }
+        let kv = KvStore::open(&kv_dir, warren_storage::KvConfig::default()).unwrap();
+        assert!(committed_offsets(&kv).is_empty(), "deleted for good");
+    }
+
+    #[test]
+    fn members_per_group_and_groups_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig {
+            group_max_size: 2,
+            group_max_groups: 2,
+            ..BrokerConfig::default()
+        };
+        let manager = warren_storage::LogManager::open(&dir.path().join("data")).unwrap();
+        let topics = Topics::with_metrics(Arc::new(manager), false);
+        let c = Coordinator::new(&config);
+        let a = c.join(&join_req("g", ""), &topics).unwrap();
+        c.join(&join_req("g", ""), &topics).unwrap();
+        let third = c.join(&join_req("g", ""), &topics).unwrap_err();
+        assert_eq!(third.0, ErrorCode::LIMIT_REACHED);
+        assert!(third.1.contains("group_max_size"), "{}", third.1);
+        // A known member may join again.
+        c.join(&join_req("g", &a.member_id), &topics).unwrap();
+        c.join(&join_req("h", ""), &topics).unwrap();
+        let new_group = c.join(&join_req("i", ""), &topics).unwrap_err();
+        assert_eq!(new_group.0, ErrorCode::LIMIT_REACHED);
+        assert!(new_group.1.contains("group_max_groups"), "{}", new_group.1);
     }
 
     #[test]

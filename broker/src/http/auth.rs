@@ -28,7 +28,10 @@
 //! [`Auth::verify_password_cached`](crate::auth::Auth::verify_password_cached)
 //! (cleared on every user or ACL change). Tokens are 256 random bits,
 //! base64url, kept in memory for [`TOKEN_TTL`](crate::auth::TOKEN_TTL) (1 h) and lost on restart; a token
-//! of a deleted user stops working at once.
+//! of a deleted user stops working at once. A user holds at most
+//! `http_max_tokens_per_user` live tokens (default 64) and the broker at most
+//! [`MAX_TOKENS`](crate::auth::MAX_TOKENS): beyond, `POST /api/auth/token`
+//! answers 429 `TOO_MANY_TOKENS`.
 
 use std::sync::Arc;
 
@@ -43,7 +46,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
-use crate::auth::Grants;
+use crate::auth::{Grants, TokenError};
 use crate::http::{RouteEntry, table_router};
 use crate::server::Shared;
 
@@ -380,7 +383,9 @@ async fn issue_token(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
         Ok(user) => user,
         Err(response) => return response,
     };
-    match shared.auth.issue_token(&user) {
+    let max_per_user =
+        usize::try_from(shared.config.http_max_tokens_per_user).unwrap_or(usize::MAX);
+    match shared.auth.issue_token(&user, max_per_user) {
         Ok((token, expires_at_ms)) => {
             let body = format!(
                 "{{\"token\":{},\"expires_at_ms\":{expires_at_ms}}}",
@@ -393,7 +398,10 @@ async fn issue_token(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> R
             );
             response
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e),
+        Err(TokenError::TooMany(message)) => {
+            error(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_TOKENS", message)
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
     }
 }
 

@@ -92,6 +92,7 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
             codes.push((partition, code));
             continue;
         };
+        sp.touch();
         let (out, claims, written) = {
             let mut g = sp.lock();
             let out = g.state.acknowledge_batches(

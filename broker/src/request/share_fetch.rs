@@ -86,26 +86,33 @@ pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>) -> Reply {
     // A partition named twice is served once (a set: linear in the request).
     let mut seen = HashSet::with_capacity(wanted.len());
     wanted.retain(|p| seen.insert(*p));
-    let targets = wanted
-        .into_iter()
-        .map(|p| Target {
-            partition: p,
-            resolved: match topic.partitions.get(p as usize) {
-                None => Err(ErrorCode::UNKNOWN_PARTITION),
-                Some(partition) => {
-                    let key = ShareKey {
-                        group: req.group.clone(),
-                        topic: req.topic.clone(),
-                        partition: p,
-                    };
-                    let sp = shared
-                        .share
-                        .get_or_create(key, partition.log.log_start_offset().0);
-                    Ok((Arc::clone(partition), sp))
+    let mut targets = Vec::with_capacity(wanted.len());
+    for p in wanted {
+        let resolved = match topic.partitions.get(p as usize) {
+            None => Err(ErrorCode::UNKNOWN_PARTITION),
+            Some(partition) => {
+                let key = ShareKey {
+                    group: req.group.clone(),
+                    topic: req.topic.clone(),
+                    partition: p,
+                };
+                match shared
+                    .share
+                    .get_or_create(key, partition.log.log_start_offset().0)
+                {
+                    Ok(sp) => Ok((Arc::clone(partition), sp)),
+                    // A new share group over the cap: the whole request.
+                    Err((code, message)) => {
+                        return Reply::Now(Response::error(cid, code, message));
+                    }
                 }
-            },
-        })
-        .collect();
+            }
+        };
+        targets.push(Target {
+            partition: p,
+            resolved,
+        });
+    }
     let plan = Plan {
         cid,
         topic: req.topic,
@@ -175,6 +182,7 @@ impl Plan {
                     continue;
                 }
             };
+            sp.touch();
             if left == 0 || budget == 0 {
                 continue;
             }

@@ -132,10 +132,12 @@ pub async fn write(
             "writing to the dead-letter topic failed; the records wait and are retried"
         );
     }
+    // A set: `offsets` and `archived` each hold up to a window of offsets.
+    let archived_set: std::collections::HashSet<u64> = archived.iter().copied().collect();
     let rest: Vec<u64> = offsets
         .iter()
         .copied()
-        .filter(|o| !archived.contains(o))
+        .filter(|o| !archived_set.contains(o))
         .collect();
     let (moved, written_state) = {
         let mut g = sp.lock();

@@ -33,6 +33,15 @@
 //! fetches. It never polls: an acquisition with an earlier deadline than the
 //! heap's first wakes it to sleep less.
 //!
+//! Bounds: at most `group_share_max_groups` share groups (a ShareFetch that
+//! would add one more gets `LIMIT_REACHED`). A share group none of whose
+//! share-partitions was fetched from or acknowledged for
+//! `offsets_retention_minutes`, with no lock held and no dead letter
+//! waiting, is removed from memory and the store
+//! ([`ShareGroups::expire_idle`]); so is a deleted topic's state
+//! ([`ShareGroups::remove_topic`]). A removed share-partition is marked so
+//! under its lock: a request or timer still holding it never writes it back.
+//!
 //! # Layout
 //! - [`state`]: [`ShareState`], the state machine and its encoding.
 //! - [`dead_letter`]: writing records to the dead-letter topic.
@@ -42,7 +51,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -153,6 +162,10 @@ pub(crate) struct Guarded {
     timer: Option<Instant>,
     /// When to retry dead-letter writes that failed.
     retry_dead_letters_at: Option<Instant>,
+    /// Removed from [`ShareGroups`] (its topic was deleted, or its group
+    /// expired): never written to the store again, so a request or timer
+    /// still holding it cannot bring the deleted state back.
+    removed: bool,
 }
 
 /// One (group, topic, partition); see the module docs.
@@ -168,6 +181,9 @@ pub struct SharePartition {
     /// Records written to the dead-letter topic since the broker started
     /// (`warren_dead_lettered_records_total`).
     pub dead_lettered: AtomicU64,
+    /// Last ShareFetch or ShareAck on it (or when the broker loaded it), in
+    /// ms since the Unix epoch: [`ShareGroups::expire_idle`] reads it.
+    last_active_ms: AtomicI64,
 }
 
 /// One share-partition's figures for the metrics ([`ShareGroups::stats`]).
@@ -202,10 +218,17 @@ impl SharePartition {
                 state,
                 timer: None,
                 retry_dead_letters_at: None,
+                removed: false,
             }),
             changed: Notify::new(),
             dead_lettered: AtomicU64::new(0),
+            last_active_ms: AtomicI64::new(now_ms()),
         }
+    }
+
+    /// Notes a ShareFetch or ShareAck of its group now.
+    pub fn touch(&self) {
+        self.last_active_ms.fetch_max(now_ms(), Ordering::Relaxed);
     }
 
     /// Its start offset (SPSO: every offset below is done) and the members
@@ -235,7 +258,7 @@ impl SharePartition {
         kv: &KvStore,
         g: &mut Guarded,
     ) -> Result<Option<Offset>, warren_storage::Error> {
-        if !g.state.is_dirty() {
+        if !g.state.is_dirty() || g.removed {
             return Ok(None);
         }
         let value = g.state.encode();
@@ -262,6 +285,9 @@ impl SharePartition {
         let mut out = Acquisition::default();
         let log = &partition.log;
         let mut g = self.lock();
+        if g.removed {
+            return Ok(out);
+        }
         let log_start = log.log_start_offset().0;
         let log_end = log.log_end_offset().0;
         if g.state.start_offset() > log_end {
@@ -346,16 +372,42 @@ pub struct ShareGroups {
     /// Where the next ShareFetch starts among a topic's partitions, so one
     /// busy partition does not starve the others.
     next_partition: AtomicU32,
+    /// Share-partitions per share group (the groups the broker keeps). Taken
+    /// after the map's lock when both are held.
+    group_sizes: Mutex<HashMap<String, usize>>,
+    /// `group_share_max_groups` (0: no cap, for a map not built by [`load`](Self::load)).
+    max_groups: usize,
+    /// `offsets_retention_minutes`, in ms.
+    retention_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl ShareGroups {
+    /// No share-partitions, with the config's share-group cap
+    /// (`group_share_max_groups`) and retention (`offsets_retention_minutes`).
+    pub fn new(config: &crate::BrokerConfig) -> ShareGroups {
+        ShareGroups {
+            max_groups: usize::try_from(config.group_share_max_groups).unwrap_or(usize::MAX),
+            retention_ms: i64::try_from(config.offsets_retention_minutes.saturating_mul(60_000))
+                .unwrap_or(i64::MAX),
+            ..ShareGroups::default()
+        }
+    }
+
     /// Loads every share-partition stored in `kv`. Blocking (reads the map;
     /// may write): call it on a blocking thread at start. A value that does
     /// not decode is logged and its share-partition starts over at the log
     /// start (records may be delivered again, none is lost); one of a topic or
     /// partition that no longer exists is deleted.
-    pub fn load(kv: &KvStore, topics: &Topics) -> ShareGroups {
-        let groups = ShareGroups::default();
+    ///
+    /// `config` gives the share-group cap and retention.
+    pub fn load(kv: &KvStore, topics: &Topics, config: &crate::BrokerConfig) -> ShareGroups {
+        let groups = ShareGroups::new(config);
         let mut stale = Vec::new();
         let mut loaded = 0usize;
         for (key, value) in kv.scan_prefix(&[SHARE_PREFIX]) {
@@ -387,12 +439,14 @@ impl ShareGroups {
             if exhausted > 0 || sp.lock().state.has_unclaimed_dead_letters() {
                 groups.schedule(&sp, Instant::now());
             }
+            *groups.sizes().entry(share_key.group.clone()).or_insert(0) += 1;
             groups.map_write().insert(share_key, sp);
             loaded += 1;
         }
         if !stale.is_empty() {
-            let ops: Vec<KvOp<'_>> = stale.iter().map(|k| KvOp::Delete(k)).collect();
-            if let Err(e) = kv.apply_durable(&ops) {
+            let deleted = crate::groups::coordinator::delete_keys(kv, &stale)
+                .and_then(|end| end.map_or(Ok(()), |end| kv.sync_to(end)));
+            if let Err(e) = deleted {
                 tracing::warn!(error = %e, "could not delete share-group state of deleted topics");
             }
         }
@@ -402,6 +456,12 @@ impl ShareGroups {
             "share groups loaded"
         );
         groups
+    }
+
+    fn sizes(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.group_sizes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn map_write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ShareKey, Arc<SharePartition>>> {
@@ -441,15 +501,128 @@ impl ShareGroups {
     }
 
     /// The share-partition, created (starting at `log_start`) on first use.
-    pub fn get_or_create(&self, key: ShareKey, log_start: u64) -> Arc<SharePartition> {
+    ///
+    /// # Errors
+    /// `LIMIT_REACHED` when this would add a share group beyond
+    /// `group_share_max_groups`.
+    pub fn get_or_create(
+        &self,
+        key: ShareKey,
+        log_start: u64,
+    ) -> Result<Arc<SharePartition>, (ErrorCode, String)> {
         if let Some(sp) = self.get(&key) {
-            return sp;
+            return Ok(sp);
         }
         let mut map = self.map_write();
-        Arc::clone(map.entry(key.clone()).or_insert_with(|| {
-            tracing::info!(group = %key.group, topic = %key.topic, partition = key.partition, start_offset = log_start, "share-partition created");
-            Arc::new(SharePartition::new(key, ShareState::new(log_start)))
-        }))
+        if let Some(sp) = map.get(&key) {
+            return Ok(Arc::clone(sp));
+        }
+        let mut sizes = self.sizes();
+        if self.max_groups > 0 && !sizes.contains_key(&key.group) && sizes.len() >= self.max_groups
+        {
+            return Err((
+                ErrorCode::LIMIT_REACHED,
+                format!(
+                    "the broker keeps {} share groups, its limit (group_share_max_groups = {}); \
+                     share group {:?} cannot be added",
+                    sizes.len(),
+                    self.max_groups,
+                    key.group
+                ),
+            ));
+        }
+        *sizes.entry(key.group.clone()).or_insert(0) += 1;
+        tracing::info!(group = %key.group, topic = %key.topic, partition = key.partition, start_offset = log_start, "share-partition created");
+        let sp = Arc::new(SharePartition::new(key.clone(), ShareState::new(log_start)));
+        map.insert(key, Arc::clone(&sp));
+        Ok(sp)
+    }
+
+    /// Takes `removed` out of the map's bookkeeping: marks each removed (no
+    /// more store writes), counts it off its group, wakes its long polls.
+    fn forget(&self, removed: &[Arc<SharePartition>]) {
+        for sp in removed {
+            sp.lock().removed = true;
+            sp.changed.notify_waiters();
+        }
+        let mut sizes = self.sizes();
+        for sp in removed {
+            if let Some(n) = sizes.get_mut(&sp.key.group) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    sizes.remove(&sp.key.group);
+                }
+            }
+        }
+    }
+
+    /// Removes every share group none of whose share-partitions was fetched
+    /// from or acknowledged for `offsets_retention_minutes` before `now_ms`,
+    /// that holds no record lock and has no record waiting for the
+    /// dead-letter topic (a share group has no member list: a member is a
+    /// consumer holding locks). Its state goes from memory and, durably,
+    /// from the store; a later ShareFetch starts it afresh at the log start.
+    /// Returns the groups removed.
+    ///
+    /// # Errors
+    /// The store's (the groups are already gone from memory; their stored
+    /// state is deleted at the next start if the topic is gone, else it is
+    /// loaded again and expires at a later check).
+    pub fn expire_idle(
+        &self,
+        kv: &KvStore,
+        now_ms: i64,
+    ) -> Result<Vec<String>, warren_storage::Error> {
+        let cutoff = now_ms.saturating_sub(self.retention_ms);
+        let removed: Vec<Arc<SharePartition>> = {
+            let mut map = self.map_write();
+            let mut busy: HashSet<String> = HashSet::new();
+            let mut seen: HashSet<String> = HashSet::new();
+            for sp in map.values() {
+                seen.insert(sp.key.group.clone());
+                let idle = sp.last_active_ms.load(Ordering::Relaxed) < cutoff && {
+                    let g = sp.lock();
+                    g.state.in_flight() == 0 && !g.state.has_unclaimed_dead_letters()
+                };
+                if !idle {
+                    busy.insert(sp.key.group.clone());
+                }
+            }
+            let keys: Vec<ShareKey> = map
+                .keys()
+                .filter(|k| !busy.contains(&k.group))
+                .cloned()
+                .collect();
+            let removed: Vec<Arc<SharePartition>> =
+                keys.iter().filter_map(|k| map.remove(k)).collect();
+            // Marked under the map's lock: a fetch finds it gone or finds it
+            // removed, never acquires on a state that is being deleted.
+            for sp in &removed {
+                sp.lock().removed = true;
+            }
+            removed
+        };
+        if removed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.forget(&removed);
+        let groups: Vec<String> = removed
+            .iter()
+            .map(|sp| sp.key.group.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for group in &groups {
+            tracing::info!(%group, "share group expired (no activity within offsets_retention_minutes)");
+        }
+        let keys: Vec<bytes::Bytes> = removed
+            .iter()
+            .map(|sp| bytes::Bytes::from(sp.kv_key.clone()))
+            .collect();
+        if let Some(end) = crate::groups::coordinator::delete_keys(kv, &keys)? {
+            kv.sync_to(end)?;
+        }
+        Ok(groups)
     }
 
     /// A starting point for spreading fetches over `n` partitions.
@@ -488,22 +661,26 @@ impl ShareGroups {
         let removed: Vec<Arc<SharePartition>> = {
             let mut map = self.map_write();
             let keys: Vec<ShareKey> = map.keys().filter(|k| k.topic == topic).cloned().collect();
-            keys.iter().filter_map(|k| map.remove(k)).collect()
+            let removed: Vec<Arc<SharePartition>> =
+                keys.iter().filter_map(|k| map.remove(k)).collect();
+            for sp in &removed {
+                sp.lock().removed = true;
+            }
+            removed
         };
-        for sp in &removed {
-            sp.changed.notify_waiters();
-        }
+        // Marked removed before the store's keys go, so a timer visit or an
+        // acknowledgement still holding one cannot write it back after.
+        self.forget(&removed);
         let stale: Vec<_> = kv
             .scan_prefix(&[SHARE_PREFIX])
             .into_iter()
             .filter(|(k, _)| ShareKey::from_kv_key(k).is_some_and(|k| k.topic == topic))
             .map(|(k, _)| k)
             .collect();
-        if stale.is_empty() {
-            return Ok(());
+        match crate::groups::coordinator::delete_keys(kv, &stale)? {
+            Some(end) => kv.sync_to(end),
+            None => Ok(()),
         }
-        let ops: Vec<KvOp<'_>> = stale.iter().map(|k| KvOp::Delete(k)).collect();
-        kv.apply_durable(&ops)
     }
 
     /// Writes every share-partition that changed since its last write (the
@@ -665,6 +842,51 @@ mod tests {
         assert!(raw < next.kv_key());
         assert_eq!(ShareKey::from_kv_key(b"s\0\0"), None);
         assert_eq!(ShareKey::from_kv_key(b"o"), None);
+    }
+
+    #[test]
+    fn idle_share_groups_expire_durably_and_new_ones_are_capped()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let kv_dir = dir.path().join("kv");
+        let config = crate::BrokerConfig {
+            group_share_max_groups: 2,
+            offsets_retention_minutes: 1,
+            ..crate::BrokerConfig::default()
+        };
+        let key = |group: &str| ShareKey {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        {
+            let kv = KvStore::open(&kv_dir, warren_storage::KvConfig::default())?;
+            let groups = ShareGroups::new(&config);
+            let idle = groups.get_or_create(key("idle"), 0).map_err(|e| e.1)?;
+            groups.get_or_create(key("busy"), 0).map_err(|e| e.1)?;
+            // A third share group is over the cap; a known one is not.
+            let over = groups.get_or_create(key("third"), 0);
+            assert_eq!(over.err().map(|e| e.0), Some(ErrorCode::LIMIT_REACHED));
+            groups.get_or_create(key("idle"), 0).map_err(|e| e.1)?;
+            for name in ["idle", "busy"] {
+                kv.apply_durable(&[KvOp::Put(&key(name).kv_key(), &ShareState::new(0).encode())])?;
+            }
+            // "idle" was last active 2 minutes ago, "busy" just now.
+            idle.last_active_ms
+                .store(now_ms() - 120_000, Ordering::Relaxed);
+            let expired = groups.expire_idle(&kv, now_ms())?;
+            assert_eq!(expired, ["idle"]);
+            assert!(groups.get(&key("idle")).is_none());
+            assert!(groups.get(&key("busy")).is_some());
+            assert!(idle.lock().removed, "never written again");
+            // The slot is free again.
+            groups.get_or_create(key("third"), 0).map_err(|e| e.1)?;
+            kv.close()?;
+        }
+        let kv = KvStore::open(&kv_dir, warren_storage::KvConfig::default())?;
+        assert!(kv.get(&key("idle").kv_key()).is_none(), "deleted for good");
+        assert!(kv.get(&key("busy").kv_key()).is_some());
+        Ok(())
     }
 
     #[test]
