@@ -878,7 +878,16 @@ mod tests {
             assert_eq!(expired, ["idle"]);
             assert!(groups.get(&key("idle")).is_none());
             assert!(groups.get(&key("busy")).is_some());
-            assert!(idle.lock().removed, "never written again");
+            {
+                // A request still holding it changes it: nothing is written.
+                let mut g = idle.lock();
+                assert!(g.removed);
+                let member: Arc<str> = Arc::from("m");
+                g.state.acquire(0, 10, 5, &member, Instant::now());
+                assert!(g.state.is_dirty());
+                assert_eq!(idle.persist(&kv, &mut g)?, None, "never written again");
+                assert!(kv.get(&key("idle").kv_key()).is_none());
+            }
             // The slot is free again.
             groups.get_or_create(key("third"), 0).map_err(|e| e.1)?;
             kv.close()?;
