@@ -455,6 +455,40 @@ mod tests {
     }
 
     #[test]
+    fn state_caps_load_from_the_environment_and_zero_or_huge_values_are_refused() {
+        let c = BrokerConfig::load(
+            None,
+            env(&[
+                ("WARREN_GROUP_MAX_SIZE", "7"),
+                ("WARREN_OFFSETS_RETENTION_MINUTES", "1"),
+                ("WARREN_FETCH_MAX_BYTES", "65536"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.group_max_size, 7);
+        assert_eq!(c.offsets_retention_minutes, 1);
+        assert_eq!(c.fetch_max_bytes, 65536);
+        assert_eq!(
+            BrokerConfig::default().offsets_retention_minutes,
+            10_080,
+            "Kafka's 7 days"
+        );
+        for (key, value) in [
+            ("WARREN_GROUP_MAX_GROUPS", "0"),
+            ("WARREN_GROUP_SHARE_MAX_GROUPS", "0"),
+            ("WARREN_HTTP_MAX_TOKENS_PER_USER", "0"),
+            ("WARREN_FETCH_MAX_BYTES", "4294967295"),
+        ] {
+            let err = BrokerConfig::load(None, env(&[(key, value)]), toml::Table::new())
+                .unwrap_err()
+                .to_string();
+            let field = key.trim_start_matches("WARREN_").to_ascii_lowercase();
+            assert!(err.contains(&field), "{key}: {err}");
+        }
+    }
+
+    #[test]
     fn tls_needs_both_cert_and_key() {
         let err = BrokerConfig::load(
             None,
