@@ -351,6 +351,15 @@ impl Topics {
             .get(name)
             .ok_or_else(|| BindingError::UnknownTopic(name.to_owned()))?;
         topic.check_binding(key, partitions)?;
+        // A partition named twice is bound once: one store key each, so a
+        // request of n repeats writes at most the topic's partition count.
+        let partitions: Vec<u32> = partitions
+            .iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        let partitions = partitions.as_slice();
         let keys: Vec<Vec<u8>> = partitions
             .iter()
             .map(|p| meta::binding_key(name, key, *p))

@@ -19,6 +19,7 @@ use warren_protocol::api::api_versions::ApiVersionsRequest;
 use warren_protocol::api::auth::{
     AclEntry, AuthenticateRequest, CreateAclRequest, CreateUserRequest, Permission,
 };
+use warren_protocol::api::bindings::BindRequest;
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitPartition, CommitTopic, DescribeGroupRequest, FetchOffsetsRequest,
@@ -29,7 +30,7 @@ use warren_protocol::api::share::{
     AckBatch, AckKind, ShareAckPartition, ShareAckRequest, ShareAckResponse, ShareFetchRequest,
     ShareFetchResponse,
 };
-use warren_protocol::api::topics::DeleteTopicRequest;
+use warren_protocol::api::topics::{CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest};
 use warren_protocol::api::{self, ErrorBody};
 use warren_protocol::scram::{ScramClient, ScramCredential};
 
@@ -738,6 +739,41 @@ async fn per_group_metric_series_are_capped() -> Result<()> {
         text.contains("warren_metrics_series_dropped{family=\"warren_group_lag\"} 3"),
         "{text}"
     );
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// A Bind naming one partition a million times binds it once (one store
+/// write, not a million in one batch past the store's batch limit).
+#[tokio::test]
+async fn a_bind_naming_a_partition_many_times_binds_it_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    c.call(&CreateTopicRequest {
+        name: "d".into(),
+        partitions: 2,
+        configs: vec![
+            ("routing".into(), "direct".into()),
+            ("durability".into(), "none".into()),
+        ],
+    })
+    .await?;
+    let mut partitions = vec![1; 1_000_000];
+    partitions.push(0);
+    c.call(&BindRequest {
+        topic: "d".into(),
+        key: "k".into(),
+        partitions,
+    })
+    .await?;
+    let d = c.call(&DescribeTopicRequest { name: "d".into() }).await?;
+    let bound: Vec<(String, Vec<u32>)> = d
+        .bindings
+        .iter()
+        .map(|b| (b.key.clone(), b.partitions.clone()))
+        .collect();
+    ensure!(bound == [("k".to_string(), vec![0, 1])], "{bound:?}");
     broker.shutdown().await?;
     Ok(())
 }
