@@ -95,6 +95,14 @@ pub enum AuthError {
     InvalidAcl(String),
     #[error("{0}")]
     SuperuserRequired(&'static str),
+    /// The first user may be created only from the broker's own machine:
+    /// before it exists every client is anonymous, and a remote one would
+    /// take the broker over.
+    #[error(
+        "the first user can be created only from a loopback address (this request came from \
+         {peer}): run `warren user add NAME --superuser` on the broker's machine"
+    )]
+    FirstUserNotLocal { peer: std::net::IpAddr },
     #[error("writing to the metadata store failed: {0}")]
     Storage(#[from] warren_storage::Error),
 }
@@ -108,6 +116,7 @@ impl AuthError {
             AuthError::InvalidUser(_) => ErrorCode::INVALID_USER,
             AuthError::InvalidAcl(_) => ErrorCode::INVALID_ACL,
             AuthError::SuperuserRequired(_) => ErrorCode::SUPERUSER_REQUIRED,
+            AuthError::FirstUserNotLocal { .. } => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
             AuthError::Storage(e) => crate::request::storage_code(e, "writing users/ACLs"),
         }
     }
@@ -336,6 +345,35 @@ impl Auth {
         credential: ScramCredential,
         superuser: bool,
     ) -> Result<(), AuthError> {
+        self.create(kv, name, credential, superuser, None)
+    }
+
+    /// [`create_user`](Self::create_user) on behalf of a client at `peer`:
+    /// the first user (the one that ends anonymous access) only from a
+    /// loopback address, so a remote anonymous client cannot take the
+    /// broker over. Blocking (fsync).
+    ///
+    /// # Errors
+    /// As [`create_user`](Self::create_user), and `FirstUserNotLocal`.
+    pub fn create_user_from(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        credential: ScramCredential,
+        superuser: bool,
+        peer: std::net::IpAddr,
+    ) -> Result<(), AuthError> {
+        self.create(kv, name, credential, superuser, Some(peer))
+    }
+
+    fn create(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        credential: ScramCredential,
+        superuser: bool,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<(), AuthError> {
         if !valid_user_name(name) {
             return Err(AuthError::InvalidUser(format!(
                 "invalid user name {name:?}: 1 to 255 bytes of [A-Za-z0-9._@-]"
@@ -347,6 +385,12 @@ impl Auth {
         self.change(|state| {
             if state.users.contains_key(name) {
                 return Err(AuthError::UserExists(name.to_owned()));
+            }
+            if let Some(peer) = peer
+                && state.users.is_empty()
+                && !peer.to_canonical().is_loopback()
+            {
+                return Err(AuthError::FirstUserNotLocal { peer });
             }
             if state.users.is_empty() && !superuser {
                 return Err(AuthError::SuperuserRequired(
@@ -758,6 +802,36 @@ mod tests {
             resource: resource.parse().unwrap(),
             permission,
         }
+    }
+
+    /// A real non-loopback peer cannot be had in the tests (the network is
+    /// loopback only, and 127.0.0.2 is loopback too), so this checks the
+    /// rule where the CreateUser handler applies it, with the peer's address.
+    #[test]
+    fn the_first_user_cannot_be_created_from_a_remote_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KvStore::open(dir.path(), KvConfig::default()).unwrap();
+        let auth = Auth::load(&kv);
+        let remote: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let remote_v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        for peer in [remote, remote_v6] {
+            let err = auth
+                .create_user_from(&kv, "root", credential("r"), true, peer)
+                .unwrap_err();
+            assert!(matches!(err, AuthError::FirstUserNotLocal { .. }), "{err}");
+            assert_eq!(err.code(), ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+        }
+        assert!(!auth.has_users(), "nothing was created");
+        assert!(kv.scan_prefix(&[USER_PREFIX]).is_empty());
+        // IPv4-mapped loopback is loopback.
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        auth.create_user_from(&kv, "root", credential("r"), true, mapped)
+            .unwrap();
+        // Once a user exists, the admin rules decide (checked before the
+        // handler runs), not the peer's address.
+        auth.create_user_from(&kv, "app", credential("a"), false, remote)
+            .unwrap();
+        assert_eq!(auth.list_users().len(), 2);
     }
 
     #[test]

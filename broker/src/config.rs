@@ -19,6 +19,9 @@ use crate::error::{Error, Result};
 /// waits. Configurable (`max_connections`).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// The value of `http_allowed_hosts` that turns the HTTP `Host` check off.
+pub const ANY_HOST: &str = "*";
+
 /// Everything `warren serve` can be told. See the module docs for precedence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -72,6 +75,43 @@ pub struct BrokerConfig {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// Serve with no users defined (everyone is anonymous with full access)
+    /// even on a non-loopback `listen` or `http` address. Without it such a
+    /// broker refuses to start until a user exists. Default false.
+    pub allow_anonymous: bool,
+    /// Extra `Host` names the HTTP listener answers to, besides its own
+    /// address (and `localhost` and loopback IPs when it listens on loopback
+    /// or on every interface): `name` (any port) or `name:port`. `"*"` turns
+    /// the check off (DNS rebinding is then possible). In the environment, a
+    /// comma-separated list. Default empty.
+    pub http_allowed_hosts: Vec<String>,
+    /// Extra `Origin`s (`scheme://host[:port]`) allowed to send requests to
+    /// the HTTP listener, besides its own (the origin matching the request's
+    /// `Host`). In the environment, a comma-separated list. Default empty.
+    pub http_allowed_origins: Vec<String>,
+    /// HTTP connections served at once; beyond it a new connection gets
+    /// `503` and is closed. Default 256.
+    pub http_max_connections: usize,
+    /// Longest an HTTP connection may take to send a request's headers,
+    /// counted from when the broker is ready for it, so it is also how long
+    /// an idle keep-alive connection stays open. Default 30 000 ms.
+    pub http_header_timeout_ms: u64,
+    /// Longest an HTTP request may take from its headers to its response
+    /// (reading its body included); then `408`. Default 60 000 ms.
+    pub http_request_timeout_ms: u64,
+    /// A native connection with no request in flight that has sent nothing
+    /// for this long is closed (Kafka's `connections.max.idle.ms`). Default
+    /// 600 000 ms (10 minutes).
+    pub connections_max_idle_ms: u64,
+    /// Longest a native connection may take to send the rest of a request
+    /// frame once its first byte arrived; then it is closed. Default
+    /// 30 000 ms.
+    pub frame_read_timeout_ms: u64,
+    /// A new native connection must send a whole first request within this,
+    /// and, when users exist, finish authenticating within it; otherwise it
+    /// is closed. Counted from the end of the TLS handshake, if any. Default
+    /// 10 000 ms.
+    pub connection_setup_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -93,6 +133,15 @@ impl Default for BrokerConfig {
             metrics: true,
             tls_cert: None,
             tls_key: None,
+            allow_anonymous: false,
+            http_allowed_hosts: Vec::new(),
+            http_allowed_origins: Vec::new(),
+            http_max_connections: 256,
+            http_header_timeout_ms: 30_000,
+            http_request_timeout_ms: 60_000,
+            connections_max_idle_ms: 600_000,
+            frame_read_timeout_ms: 30_000,
+            connection_setup_timeout_ms: 10_000,
         }
     }
 }
@@ -163,6 +212,28 @@ impl BrokerConfig {
                 self.group_max_session_timeout_ms
             )));
         }
+        for (name, value) in [
+            ("http_max_connections", self.http_max_connections as u64),
+            ("http_header_timeout_ms", self.http_header_timeout_ms),
+            ("http_request_timeout_ms", self.http_request_timeout_ms),
+            ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("frame_read_timeout_ms", self.frame_read_timeout_ms),
+            (
+                "connection_setup_timeout_ms",
+                self.connection_setup_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Error::Config(format!("{name} must be at least 1")));
+            }
+        }
+        for origin in &self.http_allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "http_allowed_origins: {origin:?} is not an origin (scheme://host[:port])"
+                )));
+            }
+        }
         match (&self.tls_cert, &self.tls_key) {
             (Some(_), Some(_)) | (None, None) => {}
             (Some(cert), None) => {
@@ -215,7 +286,18 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "metrics",
         "tls_cert",
         "tls_key",
+        "allow_anonymous",
+        "http_allowed_hosts",
+        "http_allowed_origins",
+        "http_max_connections",
+        "http_header_timeout_ms",
+        "http_request_timeout_ms",
+        "connections_max_idle_ms",
+        "frame_read_timeout_ms",
+        "connection_setup_timeout_ms",
     ];
+    /// Keys whose value is a list: comma-separated in the environment.
+    const LISTS: &[&str] = &["http_allowed_hosts", "http_allowed_origins"];
     const LOG: &[&str] = &[
         "segment_bytes",
         "segment_ms",
@@ -236,6 +318,15 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         // Paths stay strings even when they look like a number.
         let value = if key.starts_with("tls_") {
             toml::Value::String(value)
+        } else if LISTS.contains(&key.as_str()) {
+            toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            )
         } else {
             scalar(&value)
         };
