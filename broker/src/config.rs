@@ -466,6 +466,53 @@ mod tests {
     }
 
     #[test]
+    fn hardening_keys_come_from_env_with_comma_lists_and_zero_timeouts_are_refused() {
+        let c = BrokerConfig::load(
+            None,
+            env(&[
+                (
+                    "WARREN_HTTP_ALLOWED_HOSTS",
+                    "broker.example, proxy.example:443",
+                ),
+                ("WARREN_HTTP_ALLOWED_ORIGINS", "https://console.example"),
+                ("WARREN_ALLOW_ANONYMOUS", "true"),
+                ("WARREN_CONNECTIONS_MAX_IDLE_MS", "1000"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.http_allowed_hosts,
+            vec![
+                "broker.example".to_string(),
+                "proxy.example:443".to_string()
+            ]
+        );
+        assert_eq!(
+            c.http_allowed_origins,
+            vec!["https://console.example".to_string()]
+        );
+        assert!(c.allow_anonymous);
+        assert_eq!(c.connections_max_idle_ms, 1000);
+        assert!(!BrokerConfig::default().allow_anonymous);
+        assert_eq!(BrokerConfig::default().connections_max_idle_ms, 600_000);
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_FRAME_READ_TIMEOUT_MS", "0")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("frame_read_timeout_ms"), "{err}");
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_HTTP_ALLOWED_ORIGINS", "evil.example")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not an origin"), "{err}");
+    }
+
+    #[test]
     fn tls_needs_both_cert_and_key() {
         let err = BrokerConfig::load(
             None,
