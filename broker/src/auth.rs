@@ -422,11 +422,35 @@ impl Auth {
     /// `UserNotFound`, `SuperuserRequired` (the last superuser while other
     /// users exist), `Storage`.
     pub fn delete_user(&self, kv: &KvStore, name: &str) -> Result<(), AuthError> {
+        self.delete_user_keeping_one(kv, name, false)
+    }
+
+    /// [`delete_user`](Self::delete_user), refusing to delete the last user
+    /// when `keep_one` (a broker on a non-loopback address without
+    /// `allow_anonymous`: deleting it would open the broker to everyone who
+    /// can reach it, which such a broker refuses to start with). Blocking.
+    ///
+    /// # Errors
+    /// As [`delete_user`](Self::delete_user); `SuperuserRequired` for the
+    /// last user when `keep_one`.
+    pub fn delete_user_keeping_one(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        keep_one: bool,
+    ) -> Result<(), AuthError> {
         self.change(|state| {
             let user = state
                 .users
                 .get(name)
                 .ok_or_else(|| AuthError::UserNotFound(name.to_owned()))?;
+            if keep_one && state.users.len() == 1 {
+                return Err(AuthError::SuperuserRequired(
+                    "cannot delete the last user of a broker on a non-loopback address: \
+                     everyone who can reach it would have full access (restart it with \
+                     --allow-anonymous first if that is what you want)",
+                ));
+            }
             let superusers = state.users.values().filter(|u| u.superuser).count();
             if user.superuser && superusers == 1 && state.users.len() > 1 {
                 return Err(AuthError::SuperuserRequired(
@@ -832,6 +856,15 @@ mod tests {
         auth.create_user_from(&kv, "app", credential("a"), false, remote)
             .unwrap();
         assert_eq!(auth.list_users().len(), 2);
+        // A public broker keeps its last user, so it never turns open.
+        auth.delete_user_keeping_one(&kv, "app", true).unwrap();
+        assert!(matches!(
+            auth.delete_user_keeping_one(&kv, "root", true),
+            Err(AuthError::SuperuserRequired(_))
+        ));
+        assert!(auth.has_users());
+        auth.delete_user_keeping_one(&kv, "root", false).unwrap();
+        assert!(!auth.has_users());
     }
 
     #[test]

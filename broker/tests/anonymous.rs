@@ -1,7 +1,7 @@
 //! With no users every client has full access, so the broker keeps that to
 //! loopback: on a non-loopback address it starts only once a user exists,
-//! or with `allow_anonymous` set on purpose. Binding 0.0.0.0 needs no
-//! network beyond loopback.
+//! or with `allow_anonymous` set on purpose, and its last user cannot be
+//! deleted. Binding 0.0.0.0 needs no network beyond loopback.
 
 mod common;
 
@@ -9,8 +9,9 @@ use anyhow::Result;
 use bytes::Bytes;
 use common::Raw;
 use warren_broker::{Broker, BrokerConfig, Error};
-use warren_protocol::api::auth::CreateUserRequest;
-use warren_protocol::scram::ScramCredential;
+use warren_protocol::ErrorCode;
+use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest, DeleteUserRequest};
+use warren_protocol::scram::{ScramClient, ScramCredential};
 
 fn config(dir: &std::path::Path, listen: &str, http: &str) -> Result<BrokerConfig> {
     Ok(BrokerConfig {
@@ -68,6 +69,37 @@ async fn allow_anonymous_or_an_existing_user_lets_a_public_address_start() -> Re
     drop(c);
     broker.shutdown().await?;
     let broker = Broker::start(config(dir.path(), "0.0.0.0:0", "0.0.0.0:0")?).await?;
+    // And it stays closed: its last user cannot be deleted.
+    let port = broker.local_addr().port();
+    let mut c = Raw::connect(([127, 0, 0, 1], port).into()).await?;
+    login(&mut c, "root", "root-secret").await?;
+    let refused = c
+        .try_call(&DeleteUserRequest {
+            name: "root".into(),
+        })
+        .await?;
+    assert_eq!(refused.err(), Some(ErrorCode::SUPERUSER_REQUIRED));
+    drop(c);
     broker.shutdown().await?;
+    Ok(())
+}
+
+/// SCRAM-SHA-256 login; fails if refused.
+async fn login(c: &mut Raw, user: &str, password: &str) -> Result<()> {
+    let client = ScramClient::new(user, password)?;
+    let first = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client.client_first()),
+        })
+        .await?;
+    let (fin, client_final) = client.handle_server_first(&first.auth_bytes)?;
+    let last = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client_final),
+        })
+        .await?;
+    fin.verify_server_final(&last.auth_bytes)?;
     Ok(())
 }

@@ -194,7 +194,8 @@ pub fn create_user(
 
 pub fn delete_user(cid: u32, req: DeleteUserRequest, shared: &Arc<Shared>) -> Reply {
     change(cid, shared, move |s| {
-        s.auth.delete_user(&s.kv, &req.name)?;
+        let public = crate::server::check_anonymous_exposure(&s.config, false).is_err();
+        s.auth.delete_user_keeping_one(&s.kv, &req.name, public)?;
         tracing::info!(user = %req.name, "user deleted");
         Ok(())
     })
