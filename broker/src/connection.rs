@@ -294,15 +294,22 @@ impl Deadlines {
 
     /// The earliest deadline and which one it is.
     fn next(&self) -> (tokio::time::Instant, Expired) {
-        let mut first = (self.last_read + self.idle, Expired::Idle);
+        let mut first = (after(self.last_read, self.idle), Expired::Idle);
         if let Some(started) = self.frame_started {
-            first = first.min((started + self.frame, Expired::Frame));
+            first = first.min((after(started, self.frame), Expired::Frame));
         }
         if !self.setup_done {
-            first = first.min((self.opened + self.setup, Expired::Setup));
+            first = first.min((after(self.opened, self.setup), Expired::Setup));
         }
         first
     }
+}
+
+/// `start + timeout`, or a year from `start` when a huge configured timeout
+/// would overflow the clock (a way to say "never").
+fn after(start: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    start.checked_add(timeout).unwrap_or_else(|| start + FAR)
 }
 
 /// The writing half of a connection's stream: bytes go through
@@ -478,4 +485,62 @@ async fn copy_file<W: AsyncWrite + Unpin>(
         position += read as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn clock() -> Deadlines {
+        Deadlines::new(&BrokerConfig {
+            connection_setup_timeout_ms: 10_000,
+            frame_read_timeout_ms: 30_000,
+            connections_max_idle_ms: 600_000,
+            ..BrokerConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_new_connection_waits_for_its_setup_then_for_idleness() {
+        let mut c = clock();
+        assert_eq!(c.next().1, Expired::Setup);
+        c.setup_done = true;
+        assert_eq!(c.next().1, Expired::Idle);
+        assert_eq!(c.next().0, c.last_read + Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_started_frame_keeps_its_start_until_one_is_decoded() {
+        let mut c = clock();
+        c.setup_done = true;
+        c.frame_progress(false, false);
+        let started = c.frame_started.expect("a frame started");
+        assert_eq!(
+            c.next(),
+            (started + Duration::from_secs(30), Expired::Frame)
+        );
+        // More bytes of the same frame: same start.
+        c.frame_progress(false, false);
+        assert_eq!(c.frame_started, Some(started));
+        // Frames decoded and bytes of the next one left: a new start.
+        std::thread::sleep(Duration::from_millis(2));
+        c.frame_progress(true, false);
+        assert!(c.frame_started.is_some_and(|s| s > started));
+        // All decoded: no frame pending.
+        c.frame_progress(true, true);
+        assert_eq!(c.frame_started, None);
+        assert_eq!(c.next().1, Expired::Idle);
+    }
+
+    #[test]
+    fn a_huge_timeout_means_far_away_not_a_panic() {
+        let c = Deadlines::new(&BrokerConfig {
+            connections_max_idle_ms: u64::MAX,
+            connection_setup_timeout_ms: u64::MAX,
+            ..BrokerConfig::default()
+        });
+        let (deadline, _) = c.next();
+        assert!(deadline > tokio::time::Instant::now() + Duration::from_secs(86_400));
+    }
 }
