@@ -97,6 +97,11 @@ impl Broker {
         let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics));
         let storage_metrics = metrics.storage();
         let metrics_enabled = metrics.enabled();
+        // A data dir that does not exist yet holds no users: refuse before
+        // creating it.
+        if !config.data_dir.exists() {
+            check_anonymous_exposure(&config, false)?;
+        }
         let anonymous_check = config.clone();
         let (topics, kv, auth) =
             tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore, crate::auth::Auth)> {

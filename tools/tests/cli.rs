@@ -713,6 +713,7 @@ fn serve_with_no_users_refuses_a_public_address_in_one_line() -> Result<()> {
     ensure!(line.contains("0.0.0.0"), "{line}");
     ensure!(line.contains("warren user add"), "{line}");
     ensure!(line.contains("--allow-anonymous"), "{line}");
+    ensure!(!data.exists(), "the data dir was created");
     // With the default logs the error is still the last line, exit 1.
     let output = serve(&[], "info")?;
     ensure!(output.status.code() == Some(1), "exit {:?}", output.status);
