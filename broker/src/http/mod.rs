@@ -27,7 +27,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, get};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -127,6 +127,26 @@ const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 content-type: application/json\r\nconnection: close\r\ncontent-length: 87\r\n\r\n\
 {\"error\":\"TOO_MANY_CONNECTIONS\",\"message\":\"too many HTTP connections; try again later\"}";
 
+/// Over-cap connections answered at once; more are closed silently.
+const MAX_REFUSALS: usize = 64;
+/// Longest an over-cap connection is kept to be answered.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Answers an over-cap connection with [`BUSY_RESPONSE`], then reads what
+/// the client sent until it closes (at most [`REFUSAL_LINGER`]): closing
+/// with its request unread would reset the connection, and the reset can
+/// overtake the answer.
+async fn refuse_busy(mut socket: tokio::net::TcpStream, _slot: tokio::sync::OwnedSemaphorePermit) {
+    let answer = async {
+        socket.write_all(BUSY_RESPONSE).await?;
+        socket.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while socket.read(&mut sink).await? > 0 {}
+        std::io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(REFUSAL_LINGER, answer).await;
+}
+
 /// Serves [`router`] on `listener` until `stop` is cancelled (after the
 /// broker's shutdown token, so `/readyz` can say the broker is stopping);
 /// over TLS when the broker has a certificate.
@@ -134,7 +154,7 @@ content-type: application/json\r\nconnection: close\r\ncontent-length: 87\r\n\r\
 /// Its own accept loop rather than `axum::serve`, for two limits that one
 /// lacks: at most `http_max_connections` connections at once (one more gets
 /// [`BUSY_RESPONSE`] at once and is closed, rather than waiting unseen in
-/// the backlog), and hyper's header read timeout
+/// the backlog; see [`refuse_busy`]), and hyper's header read timeout
 /// (`http_header_timeout_ms`), which also closes idle keep-alive
 /// connections. Each connection (its TLS handshake included, bounded by
 /// [`crate::tls::HANDSHAKE_TIMEOUT`]) runs in its own task holding one
@@ -155,6 +175,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Cancellatio
     let app = router(Arc::clone(&shared), guard);
     let max = shared.config.http_max_connections;
     let limit = Arc::new(Semaphore::new(max));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let header_timeout = Duration::from_millis(shared.config.http_header_timeout_ms);
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -174,10 +195,12 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Cancellatio
         };
         backoff = Duration::from_millis(5);
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            // A fresh socket's send buffer takes these bytes at once; if it
-            // does not, the client only misses the explanation.
-            let _ = socket.try_write(BUSY_RESPONSE);
             tracing::debug!(%peer, max, "HTTP connection refused: http_max_connections reached");
+            // Answered by a task of its own, a bounded number at once; past
+            // that, closed without a word.
+            if let Ok(refusing) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(refuse_busy(socket, refusing));
+            }
             continue;
         };
         let app = app.clone();
