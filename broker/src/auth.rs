@@ -107,6 +107,14 @@ pub enum AuthError {
     InvalidAcl(String),
     #[error("{0}")]
     SuperuserRequired(&'static str),
+    /// The first user may be created only from the broker's own machine:
+    /// before it exists every client is anonymous, and a remote one would
+    /// take the broker over.
+    #[error(
+        "the first user can be created only from a loopback address (this request came from \
+         {peer}): run `warren user add NAME --superuser` on the broker's machine"
+    )]
+    FirstUserNotLocal { peer: std::net::IpAddr },
     #[error("writing to the metadata store failed: {0}")]
     Storage(#[from] warren_storage::Error),
 }
@@ -120,6 +128,7 @@ impl AuthError {
             AuthError::InvalidUser(_) => ErrorCode::INVALID_USER,
             AuthError::InvalidAcl(_) => ErrorCode::INVALID_ACL,
             AuthError::SuperuserRequired(_) => ErrorCode::SUPERUSER_REQUIRED,
+            AuthError::FirstUserNotLocal { .. } => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
             AuthError::Storage(e) => crate::request::storage_code(e, "writing users/ACLs"),
         }
     }
@@ -370,6 +379,35 @@ impl Auth {
         credential: ScramCredential,
         superuser: bool,
     ) -> Result<(), AuthError> {
+        self.create(kv, name, credential, superuser, None)
+    }
+
+    /// [`create_user`](Self::create_user) on behalf of a client at `peer`:
+    /// the first user (the one that ends anonymous access) only from a
+    /// loopback address, so a remote anonymous client cannot take the
+    /// broker over. Blocking (fsync).
+    ///
+    /// # Errors
+    /// As [`create_user`](Self::create_user), and `FirstUserNotLocal`.
+    pub fn create_user_from(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        credential: ScramCredential,
+        superuser: bool,
+        peer: std::net::IpAddr,
+    ) -> Result<(), AuthError> {
+        self.create(kv, name, credential, superuser, Some(peer))
+    }
+
+    fn create(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        credential: ScramCredential,
+        superuser: bool,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<(), AuthError> {
         if !valid_user_name(name) {
             return Err(AuthError::InvalidUser(format!(
                 "invalid user name {name:?}: 1 to 255 bytes of [A-Za-z0-9._@-]"
@@ -381,6 +419,12 @@ impl Auth {
         self.change(|state| {
             if state.users.contains_key(name) {
                 return Err(AuthError::UserExists(name.to_owned()));
+            }
+            if let Some(peer) = peer
+                && state.users.is_empty()
+                && !peer.to_canonical().is_loopback()
+            {
+                return Err(AuthError::FirstUserNotLocal { peer });
             }
             if state.users.is_empty() && !superuser {
                 return Err(AuthError::SuperuserRequired(
@@ -412,11 +456,35 @@ impl Auth {
     /// `UserNotFound`, `SuperuserRequired` (the last superuser while other
     /// users exist), `Storage`.
     pub fn delete_user(&self, kv: &KvStore, name: &str) -> Result<(), AuthError> {
+        self.delete_user_keeping_one(kv, name, false)
+    }
+
+    /// [`delete_user`](Self::delete_user), refusing to delete the last user
+    /// when `keep_one` (a broker on a non-loopback address without
+    /// `allow_anonymous`: deleting it would open the broker to everyone who
+    /// can reach it, which such a broker refuses to start with). Blocking.
+    ///
+    /// # Errors
+    /// As [`delete_user`](Self::delete_user); `SuperuserRequired` for the
+    /// last user when `keep_one`.
+    pub fn delete_user_keeping_one(
+        &self,
+        kv: &KvStore,
+        name: &str,
+        keep_one: bool,
+    ) -> Result<(), AuthError> {
         self.change(|state| {
             let user = state
                 .users
                 .get(name)
                 .ok_or_else(|| AuthError::UserNotFound(name.to_owned()))?;
+            if keep_one && state.users.len() == 1 {
+                return Err(AuthError::SuperuserRequired(
+                    "cannot delete the last user of a broker on a non-loopback address: \
+                     everyone who can reach it would have full access (restart it with \
+                     --allow-anonymous first if that is what you want)",
+                ));
+            }
             let superusers = state.users.values().filter(|u| u.superuser).count();
             if user.superuser && superusers == 1 && state.users.len() > 1 {
                 return Err(AuthError::SuperuserRequired(
@@ -792,6 +860,45 @@ mod tests {
             resource: resource.parse().unwrap(),
             permission,
         }
+    }
+
+    /// A real non-loopback peer cannot be had in the tests (the network is
+    /// loopback only, and 127.0.0.2 is loopback too), so this checks the
+    /// rule where the CreateUser handler applies it, with the peer's address.
+    #[test]
+    fn the_first_user_cannot_be_created_from_a_remote_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KvStore::open(dir.path(), KvConfig::default()).unwrap();
+        let auth = Auth::load(&kv);
+        let remote: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+        let remote_v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        for peer in [remote, remote_v6] {
+            let err = auth
+                .create_user_from(&kv, "root", credential("r"), true, peer)
+                .unwrap_err();
+            assert!(matches!(err, AuthError::FirstUserNotLocal { .. }), "{err}");
+            assert_eq!(err.code(), ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+        }
+        assert!(!auth.has_users(), "nothing was created");
+        assert!(kv.scan_prefix(&[USER_PREFIX]).is_empty());
+        // IPv4-mapped loopback is loopback.
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        auth.create_user_from(&kv, "root", credential("r"), true, mapped)
+            .unwrap();
+        // Once a user exists, the admin rules decide (checked before the
+        // handler runs), not the peer's address.
+        auth.create_user_from(&kv, "app", credential("a"), false, remote)
+            .unwrap();
+        assert_eq!(auth.list_users().len(), 2);
+        // A public broker keeps its last user, so it never turns open.
+        auth.delete_user_keeping_one(&kv, "app", true).unwrap();
+        assert!(matches!(
+            auth.delete_user_keeping_one(&kv, "root", true),
+            Err(AuthError::SuperuserRequired(_))
+        ));
+        assert!(auth.has_users());
+        auth.delete_user_keeping_one(&kv, "root", false).unwrap();
+        assert!(!auth.has_users());
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Largest `fetch_max_bytes` (2 GiB): a Fetch response carries at most this
 /// plus one batch, far below the u32 frame length. Not configurable.
 pub const MAX_FETCH_MAX_BYTES: u32 = 1 << 31;
+/// The value of `http_allowed_hosts` that turns the HTTP `Host` check off.
+pub const ANY_HOST: &str = "*";
 
 /// Everything `warren serve` can be told. See the module docs for precedence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +111,43 @@ pub struct BrokerConfig {
     /// one scrape of `/metrics` renders per family; the rest are counted in
     /// `warren_metrics_series_dropped`. Default 10 000.
     pub metrics_max_group_series: u32,
+    /// Serve with no users defined (everyone is anonymous with full access)
+    /// even on a non-loopback `listen` or `http` address. Without it such a
+    /// broker refuses to start until a user exists. Default false.
+    pub allow_anonymous: bool,
+    /// Extra `Host` names the HTTP listener answers to, besides its own
+    /// address (and `localhost` and loopback IPs when it listens on loopback
+    /// or on every interface): `name` (any port) or `name:port`. `"*"` turns
+    /// the check off (DNS rebinding is then possible). In the environment, a
+    /// comma-separated list. Default empty.
+    pub http_allowed_hosts: Vec<String>,
+    /// Extra `Origin`s (`scheme://host[:port]`) allowed to send requests to
+    /// the HTTP listener, besides its own (the origin matching the request's
+    /// `Host`). In the environment, a comma-separated list. Default empty.
+    pub http_allowed_origins: Vec<String>,
+    /// HTTP connections served at once; beyond it a new connection gets
+    /// `503` and is closed. Default 256.
+    pub http_max_connections: usize,
+    /// Longest an HTTP connection may take to send a request's headers,
+    /// counted from when the broker is ready for it, so it is also how long
+    /// an idle keep-alive connection stays open. Default 30 000 ms.
+    pub http_header_timeout_ms: u64,
+    /// Longest an HTTP request may take from its headers to its response
+    /// (reading its body included); then `408`. Default 60 000 ms.
+    pub http_request_timeout_ms: u64,
+    /// A native connection with no request in flight that has sent nothing
+    /// for this long is closed (Kafka's `connections.max.idle.ms`). Default
+    /// 600 000 ms (10 minutes).
+    pub connections_max_idle_ms: u64,
+    /// Longest a native connection may take to send the rest of a request
+    /// frame once its first byte arrived; then it is closed. Default
+    /// 30 000 ms.
+    pub frame_read_timeout_ms: u64,
+    /// A new native connection must send a whole first request within this,
+    /// and, when users exist, finish authenticating within it; otherwise it
+    /// is closed. Counted from the end of the TLS handshake, if any. Default
+    /// 10 000 ms.
+    pub connection_setup_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -138,6 +177,15 @@ impl Default for BrokerConfig {
             offsets_retention_check_ms: 600_000,
             http_max_tokens_per_user: 64,
             metrics_max_group_series: 10_000,
+            allow_anonymous: false,
+            http_allowed_hosts: Vec::new(),
+            http_allowed_origins: Vec::new(),
+            http_max_connections: 256,
+            http_header_timeout_ms: 30_000,
+            http_request_timeout_ms: 60_000,
+            connections_max_idle_ms: 600_000,
+            frame_read_timeout_ms: 30_000,
+            connection_setup_timeout_ms: 10_000,
         }
     }
 }
@@ -230,9 +278,25 @@ impl BrokerConfig {
                 "http_max_tokens_per_user",
                 u64::from(self.http_max_tokens_per_user),
             ),
+            ("http_max_connections", self.http_max_connections as u64),
+            ("http_header_timeout_ms", self.http_header_timeout_ms),
+            ("http_request_timeout_ms", self.http_request_timeout_ms),
+            ("connections_max_idle_ms", self.connections_max_idle_ms),
+            ("frame_read_timeout_ms", self.frame_read_timeout_ms),
+            (
+                "connection_setup_timeout_ms",
+                self.connection_setup_timeout_ms,
+            ),
         ] {
             if value == 0 {
                 return Err(Error::Config(format!("{name} must be at least 1")));
+            }
+        }
+        for origin in &self.http_allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(Error::Config(format!(
+                    "http_allowed_origins: {origin:?} is not an origin (scheme://host[:port])"
+                )));
             }
         }
         match (&self.tls_cert, &self.tls_key) {
@@ -295,7 +359,18 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "offsets_retention_check_ms",
         "http_max_tokens_per_user",
         "metrics_max_group_series",
+        "allow_anonymous",
+        "http_allowed_hosts",
+        "http_allowed_origins",
+        "http_max_connections",
+        "http_header_timeout_ms",
+        "http_request_timeout_ms",
+        "connections_max_idle_ms",
+        "frame_read_timeout_ms",
+        "connection_setup_timeout_ms",
     ];
+    /// Keys whose value is a list: comma-separated in the environment.
+    const LISTS: &[&str] = &["http_allowed_hosts", "http_allowed_origins"];
     const LOG: &[&str] = &[
         "segment_bytes",
         "segment_ms",
@@ -316,6 +391,15 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         // Paths stay strings even when they look like a number.
         let value = if key.starts_with("tls_") {
             toml::Value::String(value)
+        } else if LISTS.contains(&key.as_str()) {
+            toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_owned()))
+                    .collect(),
+            )
         } else {
             scalar(&value)
         };
@@ -487,6 +571,55 @@ mod tests {
             assert!(err.contains(&field), "{key}: {err}");
         }
     }
+
+
+    #[test]
+    fn hardening_keys_come_from_env_with_comma_lists_and_zero_timeouts_are_refused() {
+        let c = BrokerConfig::load(
+            None,
+            env(&[
+                (
+                    "WARREN_HTTP_ALLOWED_HOSTS",
+                    "broker.example, proxy.example:443",
+                ),
+                ("WARREN_HTTP_ALLOWED_ORIGINS", "https://console.example"),
+                ("WARREN_ALLOW_ANONYMOUS", "true"),
+                ("WARREN_CONNECTIONS_MAX_IDLE_MS", "1000"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.http_allowed_hosts,
+            vec![
+                "broker.example".to_string(),
+                "proxy.example:443".to_string()
+            ]
+        );
+        assert_eq!(
+            c.http_allowed_origins,
+            vec!["https://console.example".to_string()]
+        );
+        assert!(c.allow_anonymous);
+        assert_eq!(c.connections_max_idle_ms, 1000);
+        assert!(!BrokerConfig::default().allow_anonymous);
+        assert_eq!(BrokerConfig::default().connections_max_idle_ms, 600_000);
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_FRAME_READ_TIMEOUT_MS", "0")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("frame_read_timeout_ms"), "{err}");
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_HTTP_ALLOWED_ORIGINS", "evil.example")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("not an origin"), "{err}");
+    }
+
 
     #[test]
     fn tls_needs_both_cert_and_key() {

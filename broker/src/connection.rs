@@ -13,6 +13,15 @@
 //! does not read its socket makes the broker's memory grow; TCP pushes back on
 //! the client. Fetch responses hold file ranges, not record bytes.
 //!
+//! Timeouts (so silent or slow clients cannot hold the `max_connections`
+//! slots forever; plain TCP and TLS alike, counted after the handshake): a
+//! new connection must send a whole first request, and when users exist
+//! authenticate, within `connection_setup_timeout_ms`; a frame once started
+//! must be complete within `frame_read_timeout_ms`; a connection with no
+//! request in flight that has sent nothing for `connections_max_idle_ms` is
+//! closed. The reader waits on its socket and the earliest deadline
+//! ([`Deadlines`]); the close is logged with the reason.
+//!
 //! A malformed frame (over `max_frame_bytes`, shorter than its header) closes
 //! this connection only; a well-framed request with a bad body gets an error
 //! response and the connection stays open. Nothing here can panic on input.
@@ -38,7 +47,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
@@ -126,13 +135,16 @@ where
     let mut codec = RequestCodec::new(shared.config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut requests: u64 = 0;
+    let mut clock = Deadlines::new(&shared.config);
     let reason: String = 'conn: loop {
+        let mut decoded = false;
         loop {
             let frame = match codec.decode(&mut buf) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
                 Err(e) => break 'conn format!("malformed frame: {e}"),
             };
+            decoded = true;
             requests += 1;
             ConnectionInfo::add(&info.requests, 1);
             let frame_bytes = frame.body.len() + warren_protocol::frame::REQUEST_HEADER_BYTES;
@@ -171,13 +183,46 @@ where
                 break 'conn "write failed".to_string();
             }
         }
+        clock.frame_progress(decoded, buf.is_empty());
+        if !clock.setup_done
+            && requests > 0
+            && (!shared.auth.has_users() || session.grants(&shared.auth).is_authenticated())
+        {
+            clock.setup_done = true;
+        }
+        let (deadline, why) = clock.next();
         tokio::select! {
             read = reader.read_buf(&mut buf) => match read {
                 Ok(0) if buf.is_empty() => break 'conn "closed by peer".to_string(),
                 Ok(0) => break 'conn format!("closed by peer mid-frame ({} bytes unread)", buf.len()),
-                Ok(n) => ConnectionInfo::add(&info.bytes_in, n as u64),
+                Ok(n) => {
+                    clock.last_read = tokio::time::Instant::now();
+                    ConnectionInfo::add(&info.bytes_in, n as u64);
+                }
                 Err(e) => break 'conn format!("read error: {e}"),
             },
+            () = tokio::time::sleep_until(deadline) => {
+                let in_flight = inflight.available_permits() < shared.config.max_inflight_bytes;
+                match why {
+                    // A long poll or a slow reply is not idleness: look again
+                    // a whole idle period from now.
+                    Expired::Idle if in_flight => clock.last_read = tokio::time::Instant::now(),
+                    Expired::Idle => break 'conn format!(
+                        "idle for {} ms (connections_max_idle_ms)",
+                        clock.idle.as_millis()
+                    ),
+                    Expired::Frame => break 'conn format!(
+                        "request frame not finished within {} ms (frame_read_timeout_ms; {} bytes read)",
+                        clock.frame.as_millis(),
+                        buf.len()
+                    ),
+                    Expired::Setup => break 'conn format!(
+                        "no {} within {} ms of connecting (connection_setup_timeout_ms)",
+                        if requests == 0 { "request" } else { "authentication" },
+                        clock.setup.as_millis()
+                    ),
+                }
+            }
             () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
         }
     };
@@ -190,6 +235,81 @@ where
     };
     drop(registration);
     tracing::info!(%peer, %reason, requests, "connection closed");
+}
+
+/// Which of a connection's deadlines comes first (on a tie, the first
+/// listed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Expired {
+    /// `connection_setup_timeout_ms`: no first request, or (users exist) no
+    /// authentication yet.
+    Setup,
+    /// `frame_read_timeout_ms`: a frame was started and not finished.
+    Frame,
+    /// `connections_max_idle_ms`: nothing read for that long (closes only
+    /// when no request is in flight).
+    Idle,
+}
+
+/// The reader's clock: when the connection opened, when it last read, when
+/// the unfinished frame in the buffer started, and the three timeouts.
+/// Owned by the reader task; no I/O.
+#[derive(Debug)]
+struct Deadlines {
+    opened: tokio::time::Instant,
+    last_read: tokio::time::Instant,
+    /// When the first byte of the frame still incomplete in the buffer came.
+    frame_started: Option<tokio::time::Instant>,
+    /// A first request came and, when users exist, the session authenticated.
+    setup_done: bool,
+    setup: Duration,
+    frame: Duration,
+    idle: Duration,
+}
+
+impl Deadlines {
+    fn new(config: &crate::config::BrokerConfig) -> Deadlines {
+        let now = tokio::time::Instant::now();
+        Deadlines {
+            opened: now,
+            last_read: now,
+            frame_started: None,
+            setup_done: false,
+            setup: Duration::from_millis(config.connection_setup_timeout_ms),
+            frame: Duration::from_millis(config.frame_read_timeout_ms),
+            idle: Duration::from_millis(config.connections_max_idle_ms),
+        }
+    }
+
+    /// After decoding: an empty buffer holds no frame; bytes left behind a
+    /// decoded frame start a new one now; bytes with none decoded continue
+    /// the frame already started (or start one).
+    fn frame_progress(&mut self, decoded: bool, buffer_empty: bool) {
+        self.frame_started = match (buffer_empty, decoded, self.frame_started) {
+            (true, _, _) => None,
+            (false, false, Some(started)) => Some(started),
+            (false, _, _) => Some(tokio::time::Instant::now()),
+        };
+    }
+
+    /// The earliest deadline and which one it is.
+    fn next(&self) -> (tokio::time::Instant, Expired) {
+        let mut first = (after(self.last_read, self.idle), Expired::Idle);
+        if let Some(started) = self.frame_started {
+            first = first.min((after(started, self.frame), Expired::Frame));
+        }
+        if !self.setup_done {
+            first = first.min((after(self.opened, self.setup), Expired::Setup));
+        }
+        first
+    }
+}
+
+/// `start + timeout`, or a year from `start` when a huge configured timeout
+/// would overflow the clock (a way to say "never").
+fn after(start: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    const FAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    start.checked_add(timeout).unwrap_or_else(|| start + FAR)
 }
 
 /// The writing half of a connection's stream: bytes go through
@@ -365,4 +485,62 @@ async fn copy_file<W: AsyncWrite + Unpin>(
         position += read as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn clock() -> Deadlines {
+        Deadlines::new(&BrokerConfig {
+            connection_setup_timeout_ms: 10_000,
+            frame_read_timeout_ms: 30_000,
+            connections_max_idle_ms: 600_000,
+            ..BrokerConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_new_connection_waits_for_its_setup_then_for_idleness() {
+        let mut c = clock();
+        assert_eq!(c.next().1, Expired::Setup);
+        c.setup_done = true;
+        assert_eq!(c.next().1, Expired::Idle);
+        assert_eq!(c.next().0, c.last_read + Duration::from_secs(600));
+    }
+
+    #[test]
+    fn a_started_frame_keeps_its_start_until_one_is_decoded() {
+        let mut c = clock();
+        c.setup_done = true;
+        c.frame_progress(false, false);
+        let started = c.frame_started.expect("a frame started");
+        assert_eq!(
+            c.next(),
+            (started + Duration::from_secs(30), Expired::Frame)
+        );
+        // More bytes of the same frame: same start.
+        c.frame_progress(false, false);
+        assert_eq!(c.frame_started, Some(started));
+        // Frames decoded and bytes of the next one left: a new start.
+        std::thread::sleep(Duration::from_millis(2));
+        c.frame_progress(true, false);
+        assert!(c.frame_started.is_some_and(|s| s > started));
+        // All decoded: no frame pending.
+        c.frame_progress(true, true);
+        assert_eq!(c.frame_started, None);
+        assert_eq!(c.next().1, Expired::Idle);
+    }
+
+    #[test]
+    fn a_huge_timeout_means_far_away_not_a_panic() {
+        let c = Deadlines::new(&BrokerConfig {
+            connections_max_idle_ms: u64::MAX,
+            connection_setup_timeout_ms: u64::MAX,
+            ..BrokerConfig::default()
+        });
+        let (deadline, _) = c.next();
+        assert!(deadline > tokio::time::Instant::now() + Duration::from_secs(86_400));
+    }
 }

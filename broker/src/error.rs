@@ -38,6 +38,15 @@ pub enum Error {
     /// not match the certificate.
     #[error("TLS: {path}: {reason}")]
     Tls { path: PathBuf, reason: String },
+    /// No user exists and a listener is not on loopback: anyone who can reach
+    /// it would have full access. One line, naming both ways out.
+    #[error(
+        "refusing to start: no users are defined and {addr} is not a loopback address, so anyone \
+         who can reach it would have full access; create a superuser first (start on 127.0.0.1, \
+         then `warren user add NAME --superuser`) or pass --allow-anonymous \
+         (allow_anonymous = true) to serve anonymously on purpose"
+    )]
+    AnonymousNotLoopback { addr: SocketAddr },
     /// Other I/O failure.
     #[error("{what}: {source}")]
     Io {

@@ -15,7 +15,7 @@
 //! - [`auth`]: users, ACLs and per-connection sessions (who may do what).
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
-//! - `connection`: one connection's reader, writer, back-pressure and sendfile.
+//! - `connection`: one connection's reader, writer, back-pressure, deadlines and sendfile.
 //! - [`connections`]: the registry of open connections (peer, user, counters).
 //! - `request`: one module per api key (parse, apply, respond); Bind and Unbind share one.
 //! - `response`: response frames as bytes and file ranges.
@@ -26,11 +26,11 @@
 //! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
 //! - [`metrics`]: the broker's Prometheus metrics: its own recorder, cached handles,
 //!   per-partition probes, and the families rendered from state at scrape time.
-//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area);
+//! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area),
+//!   its accept loop (connection cap, timeouts) and the Host/Origin/Content-Type guard;
 //!   [`http_routes`] lists every route it serves (the OpenAPI test compares them).
 //! - [`throughput`]: the traffic history the admin API's overview charts (a 5 s sampler).
-//! - `tls`: the rustls server config from `tls_cert`/`tls_key`, the handshake timeout,
-//!   the HTTP listener's TLS accept queue.
+//! - `tls`: the rustls server config from `tls_cert`/`tls_key`, the handshake timeout.
 //! - [`error`]: the crate's error type and storage-error → error-code mapping.
 //! - [`groups`]: consumer groups: target assignment and incremental hand-over.
 //! - [`share`]: share groups (queue semantics): per-record locks, acks,

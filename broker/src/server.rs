@@ -97,43 +97,59 @@ impl Broker {
         let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics));
         let storage_metrics = metrics.storage();
         let metrics_enabled = metrics.enabled();
-        let (topics, kv) = tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore)> {
-            std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
-                path: data_dir.clone(),
-                source: warren_storage::Error::Io {
-                    op: "create data dir",
+        // A data dir that does not exist yet holds no users: refuse before
+        // creating it.
+        if !config.data_dir.exists() {
+            check_anonymous_exposure(&config, false)?;
+        }
+        let anonymous_check = config.clone();
+        let (topics, kv, auth) =
+            tokio::task::spawn_blocking(move || -> Result<(Topics, KvStore, crate::auth::Auth)> {
+                std::fs::create_dir_all(&data_dir).map_err(|e| Error::Storage {
                     path: data_dir.clone(),
-                    source: e,
-                },
-            })?;
-            let manager = LogManager::open_with_metrics(&data_dir, storage_metrics.clone())
-                .map_err(|source| Error::Storage {
-                    path: data_dir.clone(),
+                    source: warren_storage::Error::Io {
+                        op: "create data dir",
+                        path: data_dir.clone(),
+                        source: e,
+                    },
+                })?;
+                let manager = LogManager::open_with_metrics(&data_dir, storage_metrics.clone())
+                    .map_err(|source| Error::Storage {
+                        path: data_dir.clone(),
+                        source,
+                    })?;
+                let kv_dir = manager.meta_dir().join("kv");
+                let kv = KvStore::open_with_metrics(&kv_dir, KvConfig::default(), storage_metrics)
+                    .map_err(|source| Error::Storage {
+                        path: kv_dir.clone(),
+                        source,
+                    })?;
+                // Logs whether anonymous access is on.
+                let auth = crate::auth::Auth::load(&kv);
+                if let Err(e) = check_anonymous_exposure(&anonymous_check, auth.has_users()) {
+                    // Refused before anything listens: close cleanly, so the
+                    // next start scans nothing.
+                    let _ = kv.close();
+                    let _ = manager.close();
+                    return Err(e);
+                }
+                let topics = Topics::with_metrics(Arc::new(manager), metrics_enabled);
+                let bindings = topics.load_bindings(&kv).map_err(|source| Error::Storage {
+                    path: kv_dir,
                     source,
                 })?;
-            let kv_dir = manager.meta_dir().join("kv");
-            let kv = KvStore::open_with_metrics(&kv_dir, KvConfig::default(), storage_metrics)
-                .map_err(|source| Error::Storage {
-                    path: kv_dir.clone(),
-                    source,
-                })?;
-            let topics = Topics::with_metrics(Arc::new(manager), metrics_enabled);
-            let bindings = topics.load_bindings(&kv).map_err(|source| Error::Storage {
-                path: kv_dir,
-                source,
-            })?;
-            tracing::info!(
-                loaded = bindings.loaded,
-                removed = bindings.removed,
-                "bindings loaded"
-            );
-            Ok((topics, kv))
-        })
-        .await
-        .map_err(|e| Error::Io {
-            what: "opening the data dir",
-            source: std::io::Error::other(e),
-        })??;
+                tracing::info!(
+                    loaded = bindings.loaded,
+                    removed = bindings.removed,
+                    "bindings loaded"
+                );
+                Ok((topics, kv, auth))
+            })
+            .await
+            .map_err(|e| Error::Io {
+                what: "opening the data dir",
+                source: std::io::Error::other(e),
+            })??;
         let manager = Arc::clone(topics.manager());
         manager
             .start_background(Duration::from_millis(config.retention_check_ms))
@@ -174,8 +190,6 @@ impl Broker {
                 source: std::io::Error::other(e),
             })?
         };
-        // Logs whether anonymous access is on, before the "started" line.
-        let auth = crate::auth::Auth::load(&kv);
         tracing::info!(
             listen = %local_addr,
             http = %http_addr,
@@ -224,6 +238,25 @@ impl Broker {
             share_timers,
             connections_done,
         })
+    }
+}
+
+/// Refuses a broker that would give anonymous full access beyond this
+/// machine: no users, a non-loopback `listen` or `http` address, and no
+/// `allow_anonymous`.
+///
+/// # Errors
+/// [`Error::AnonymousNotLoopback`] naming the address and the two ways out.
+pub fn check_anonymous_exposure(config: &BrokerConfig, has_users: bool) -> Result<()> {
+    if has_users || config.allow_anonymous {
+        return Ok(());
+    }
+    match [config.listen, config.http]
+        .into_iter()
+        .find(|a| !a.ip().to_canonical().is_loopback())
+    {
+        Some(addr) => Err(Error::AnonymousNotLoopback { addr }),
+        None => Ok(()),
     }
 }
 

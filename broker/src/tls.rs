@@ -1,13 +1,12 @@
 //! TLS for both listeners: loading the certificate chain and private key
-//! (`tls_cert`, `tls_key`, PEM) into a rustls server config, the handshake
-//! timeout, and the HTTP listener's TLS accept queue.
+//! (`tls_cert`, `tls_key`, PEM) into a rustls server config, and the
+//! handshake timeout.
 //!
-//! The native listener does its handshake in each connection's own task (see
-//! `connection::run`), so a client that connects and sends nothing costs its
-//! own task [`HANDSHAKE_TIMEOUT`], never the accept loop. The HTTP listener
-//! does the same through [`TlsListener`]: a task accepts TCP connections and
-//! spawns one handshake per connection; finished streams go through a channel
-//! to `axum::serve`, which keeps its own graceful shutdown.
+//! Both listeners do the handshake in each connection's own task (see
+//! `connection::run` and `http::serve`), so a client that connects and sends
+//! nothing costs its own task [`HANDSHAKE_TIMEOUT`], never the accept loop.
+//! After the handshake the connection's own timeouts apply, the same as over
+//! plain TCP.
 //!
 //! Crypto is rustls with the `ring` provider, chosen explicitly (not the
 //! process-wide default) so that another crate enabling a second provider can
@@ -16,7 +15,6 @@
 //!
 //! Thread-safe: the acceptor is an `Arc` around an immutable config.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +22,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
@@ -36,10 +30,6 @@ use crate::error::{Error, Result};
 /// then the connection is closed. Not configurable: a real client needs a few
 /// milliseconds on loopback and a few round trips elsewhere.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// HTTP connections that finished their handshake and wait for `axum::serve`
-/// to take them. Small: axum takes each at once, this only absorbs bursts.
-const HTTP_ACCEPT_QUEUE: usize = 64;
 
 /// Builds the acceptor from a PEM certificate chain (leaf first) and a PEM
 /// private key (PKCS#8, PKCS#1 or SEC1).
@@ -89,95 +79,4 @@ pub fn acceptor(cert_path: &Path, key_path: &Path) -> Result<TlsAcceptor> {
             other => tls_error(key_path, format!("unusable key or certificate: {other}")),
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The HTTP listener with TLS, as an [`axum::serve::Listener`]: yields only
-/// connections whose handshake succeeded. Each handshake runs in its own task
-/// with [`HANDSHAKE_TIMEOUT`]; a failed one is logged and dropped. Stops
-/// accepting when `shutdown` is cancelled.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-}
-
-impl TlsListener {
-    /// Starts accepting on `listener`.
-    ///
-    /// # Errors
-    /// If the listener's address cannot be read.
-    pub fn new(
-        listener: TcpListener,
-        acceptor: TlsAcceptor,
-        shutdown: CancellationToken,
-    ) -> std::io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(HTTP_ACCEPT_QUEUE);
-        tokio::spawn(accept_http(listener, acceptor, shutdown, tx));
-        Ok(TlsListener { ready, local_addr })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accept task stopped (shutdown): nothing more will come, and
-            // axum's graceful shutdown is about to stop calling us.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
-}
-
-async fn accept_http(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    shutdown: CancellationToken,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = shutdown.cancelled() => return,
-        };
-        let (socket, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
-                tracing::warn!(error = %e, "HTTP accept failed; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        backoff = Duration::from_millis(5);
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket));
-            let stream = tokio::select! {
-                r = handshake => r,
-                () = shutdown.cancelled() => return,
-            };
-            match stream {
-                Ok(Ok(stream)) => {
-                    let _ = ready.send((stream, peer)).await;
-                }
-                Ok(Err(e)) => {
-                    tracing::info!(%peer, error = %e, "HTTP TLS handshake failed; connection closed");
-                }
-                Err(_) => {
-                    tracing::info!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "HTTP TLS handshake timed out; connection closed");
-                }
-            }
-        });
-    }
 }

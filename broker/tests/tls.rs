@@ -413,3 +413,34 @@ async fn unusable_certificate_files_are_clear_startup_errors() -> Result<()> {
     ensure!(!dir.path().join("data").exists());
     Ok(())
 }
+
+/// After the handshake a TLS connection has the same deadlines as a plain
+/// one: silent after it, it is closed after `connection_setup_timeout_ms`;
+/// in use and then idle, after `connections_max_idle_ms`.
+#[tokio::test]
+async fn a_tls_connection_silent_after_its_handshake_is_closed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let pki = make_pki(dir.path(), "broker")?;
+    let broker = Broker::start(BrokerConfig {
+        connection_setup_timeout_ms: 500,
+        connections_max_idle_ms: 1_000,
+        ..config(&dir.path().join("data"), Some(&pki))?
+    })
+    .await?;
+    let addr = broker.local_addr();
+    let closed = |mut stream: TlsStream<TcpStream>| async move {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => Ok(()),
+            Ok(Ok(n)) => bail!("got {n} bytes instead of a close"),
+            Err(_) => bail!("the broker did not close the TLS connection in 60 s"),
+        }
+    };
+    let silent = tls_connect(addr, &pki.ca).await?;
+    closed(silent).await?;
+    let mut used = tls_connect(addr, &pki.ca).await?;
+    ensure!(error_code(&exchange(&mut used, 1, &ApiVersionsRequest).await?)? == 0);
+    closed(used).await?;
+    broker.shutdown().await?;
+    Ok(())
+}

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert [env: WARREN_TLS_KEY] [toml: tls_key]
     #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Serve with no users on a non-loopback address on purpose (everyone
+    /// who reaches it has full access) [env: WARREN_ALLOW_ANONYMOUS] [toml: allow_anonymous]
+    #[arg(long)]
+    allow_anonymous: bool,
     /// Print the effective configuration as TOML and exit
     #[arg(long)]
     print_config: bool,
@@ -73,6 +77,15 @@ Every setting, with its TOML key, environment variable and default:
   offsets_retention_check_ms WARREN_OFFSETS_RETENTION_CHECK_MS 600000
   http_max_tokens_per_user WARREN_HTTP_MAX_TOKENS_PER_USER 64 live HTTP tokens
   metrics_max_group_series WARREN_METRICS_MAX_GROUP_SERIES 10000 per family and scrape
+  allow_anonymous        WARREN_ALLOW_ANONYMOUS        false (no users on a non-loopback address: refuse to start)
+  http_allowed_hosts     WARREN_HTTP_ALLOWED_HOSTS     none beyond the listener's own (* turns the Host check off)
+  http_allowed_origins   WARREN_HTTP_ALLOWED_ORIGINS   none beyond the listener's own
+  http_max_connections   WARREN_HTTP_MAX_CONNECTIONS   256
+  http_header_timeout_ms WARREN_HTTP_HEADER_TIMEOUT_MS 30000 (also the keep-alive idle timeout)
+  http_request_timeout_ms WARREN_HTTP_REQUEST_TIMEOUT_MS 60000
+  connections_max_idle_ms WARREN_CONNECTIONS_MAX_IDLE_MS 600000 (10 minutes)
+  frame_read_timeout_ms  WARREN_FRAME_READ_TIMEOUT_MS  30000 (rest of a started request frame)
+  connection_setup_timeout_ms WARREN_CONNECTION_SETUP_TIMEOUT_MS 10000 (first request; authentication)
 Defaults for new topics ([log] table in TOML):
   log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
   log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)
@@ -104,6 +117,9 @@ impl ServeArgs {
         }
         if let Some(p) = &self.tls_key {
             t.insert("tls_key".into(), p.display().to_string().into());
+        }
+        if self.allow_anonymous {
+            t.insert("allow_anonymous".into(), true.into());
         }
         if let Some(d) = &self.durability {
             let mut log = toml::Table::new();

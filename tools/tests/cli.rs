@@ -691,3 +691,47 @@ fn usage_errors_exit_1() -> Result<()> {
     }
     Ok(())
 }
+
+/// `warren serve` on 0.0.0.0 with no users: one line naming both ways out,
+/// exit 1, nothing listening; `--allow-anonymous` is the on-purpose switch.
+#[test]
+fn serve_with_no_users_refuses_a_public_address_in_one_line() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let serve = |extra: &[&str], log: &str| -> Result<std::process::Output> {
+        let mut cmd = common::warren();
+        cmd.args(["serve", "--listen", "0.0.0.0:0", "--http", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(extra)
+            .env("RUST_LOG", log);
+        run::spawn(cmd, b"")?.wait(COMMAND_DEADLINE)
+    };
+    // Logs off: the error is all there is, on one line.
+    let output = serve(&[], "off")?;
+    let line = single_error_line(&output)?;
+    ensure!(line.contains("0.0.0.0"), "{line}");
+    ensure!(line.contains("warren user add"), "{line}");
+    ensure!(line.contains("--allow-anonymous"), "{line}");
+    ensure!(!data.exists(), "the data dir was created");
+    // With the default logs the error is still the last line, exit 1.
+    let output = serve(&[], "info")?;
+    ensure!(output.status.code() == Some(1), "exit {:?}", output.status);
+    let err = stderr(&output);
+    ensure!(
+        err.lines()
+            .last()
+            .is_some_and(|l| l.starts_with("Error: refusing to start")),
+        "{err}"
+    );
+    ensure!(!err.contains("warren broker started"), "{err}");
+    // The switch reaches the config.
+    let output = serve(&["--allow-anonymous", "--print-config"], "off")?;
+    check_ok(&output, "serve --allow-anonymous --print-config")?;
+    ensure!(
+        stdout(&output).contains("allow_anonymous = true"),
+        "{}",
+        stdout(&output)
+    );
+    Ok(())
+}

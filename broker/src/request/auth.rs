@@ -170,7 +170,14 @@ fn change(
     })
 }
 
-pub fn create_user(cid: u32, req: CreateUserRequest, shared: &Arc<Shared>) -> Reply {
+/// CreateUser from a client at `peer` (the first user only from loopback;
+/// see [`Auth::create_user_from`]).
+pub fn create_user(
+    cid: u32,
+    req: CreateUserRequest,
+    shared: &Arc<Shared>,
+    peer: std::net::SocketAddr,
+) -> Reply {
     let credential = ScramCredential {
         salt: req.salt.to_vec(),
         iterations: req.iterations,
@@ -179,7 +186,7 @@ pub fn create_user(cid: u32, req: CreateUserRequest, shared: &Arc<Shared>) -> Re
     };
     change(cid, shared, move |s| {
         s.auth
-            .create_user(&s.kv, &req.name, credential, req.superuser)?;
+            .create_user_from(&s.kv, &req.name, credential, req.superuser, peer.ip())?;
         tracing::info!(user = %req.name, superuser = req.superuser, "user created");
         Ok(())
     })
@@ -187,7 +194,8 @@ pub fn create_user(cid: u32, req: CreateUserRequest, shared: &Arc<Shared>) -> Re
 
 pub fn delete_user(cid: u32, req: DeleteUserRequest, shared: &Arc<Shared>) -> Reply {
     change(cid, shared, move |s| {
-        s.auth.delete_user(&s.kv, &req.name)?;
+        let public = crate::server::check_anonymous_exposure(&s.config, false).is_err();
+        s.auth.delete_user_keeping_one(&s.kv, &req.name, public)?;
         tracing::info!(user = %req.name, "user deleted");
         Ok(())
     })

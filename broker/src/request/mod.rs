@@ -285,7 +285,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         }),
         ApiKey::CreateUser => parse(cid, key, body, |r| {
             guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::create_user(cid, r, shared)
+                auth::create_user(cid, r, shared, session.info.peer)
             })
         }),
         ApiKey::DeleteUser => parse(cid, key, body, |r| {

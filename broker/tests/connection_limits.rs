@@ -1,0 +1,251 @@
+//! Silent and slow native connections do not hold the broker's connection
+//! slots forever: the setup deadline (first request, and authentication when
+//! users exist), the frame deadline and the idle timeout each close them.
+//! Real sockets on loopback; every wait is bounded with a generous margin
+//! (the box may be loaded), and no test asserts a tight upper bound.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use common::{Raw, batch, create, fetch, produce, values_of};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warren_broker::{Broker, BrokerConfig, RunningBroker};
+use warren_protocol::api::api_versions::ApiVersionsRequest;
+use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
+use warren_protocol::scram::{ScramClient, ScramCredential};
+
+/// Silent sockets the lock-out test opens: more than the default
+/// `max_connections` (1024).
+const SILENT_SOCKETS: usize = 1_100;
+/// Longest any wait for the broker to close a socket may take here: far
+/// beyond every deadline configured below, so only a broker that never
+/// closes fails.
+const CLOSE_WAIT: Duration = Duration::from_secs(60);
+
+async fn start(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut BrokerConfig),
+) -> Result<RunningBroker> {
+    let mut config = BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse()?,
+        http: "127.0.0.1:0".parse()?,
+        ..BrokerConfig::default()
+    };
+    tune(&mut config);
+    Ok(Broker::start(config).await?)
+}
+
+/// Waits until the broker closes `stream` (EOF or reset), returning how
+/// long that took; fails if it is still open after [`CLOSE_WAIT`].
+async fn closed_by_broker(stream: &mut TcpStream) -> Result<Duration> {
+    let started = Instant::now();
+    let mut sink = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(CLOSE_WAIT, stream.read(&mut sink))
+            .await
+            .context("the broker did not close the connection")?
+        {
+            Ok(0) | Err(_) => return Ok(started.elapsed()),
+            Ok(_) => {
+                if started.elapsed() > CLOSE_WAIT {
+                    bail!("the connection kept sending and was not closed");
+                }
+            }
+        }
+    }
+}
+
+/// Raises the soft open-files limit to `want` if it is lower. `false` (with
+/// a notice) when the hard limit does not allow it.
+fn ensure_open_files(want: u64) -> Result<bool> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current.is_none_or(|c| c >= want) {
+        return Ok(true);
+    }
+    if limit.maximum.is_some_and(|m| m < want) {
+        eprintln!(
+            "NOTICE: skipping: this test needs {want} open files and the hard limit is {:?}",
+            limit.maximum
+        );
+        return Ok(false);
+    }
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(want),
+            maximum: limit.maximum,
+        },
+    )
+    .context("raising the open-files soft limit")?;
+    Ok(true)
+}
+
+/// Sends ApiVersions and waits for its answer for up to `wait` (the
+/// connection may sit in the accept backlog until slots free up).
+async fn first_answer(c: &mut Raw, wait: Duration) -> Result<()> {
+    c.send(&ApiVersionsRequest).await?;
+    let started = Instant::now();
+    loop {
+        match c.recv().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.to_string().contains("no response") && started.elapsed() < wait => {}
+            Err(e) => return Err(e.context("no answer to the first request")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_beyond_the_connection_cap_do_not_lock_out_a_producer() -> Result<()> {
+    // The test holds both ends of every socket: two descriptors each.
+    if !ensure_open_files(4 * SILENT_SOCKETS as u64 + 512)? {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path(), |c| c.connection_setup_timeout_ms = 1_000).await?;
+    let addr = broker.local_addr();
+    let mut silent = Vec::with_capacity(SILENT_SOCKETS);
+    for i in 0..SILENT_SOCKETS {
+        let socket = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect(addr))
+            .await
+            .with_context(|| format!("connecting silent socket {i}"))??;
+        silent.push(socket);
+    }
+    // The sockets stay open on this side; the cap (1024) was reached, and
+    // the last ones wait in the accept backlog, as does the producer.
+    let mut c = Raw::connect(addr).await?;
+    first_answer(&mut c, Duration::from_secs(120)).await?;
+    create(&mut c, "t", 1, "none").await?;
+    c.call(&produce("t", 0, batch(&["after the flood"])?, 1))
+        .await?;
+    let fetched = c.call(&fetch("t", 0, 0)).await?;
+    let records: Bytes = fetched
+        .topics
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .map(|p| p.records)
+        .next()
+        .context("no partition in the fetch")?;
+    assert_eq!(values_of(records)?, vec!["after the flood"]);
+
+    // The broker closed the silent ones: the first and the last.
+    let first = silent.first_mut().context("no socket")?;
+    closed_by_broker(first).await?;
+    let last = silent.last_mut().context("no socket")?;
+    closed_by_broker(last).await?;
+    drop(silent);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_connections_max_idle_ms_is_closed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path(), |c| c.connections_max_idle_ms = 500).await?;
+    let addr = broker.local_addr();
+    let mut c = Raw::connect(addr).await?;
+    create(&mut c, "t", 1, "none").await?;
+    let idle_for = closed_by_broker(&mut c.stream).await?;
+    assert!(
+        idle_for >= Duration::from_millis(300),
+        "closed after {idle_for:?}, before it was idle for 500 ms"
+    );
+
+    // A long poll that outlasts the idle time is a request in flight, not
+    // idleness: it gets its (empty) answer.
+    let mut c = Raw::connect(addr).await?;
+    let started = Instant::now();
+    let fetched = c.call(&fetch("t", 0, 2_000)).await?;
+    assert!(started.elapsed() >= Duration::from_millis(1_500));
+    assert_eq!(fetched.topics.len(), 1);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_frame_left_unfinished_past_frame_read_timeout_ms_closes_the_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path(), |c| {
+        c.frame_read_timeout_ms = 500;
+        c.connection_setup_timeout_ms = 600_000;
+    })
+    .await?;
+    let addr = broker.local_addr();
+    // A working connection, then the first two bytes of a length prefix.
+    let mut c = Raw::connect(addr).await?;
+    create(&mut c, "t", 1, "none").await?;
+    c.stream.write_all(&[0, 0]).await?;
+    let waited = closed_by_broker(&mut c.stream).await?;
+    assert!(
+        waited < Duration::from_secs(55),
+        "not the 600 s setup deadline"
+    );
+    // Others are unaffected.
+    let mut other = Raw::connect(addr).await?;
+    first_answer(&mut other, Duration::from_secs(10)).await?;
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// SCRAM-SHA-256 login; fails if refused.
+async fn login(c: &mut Raw, user: &str, password: &str) -> Result<()> {
+    let client = ScramClient::new(user, password)?;
+    let first = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client.client_first()),
+        })
+        .await?;
+    let (fin, client_final) = client.handle_server_first(&first.auth_bytes)?;
+    let last = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client_final),
+        })
+        .await?;
+    fin.verify_server_final(&last.auth_bytes)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_or_do_not_authenticate_are_closed_after_the_setup_timeout()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path(), |c| c.connection_setup_timeout_ms = 500).await?;
+    let addr = broker.local_addr();
+    let mut silent = TcpStream::connect(addr).await?;
+    closed_by_broker(&mut silent).await?;
+
+    // No users: one request is setup enough; the connection then stays.
+    let mut anonymous = Raw::connect(addr).await?;
+    first_answer(&mut anonymous, Duration::from_secs(10)).await?;
+    let credential = ScramCredential::generate("root-secret")?;
+    anonymous
+        .call(&CreateUserRequest {
+            name: "root".into(),
+            superuser: true,
+            salt: Bytes::from(credential.salt),
+            iterations: credential.iterations,
+            stored_key: credential.stored_key,
+            server_key: credential.server_key,
+        })
+        .await?;
+
+    // With users: a connection that only asks ApiVersions is closed.
+    let mut unauthenticated = Raw::connect(addr).await?;
+    first_answer(&mut unauthenticated, Duration::from_secs(10)).await?;
+    closed_by_broker(&mut unauthenticated.stream).await?;
+
+    // One that logs in stays, well past the setup timeout.
+    let mut user = Raw::connect(addr).await?;
+    login(&mut user, "root", "root-secret").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    first_answer(&mut user, Duration::from_secs(10)).await?;
+    broker.shutdown().await?;
+    Ok(())
+}
