@@ -22,7 +22,7 @@
 //! Lock order: `admin`, then the topic map, then a topic's `bindings`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
@@ -45,6 +45,9 @@ pub struct Partition {
     pub hw_moved: Notify,
     /// Records and bytes produced and fetched (see [`crate::metrics`]).
     pub metrics: PartitionMetrics,
+    /// Set while a background sync ([`sync_in_background`](Self::sync_in_background))
+    /// is scheduled or running.
+    background_sync: AtomicBool,
 }
 
 impl Partition {
@@ -74,6 +77,58 @@ impl Partition {
             .unwrap_or_else(|_| Err(warren_storage::Error::Closed(self.log.name().to_string())));
         self.hw_moved.notify_waiters();
         result
+    }
+
+    /// Makes the log durable up to its end in the background, then wakes
+    /// fetches: for produces that do not wait for the fsync (acks 0 and 1).
+    ///
+    /// At most one background sync per partition is scheduled or running. A
+    /// call while one is returns at once: the running one, once caught up,
+    /// looks at the log end again and syncs once more if it grew, so the last
+    /// append is synced and becomes visible too (group commit covers every
+    /// append before it). A task per request used to hold a blocking thread
+    /// each, so a flood of acks=0 produces to an `fsync` topic filled the
+    /// blocking pool and starved offset commits, share acks and topic admin.
+    pub fn sync_in_background(self: &Arc<Self>) {
+        if self.background_sync.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.run_background_sync().await });
+    }
+
+    /// Whether a background sync is scheduled or running (for tests and the
+    /// admin API).
+    pub fn background_sync_pending(&self) -> bool {
+        self.background_sync.load(Ordering::Acquire)
+    }
+
+    /// The body of [`sync_in_background`](Self::sync_in_background)'s task;
+    /// it owns `background_sync` until it clears it.
+    async fn run_background_sync(self: Arc<Self>) {
+        loop {
+            let target = self.log.log_end_offset();
+            if self.log.durable_offset() < target {
+                if self.sync_to(target).await.is_err() {
+                    // Logged by the log, which now refuses appends (or is
+                    // closed): nothing more will need a sync.
+                    self.background_sync.store(false, Ordering::Release);
+                    return;
+                }
+                continue;
+            }
+            // Caught up: let go, then look again. An append that found the flag
+            // set returned counting on this task. The swap is a
+            // read-modify-write, so it reads that appender's own swap (AcqRel)
+            // and sees the log end it had written before.
+            self.background_sync.swap(false, Ordering::AcqRel);
+            if self.log.durable_offset() >= self.log.log_end_offset()
+                || self.background_sync.swap(true, Ordering::AcqRel)
+            {
+                // Nothing left, or a new task took over.
+                return;
+            }
+        }
     }
 }
 
@@ -105,6 +160,7 @@ impl Topic {
                         log,
                         hw_moved: Notify::new(),
                         metrics: PartitionMetrics::new(metrics_enabled),
+                        background_sync: AtomicBool::new(false),
                     })
                 })
             })

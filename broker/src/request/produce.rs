@@ -14,10 +14,13 @@
 //! Durability: for `fsync` topics the high watermark moves only after an
 //! fsync, so every append is followed by one: awaited before answering for
 //! acks=-1 (with the request's `timeout_ms`), in the background for acks 0
-//! and 1. Concurrent produces to a partition share fsyncs (the log's group
-//! commit). A routed entry waits for the fsync of every partition it was
-//! appended to.
+//! and 1, at most one background sync per partition at a time
+//! ([`Partition::sync_in_background`]). Concurrent produces to a partition
+//! share fsyncs (the log's group commit). A routed entry waits for the fsync
+//! of every partition it was appended to. After a failed fsync the partition
+//! refuses appends (`STORAGE_ERROR`) until the broker restarts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +47,11 @@ struct PendingSync {
     entries: Vec<(usize, usize)>,
 }
 
+/// The fsyncs a request waits for, one per partition, keyed by the
+/// partition's address (its identity while the entry holds its `Arc`): a map,
+/// so a request with many entries costs one lookup each, not a scan.
+type PendingSyncs = HashMap<usize, PendingSync>;
+
 pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if !matches!(req.acks, -1..=1) {
         return Reply::Now(Response::error(
@@ -52,7 +60,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
             format!("acks must be 0, 1 or -1, got {}", req.acks),
         ));
     }
-    let mut syncs: Vec<PendingSync> = Vec::new();
+    let mut syncs = PendingSyncs::new();
     let mut response = ProduceResponse {
         topics: Vec::with_capacity(req.topics.len()),
     };
@@ -85,11 +93,10 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
         });
     }
     if req.acks != -1 || syncs.is_empty() {
-        for s in syncs {
-            tokio::spawn(async move {
-                // A failure is logged by the log and fails the partition.
-                let _ = s.partition.sync_to(s.target).await;
-            });
+        for s in syncs.into_values() {
+            // Syncs to the log end, which covers `s.target`. A failure is
+            // logged by the log and fails the partition.
+            s.partition.sync_in_background();
         }
         return if req.acks == 0 {
             Reply::None
@@ -99,15 +106,16 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
     }
     let timeout = Duration::from_millis(u64::from(req.timeout_ms.max(1)));
     Reply::later(async move {
-        let waits = syncs.into_iter().map(|s| async move {
-            let code = match tokio::time::timeout(timeout, s.partition.sync_to(s.target)).await {
-                Ok(Ok(())) => ErrorCode::NONE,
-                Ok(Err(e)) => super::storage_code(&e, "fsync"),
-                Err(_) => ErrorCode::REQUEST_TIMED_OUT,
-            };
-            (code, s.entries)
+        let waits = syncs.into_values().map(|s| async move {
+            let (code, message) =
+                match tokio::time::timeout(timeout, s.partition.sync_to(s.target)).await {
+                    Ok(Ok(())) => (ErrorCode::NONE, None),
+                    Ok(Err(e)) => (super::storage_code(&e, "fsync"), Some(e.to_string())),
+                    Err(_) => (ErrorCode::REQUEST_TIMED_OUT, None),
+                };
+            (code, message, s.entries)
         });
-        for (code, entries) in futures_util::future::join_all(waits).await {
+        for (code, message, entries) in futures_util::future::join_all(waits).await {
             if code == ErrorCode::NONE {
                 continue;
             }
@@ -120,6 +128,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
                     r.error_code = code;
                     r.base_offset = -1;
                     r.more.clear();
+                    r.error_message.clone_from(&message);
                 }
             }
         }
@@ -147,7 +156,7 @@ fn append_entry(
     topic: &Arc<Topic>,
     entry: &ProducePartition,
     targets: &mut Vec<u32>,
-    syncs: &mut Vec<PendingSync>,
+    syncs: &mut PendingSyncs,
     at: (usize, usize),
 ) -> ProducePartitionResponse {
     let alternate = if entry.partition == ROUTE_BY_KEY {
@@ -215,6 +224,12 @@ fn append_entry(
                         dest.config.name,
                         code.name()
                     ));
+                } else if matches!(e, warren_storage::Error::Failed(_)) {
+                    // Offline for writes: say why and what brings it back.
+                    result.error_message = Some(format!(
+                        "{e}: partition {index} of {} is offline for writes until the broker restarts",
+                        dest.config.name
+                    ));
                 }
                 result.partition = index as i32;
                 result.error_code = code;
@@ -238,29 +253,20 @@ fn append_entry(
 /// Records that `partition` must be fsynced up to `target` (keeping the
 /// highest target seen), and that entry `at`, if any, waits for it.
 fn note_sync(
-    syncs: &mut Vec<PendingSync>,
+    syncs: &mut PendingSyncs,
     partition: &Arc<Partition>,
     target: Offset,
     at: Option<(usize, usize)>,
 ) {
-    let sync = match syncs
-        .iter_mut()
-        .position(|s| Arc::ptr_eq(&s.partition, partition))
-    {
-        Some(i) => syncs.get_mut(i),
-        None => {
-            syncs.push(PendingSync {
-                partition: Arc::clone(partition),
-                target,
-                entries: Vec::new(),
-            });
-            syncs.last_mut()
-        }
-    };
-    if let Some(sync) = sync {
-        sync.target = sync.target.max(target);
-        sync.entries.extend(at);
-    }
+    let sync = syncs
+        .entry(Arc::as_ptr(partition) as usize)
+        .or_insert_with(|| PendingSync {
+            partition: Arc::clone(partition),
+            target,
+            entries: Vec::new(),
+        });
+    sync.target = sync.target.max(target);
+    sync.entries.extend(at);
 }
 
 /// Finds where a batch produced with `partition = -1` goes: fills `targets`
