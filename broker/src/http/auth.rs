@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `/healthz`, `/readyz`, `/`, `/ui`, `/ui/*`, `POST /api/auth/token` | nothing (the token route checks Basic itself) |
 //! | `GET /api/topics`, `GET /api/groups` | any user; the JSON array is filtered to the entries whose `name` the user may read (describe, for topics) |
-//! | `POST /api/topics` | `admin` on the topic named in the body |
+//! | `POST /api/topics` | `admin` on the topic named in the body (and, checked by the route, `write` on its alternate and dead-letter topics) |
 //! | `GET /api/topics/NAME[/...]` | `read` or `write` on NAME for the topic itself and its partitions and bindings; `read` for `.../messages` |
 //! | `POST`/`DELETE /api/topics/NAME[/...]` | `admin` on NAME |
 //! | `GET /api/groups/NAME` | `read` on the group NAME |
@@ -51,6 +51,13 @@ use crate::server::Shared;
 const MAX_CREATE_BODY_BYTES: usize = 64 * 1024;
 /// Largest listing response the layer filters (`GET /api/topics`, `/api/groups`).
 const MAX_LISTING_BYTES: usize = 64 << 20;
+
+/// The grants of the user a request authenticated as, put in the request's
+/// extensions by [`layer`] for the routes that check more than the layer can
+/// (`POST /api/topics`: write on the topics the new one sends records to).
+/// Absent when no user exists (everything is allowed then).
+#[derive(Debug, Clone)]
+pub struct CallerGrants(pub Grants);
 
 /// What a request needs, from its method and path alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,7 +222,11 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
 /// The layer: checks every request against [`requirement`] before the route
 /// runs. Installed over the whole router (fallback included) in
 /// [`super::router`].
-pub async fn layer(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let needed = requirement(request.method(), request.uri().path());
     if needed == Requirement::Exempt || !shared.auth.has_users() {
         return next.run(request).await;
@@ -228,6 +239,9 @@ pub async fn layer(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     if !grants.is_authenticated() {
         return unauthorized("the user no longer exists");
     }
+    request
+        .extensions_mut()
+        .insert(CallerGrants(grants.clone()));
     let forbidden = |what: String| {
         error(
             StatusCode::FORBIDDEN,

@@ -123,7 +123,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::Metadata => parse(cid, key, body, |r| metadata::handle(cid, r, shared, g)),
         ApiKey::CreateTopic => parse(cid, key, body, |r: CreateTopicRequest| {
             guard(require(cid, g, topic, &r.name, Permission::Admin), || {
-                create_topic::handle(cid, r, shared)
+                create_topic::handle(cid, r, shared, g)
             })
         }),
         ApiKey::DeleteTopic => parse(cid, key, body, |r: DeleteTopicRequest| {
@@ -219,7 +219,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::ShareAck => parse(cid, key, body, |r: ShareAckRequest| {
             let check = require(cid, g, group, &r.group, Permission::Read)
                 .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
-            guard(check, || share_ack::handle(cid, r, shared))
+            guard(check, || share_ack::handle(cid, r, shared, g))
         }),
         ApiKey::Authenticate => parse(cid, key, body, |r| {
             auth::authenticate(cid, r, shared, session)

@@ -10,6 +10,8 @@
 //! no key) sends the batch to the topic's alternate topic, routed by its own
 //! mode with the same key and no further hop; failing that the entry is
 //! `UNROUTABLE` with a message saying why. The response lists every copy.
+//! The alternate hop needs write on the alternate topic too, checked with the
+//! producer's grants of the moment (`TOPIC_AUTHORIZATION_FAILED` naming it).
 //!
 //! Durability: for `fsync` topics the high watermark moves only after an
 //! fsync, so every append is followed by one: awaited before answering for
@@ -81,9 +83,15 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
                 None => {
                     ProducePartitionResponse::new(entry.partition, ErrorCode::UNKNOWN_TOPIC, -1)
                 }
-                Some(topic) => {
-                    append_entry(shared, topic, entry, &mut targets, &mut syncs, (ti, ei))
-                }
+                Some(topic) => append_entry(
+                    shared,
+                    grants,
+                    topic,
+                    entry,
+                    &mut targets,
+                    &mut syncs,
+                    (ti, ei),
+                ),
             };
             results.push(result);
         }
@@ -153,6 +161,7 @@ fn first_error(response: &ProduceResponse) -> ErrorCode {
 /// in `syncs`, tied to the entry `at` once every copy is appended.
 fn append_entry(
     shared: &Shared,
+    grants: &Grants,
     topic: &Arc<Topic>,
     entry: &ProducePartition,
     targets: &mut Vec<u32>,
@@ -160,13 +169,13 @@ fn append_entry(
     at: (usize, usize),
 ) -> ProducePartitionResponse {
     let alternate = if entry.partition == ROUTE_BY_KEY {
-        match route(shared, topic, entry.routing_key.as_deref(), targets) {
+        match route(shared, grants, topic, entry.routing_key.as_deref(), targets) {
             Ok(alternate) => alternate,
-            Err(message) => {
-                tracing::debug!(topic = %topic.config.name, %message, "unroutable batch");
+            Err((code, message)) => {
+                tracing::debug!(topic = %topic.config.name, %message, ?code, "batch not routed");
                 return ProducePartitionResponse {
                     error_message: Some(message),
-                    ..ProducePartitionResponse::new(-1, ErrorCode::UNROUTABLE, -1)
+                    ..ProducePartitionResponse::new(-1, code, -1)
                 };
             }
         }
@@ -274,15 +283,19 @@ fn note_sync(
 /// there instead of to `topic`.
 ///
 /// # Errors
-/// The message of an `UNROUTABLE` answer: nothing matched in `topic`, and
-/// there is no alternate topic, it does not exist, or nothing matched there
-/// either (its own alternate is never followed, so there are no loops).
+/// `UNROUTABLE` with its message: nothing matched in `topic`, and there is no
+/// alternate topic, it does not exist, or nothing matched there either (its
+/// own alternate is never followed, so there are no loops).
+/// `TOPIC_AUTHORIZATION_FAILED` naming the alternate topic when `grants` do
+/// not allow writing to it (checked before looking it up, so a refusal says
+/// nothing about whether it exists).
 fn route(
     shared: &Shared,
+    grants: &Grants,
     topic: &Topic,
     key: Option<&str>,
     targets: &mut Vec<u32>,
-) -> Result<Option<Arc<Topic>>, String> {
+) -> Result<Option<Arc<Topic>>, (ErrorCode, String)> {
     route_in(topic, key, targets);
     if !targets.is_empty() {
         return Ok(None);
@@ -295,19 +308,26 @@ fn route(
             topic.routing()
         ),
     };
+    let unroutable = |message: String| (ErrorCode::UNROUTABLE, message);
     let Some(alternate_name) = &topic.config.routing.alternate_topic else {
-        return Err(unmatched);
+        return Err(unroutable(unmatched));
     };
-    let Some(alternate) = shared.topics.get(alternate_name) else {
-        return Err(format!(
-            "{unmatched}, and its alternate topic {alternate_name} does not exist"
+    if !grants.allows(ResourceType::Topic, alternate_name, Permission::Write) {
+        return Err((
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+            format!("{unmatched}; not authorized to write to its alternate topic {alternate_name}"),
         ));
+    }
+    let Some(alternate) = shared.topics.get(alternate_name) else {
+        return Err(unroutable(format!(
+            "{unmatched}, and its alternate topic {alternate_name} does not exist"
+        )));
     };
     route_in(&alternate, key, targets);
     if targets.is_empty() {
-        return Err(format!(
+        return Err(unroutable(format!(
             "{unmatched}, nor does any binding of its alternate topic {alternate_name}"
-        ));
+        )));
     }
     Ok(Some(alternate))
 }

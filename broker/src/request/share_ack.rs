@@ -9,6 +9,9 @@
 //! in the reply task. Its response comes after the ack's, in request order.
 //! Dead-letter writes that fail are retried in the background; the reject
 //! itself is durable once answered, so they do not fail the response.
+//! Dead-letter writes need write on the dead-letter topic under the acking
+//! session's grants (see `crate::share::dead_letter`); its user is also
+//! remembered as the one the timer task's dead-letter writes run as.
 
 use std::sync::Arc;
 
@@ -17,12 +20,13 @@ use warren_protocol::api::share::{ShareAckRequest, ShareAckResponse};
 use warren_storage::Offset;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
 use crate::share::state::DeadLetter;
 use crate::share::{ShareKey, SharePartition, sync_kv, validate_group_id, validate_member_id};
 
-pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Err((code, message)) =
         validate_group_id(&req.group).and_then(|()| validate_member_id(&req.member_id))
     {
@@ -36,6 +40,10 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
         ));
     };
     let max_attempts = topic.config.share.max_delivery_attempts;
+    let user = match grants {
+        Grants::User { name, .. } => Some(name.as_str()),
+        _ => None,
+    };
     let mut codes: Vec<(u32, ErrorCode)> = Vec::with_capacity(req.partitions.len());
     let mut last: Option<Offset> = None;
     let mut jobs: Vec<(Arc<SharePartition>, Vec<DeadLetter>)> = Vec::new();
@@ -64,6 +72,9 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
         let mut dead_letters = false;
         let (claims, written) = {
             let mut g = sp.lock();
+            if g.dead_letter_user.as_deref() != user {
+                g.dead_letter_user = user.map(str::to_owned);
+            }
             for b in &p.batches {
                 let out = g.state.acknowledge(
                     &req.member_id,
@@ -106,11 +117,12 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
         return Reply::Now(Response::ok(cid, &ShareAckResponse { partitions: codes }));
     }
     let shared = Arc::clone(shared);
+    let grants = grants.clone();
     Reply::later(async move {
         for (sp, claims) in jobs {
             // A failure is logged and retried by the timer task.
             if let Ok(Some(offset)) =
-                crate::share::dead_letter::write(&shared, &sp, &topic, claims).await
+                crate::share::dead_letter::write(&shared, &sp, &topic, claims, &grants).await
             {
                 last = last.max(Some(offset));
             }
