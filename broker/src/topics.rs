@@ -97,8 +97,7 @@ impl Partition {
         tokio::spawn(async move { me.run_background_sync().await });
     }
 
-    /// Whether a background sync is scheduled or running (for tests and the
-    /// admin API).
+    /// Whether a background sync is scheduled or running.
     pub fn background_sync_pending(&self) -> bool {
         self.background_sync.load(Ordering::Acquire)
     }
@@ -487,4 +486,60 @@ fn remove_stored_bindings(kv: &KvStore, name: &str) -> warren_storage::Result<()
     kv.apply_durable(&ops)?;
     tracing::info!(topic = name, removed = ops.len(), "removed stored bindings");
     Ok(())
+}
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use std::time::Duration;
+
+    use warren_protocol::{Compression, RecordBatchBuilder};
+
+    use super::*;
+
+    fn partition(dir: &std::path::Path) -> Arc<Partition> {
+        let config = LogConfig {
+            max_index_bytes: 4096,
+            ..LogConfig::default()
+        };
+        Arc::new(Partition {
+            topic: Arc::from("t"),
+            index: 0,
+            log: PartitionLog::open(dir, "t-0", config).unwrap(),
+            hw_moved: Notify::new(),
+            metrics: PartitionMetrics::new(false),
+            background_sync: AtomicBool::new(false),
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_syncs_are_one_at_a_time_and_the_last_append_becomes_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path());
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.append(1_700_000_000_000, None, Some(b"v"), &[]);
+        let batch = b.build().unwrap();
+        for _ in 0..500 {
+            p.log.append(&batch).unwrap();
+            p.sync_in_background();
+            // Scheduled or running from the first call until caught up.
+            assert!(
+                p.background_sync_pending() || p.log.durable_offset() == p.log.log_end_offset()
+            );
+        }
+        let end = p.log.log_end_offset();
+        assert_eq!(end, Offset(500));
+        for _ in 0..3000 {
+            if p.log.high_watermark() == end && !p.background_sync_pending() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(p.log.high_watermark(), end, "the last append is synced");
+        assert!(
+            !p.background_sync_pending(),
+            "the task let go once caught up"
+        );
+        p.log.close().unwrap();
+    }
 }
