@@ -301,10 +301,15 @@ fn parse<T: Body>(cid: u32, key: ApiKey, body: Bytes, apply: impl FnOnce(T) -> R
 }
 
 /// Logs a storage error the client cannot explain (an I/O failure, corruption)
-/// and returns its code.
+/// and returns its code. A log that failed an fsync earlier refuses every
+/// request from then on; its failure was logged once, when it happened, so
+/// the refusals are logged at debug only (one error line per produce would
+/// flood the log while the partition waits for a restart).
 pub(crate) fn storage_code(e: &warren_storage::Error, what: &str) -> ErrorCode {
     let code = crate::error::storage_error_code(e);
-    if matches!(
+    if matches!(e, warren_storage::Error::Failed(_)) {
+        tracing::debug!(error = %e, "{what} refused");
+    } else if matches!(
         code,
         ErrorCode::UNKNOWN_SERVER_ERROR | ErrorCode::STORAGE_ERROR
     ) {
