@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use common::{Raw, batch, fetch, produce, start};
@@ -30,7 +32,10 @@ use warren_protocol::api::list_offsets::{
 };
 use warren_protocol::api::metadata::{MetadataRequest, MetadataResponse};
 use warren_protocol::api::produce::ProduceResponse;
-use warren_protocol::api::share::{ShareAckRequest, ShareFetchRequest};
+use warren_protocol::api::share::{
+    AckBatch, AckKind, ShareAckPartition, ShareAckRequest, ShareAckResponse, ShareFetchRequest,
+    ShareFetchResponse,
+};
 use warren_protocol::api::topics::{
     CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest, ListTopicsRequest,
     ListTopicsResponse,
@@ -764,6 +769,240 @@ async fn users_and_acls_survive_a_restart() -> Result<()> {
     assert_eq!(acls.acls.len(), 1);
     assert_eq!(acls.acls[0].to_string(), "bob topic:orders.* write");
     connect_as(addr, "bob", BOB_PW).await?;
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// A user who may administer the cluster and `a.*` topics, and write only
+/// there, plus the topic `victim` nobody but root writes. Returns root's and
+/// mallory's connections.
+async fn trespass_setup(addr: std::net::SocketAddr) -> Result<(Raw, Raw)> {
+    let mut c = Raw::connect(addr).await?;
+    common::create(&mut c, "victim", 1, "none").await?;
+    c.call(&create_user("root", ROOT_PW, true)?).await?;
+    let mut root = connect_as(addr, "root", ROOT_PW).await?;
+    root.call(&create_user("mallory", "m", false)?).await?;
+    for (resource, permission) in [
+        ("cluster", Permission::Admin),
+        ("topic:a.*", Permission::Admin),
+        ("group:g*", Permission::Read),
+    ] {
+        root.call(&acl("mallory", resource, permission)).await?;
+    }
+    let mallory = connect_as(addr, "mallory", "m").await?;
+    Ok((root, mallory))
+}
+
+/// Records in `victim` (its high watermark), as root sees them.
+async fn victim_end(root: &mut Raw) -> Result<i64> {
+    let r: ListOffsetsResponse = root
+        .call(&ListOffsetsRequest {
+            topics: vec![ListOffsetsTopic {
+                topic: "victim".into(),
+                partitions: vec![(0, LATEST)],
+            }],
+        })
+        .await?;
+    Ok(r.topics[0].partitions[0].offset)
+}
+
+fn create_topic(name: &str, configs: &[(&str, &str)]) -> CreateTopicRequest {
+    CreateTopicRequest {
+        name: name.into(),
+        partitions: 1,
+        configs: configs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn write_on_a_star_only_cannot_route_a_record_into_victim_through_an_alternate_topic()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.local_addr();
+    let (mut root, mut mallory) = trespass_setup(addr).await?;
+
+    // Creating a topic that sends records to victim needs write on victim.
+    for configs in [
+        vec![("routing", "direct"), ("alternate.topic", "victim")],
+        vec![("dead.letter.topic", "victim")],
+    ] {
+        let refused = mallory.try_call(&create_topic("a.t", &configs)).await?;
+        assert_eq!(
+            refused.err(),
+            Some(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
+            "{configs:?}"
+        );
+    }
+    // The HTTP API runs the same check (after admin on the name).
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "mallory:m")
+    );
+    let http = broker.http_addr();
+    for body in [
+        serde_json::json!({"name": "a.h", "partitions": 1, "routing": "direct", "alternate_topic": "victim"}),
+        serde_json::json!({"name": "a.h", "partitions": 1, "configs": {"dead.letter.topic": "victim"}}),
+    ] {
+        let r =
+            common::http::call_as(http, "POST", "/api/topics", Some(&auth), Some(&body)).await?;
+        assert_eq!(
+            r.status,
+            403,
+            "{body}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()?["error"], "FORBIDDEN");
+    }
+    let allowed = serde_json::json!({"name": "a.h", "partitions": 1, "routing": "direct", "alternate_topic": "a.other"});
+    let r = common::http::call_as(http, "POST", "/api/topics", Some(&auth), Some(&allowed)).await?;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    // Allowed at creation, revoked after: produce checks again.
+    root.call(&acl("mallory", "topic:victim", Permission::Write))
+        .await?;
+    mallory
+        .call(&create_topic(
+            "a.route",
+            &[("routing", "direct"), ("alternate.topic", "victim")],
+        ))
+        .await?;
+    root.call(&DeleteAclRequest {
+        acl: acl("mallory", "topic:victim", Permission::Write).acl,
+    })
+    .await?;
+    let mut unroutable = produce("a.route", -1, batch(&["trespass"])?, -1);
+    unroutable.topics[0].partitions[0].routing_key = Some("no.binding".into());
+    let r: ProduceResponse = mallory.call(&unroutable).await?;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+    let message = p.error_message.as_deref().unwrap_or_default();
+    assert!(message.contains("alternate topic victim"), "{message}");
+    assert_eq!(victim_end(&mut root).await?, 0);
+    // Root may still use the alternate hop.
+    let r: ProduceResponse = root.call(&unroutable).await?;
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, ErrorCode::NONE);
+    assert_eq!(p.alternate_topic.as_deref(), Some("victim"));
+    assert_eq!(victim_end(&mut root).await?, 1);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn write_on_a_star_only_cannot_dead_letter_into_victim_and_the_records_wait_for_a_grant()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.local_addr();
+    let (mut root, mut mallory) = trespass_setup(addr).await?;
+    root.call(&acl("mallory", "topic:victim", Permission::Write))
+        .await?;
+    mallory
+        .call(&create_topic(
+            "a.share",
+            &[
+                ("dead.letter.topic", "victim"),
+                ("max.delivery.attempts", "1"),
+                ("share.lock.timeout.ms", "1000"),
+            ],
+        ))
+        .await?;
+    root.call(&DeleteAclRequest {
+        acl: acl("mallory", "topic:victim", Permission::Write).acl,
+    })
+    .await?;
+    let r: ProduceResponse = mallory
+        .call(&produce("a.share", 0, batch(&["r0", "r1", "r2"])?, -1))
+        .await?;
+    assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NONE);
+    let share_fetch = |group: &str, max_records| ShareFetchRequest {
+        group: group.into(),
+        member_id: "m".into(),
+        topic: "a.share".into(),
+        max_records,
+        max_wait_ms: 0,
+        partitions: vec![0],
+    };
+    let ack = |group: &str, batches: &[(u64, AckKind)]| ShareAckRequest {
+        group: group.into(),
+        member_id: "m".into(),
+        topic: "a.share".into(),
+        partitions: vec![ShareAckPartition {
+            partition: 0,
+            batches: batches
+                .iter()
+                .map(|(offset, kind)| AckBatch {
+                    first_offset: *offset,
+                    last_offset: *offset,
+                    kind: *kind,
+                })
+                .collect(),
+        }],
+    };
+    let acquired = |r: &ShareFetchResponse| -> Vec<(u64, u64)> {
+        r.partitions
+            .iter()
+            .flat_map(|p| &p.acquired)
+            .map(|a| (a.first_offset, a.last_offset))
+            .collect()
+    };
+
+    // The timer's path (no session): g1 acks offset 0 (mallory is its last
+    // acknowledging user), then lets offset 1's lock expire at its one
+    // allowed delivery.
+    let r = mallory.call(&share_fetch("g1", 1)).await?;
+    assert_eq!(acquired(&r), [(0, 0)]);
+    let a: ShareAckResponse = mallory.call(&ack("g1", &[(0, AckKind::Accept)])).await?;
+    assert_eq!(a.partitions, [(0, ErrorCode::NONE)]);
+    let r = mallory.call(&share_fetch("g1", 1)).await?;
+    assert_eq!(acquired(&r), [(1, 1)]);
+    let expiring_since = std::time::Instant::now();
+
+    // The session's path: g2 rejects offset 0 and releases offset 1 out of
+    // attempts. The reject is recorded; the copies are refused.
+    let r = mallory.call(&share_fetch("g2", 2)).await?;
+    assert_eq!(acquired(&r), [(0, 1)]);
+    let a: ShareAckResponse = mallory
+        .call(&ack("g2", &[(0, AckKind::Reject), (1, AckKind::Release)]))
+        .await?;
+    assert_eq!(a.partitions, [(0, ErrorCode::NONE)]);
+    assert_eq!(victim_end(&mut root).await?, 0, "rejected into victim");
+    // Neither comes back to the group: they wait for the dead-letter topic.
+    let r = mallory.call(&share_fetch("g2", 10)).await?;
+    assert_eq!(acquired(&r), [(2, 2)]);
+    let a: ShareAckResponse = mallory.call(&ack("g2", &[(2, AckKind::Accept)])).await?;
+    assert_eq!(a.partitions, [(0, ErrorCode::NONE)]);
+
+    // Past g1's lock (1 s) and the timer's refused attempt: still nothing.
+    let wait = Duration::from_millis(2500).saturating_sub(expiring_since.elapsed());
+    tokio::time::sleep(wait).await;
+    assert_eq!(
+        victim_end(&mut root).await?,
+        0,
+        "dead-lettered by the timer into victim"
+    );
+
+    // Nothing was lost: once mallory may write to victim, the retries (every
+    // 5 s) copy all three.
+    root.call(&acl("mallory", "topic:victim", Permission::Write))
+        .await?;
+    let mut end = 0;
+    for _ in 0..300 {
+        end = victim_end(&mut root).await?;
+        if end >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(end, 3);
+    let f: FetchResponse = root.call(&fetch("victim", 0, 0)).await?;
+    let mut values = common::values_of(f.topics[0].partitions[0].records.clone())?;
+    values.sort();
+    assert_eq!(values, ["r0", "r1", "r1"]);
     broker.shutdown().await?;
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! - [`checkpoint`]: the recovery-point file, and atomic file writes.
 //! - [`file_slice`]: byte ranges of a segment handed to `sendfile`, and the copy helper.
 //! - [`file_names`]: the one place that names files.
+//! - `fault_injection` (tests and the `fault-injection` feature only): fail or hold the n-th segment fsync.
 //! - [`metrics`]: [`StorageMetrics`], the handles logs record fsyncs, rolls, retention and truncations into.
 //! - [`config`]: [`LogConfig`] and [`Durability`].
 //! - [`share_config`]: [`ShareConfig`], a topic's share-group settings.
@@ -32,6 +33,8 @@ pub mod checkpoint;
 pub mod config;
 mod dir_lock;
 pub mod error;
+#[cfg(any(test, feature = "fault-injection"))]
+pub mod fault_injection;
 pub mod file_names;
 pub mod file_slice;
 pub mod index_file;

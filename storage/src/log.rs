@@ -7,6 +7,16 @@
 //!   "on disk" queue on one flush lock; whoever holds it `fdatasync`s everything
 //!   written so far, so one `fsync` covers every append that landed while the
 //!   previous one ran.
+//! - **Fencing**: the first failed fsync (group commit, interval flush, the
+//!   flush of a rolled segment, close) fails the log for good. Linux reports a
+//!   writeback error to one `fsync` and may let the next one of the same file
+//!   succeed without the lost pages ("fsyncgate"), so from then on the durable
+//!   offset and the recovery point never move, every `sync_to` that is not
+//!   already covered and every append get [`Error::Failed`], and only a reopen
+//!   (which CRC-checks everything after the recovery point) serves writes
+//!   again. Every fsync runs under one `fsync_gate` that also checks and sets
+//!   the failed flag, so no fsync can start after a failed one and succeed
+//!   unnoticed.
 //! - **Read** returns [`FileSlice`]s of whole batches for `sendfile`.
 //! - **Recovery** on open scans only segments after the recovery point (nothing after
 //!   a clean close), truncating at the first torn or corrupt batch.
@@ -21,6 +31,8 @@
 //!   of rolled segments.
 //! - `syncing` (`Mutex<bool>` + Condvar `synced`): group commit; the flag is held
 //!   across `fdatasync`, the mutex only to flip it.
+//! - `fsync_gate` (Mutex): held across each segment fsync and each move of the
+//!   durable offset, with the `failed` check (see **Fencing**).
 //! - `segments` (RwLock): the segment map; held only to look up or clone an `Arc`.
 //!
 //! Readers take only the `segments` read lock, briefly, and never wait for an
@@ -141,6 +153,11 @@ struct Inner {
     syncing: Mutex<bool>,
     /// Signalled when a sync finishes.
     synced: Condvar,
+    /// Serializes every segment fsync with the `failed` flag and the moves of
+    /// `durable_offset` (see the module docs, **Fencing**). Two fsyncs of one
+    /// log rarely overlap (group commit syncs the active segment, a roll flush
+    /// the one before, which group commit already synced under `fsync`).
+    fsync_gate: Mutex<()>,
     log_start_offset: AtomicU64,
     log_end_offset: AtomicU64,
     durable_offset: AtomicU64,
@@ -347,6 +364,7 @@ impl PartitionLog {
                 checkpoint: Mutex::new(checkpointed),
                 syncing: Mutex::new(false),
                 synced: Condvar::new(),
+                fsync_gate: Mutex::new(()),
                 log_start_offset: AtomicU64::new(log_start.0),
                 log_end_offset: AtomicU64::new(log_end.0),
                 durable_offset: AtomicU64::new(log_end.0),
@@ -548,34 +566,38 @@ impl PartitionLog {
 
     /// Flushes every segment below `upto` not yet covered by the recovery point,
     /// then moves the recovery point to `upto`.
+    ///
+    /// On a failed log it does nothing but return [`Error::Failed`]: a flush of
+    /// a file whose earlier fsync failed may "succeed" without the lost pages,
+    /// so it proves nothing (see the module docs, **Fencing**).
     fn checkpoint_below(&self, upto: Offset) -> Result<()> {
         let inner = &self.inner;
         let mut cp = lock(&inner.checkpoint);
         if inner.closed.load(Ordering::Acquire) || *cp >= upto {
             return Ok(());
         }
+        self.check_not_failed()?;
         for segment in self.segments() {
             if segment.base_offset() >= upto {
                 break;
             }
             if segment.next_offset() > *cp {
                 let started = Instant::now();
-                if let Err(e) = segment.flush() {
-                    self.mark_failed();
-                    return Err(e);
-                }
+                self.fenced_sync(&segment, true)?;
                 inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 inner.metrics.fsynced(started);
             }
         }
+        // A group commit that failed while we flushed fails this too: the
+        // recovery point must not move past pages that fsync may have lost.
+        self.check_not_failed()?;
         Checkpoint {
             recovery_offset: upto,
             clean: false,
         }
         .write(&inner.dir)?;
         *cp = upto;
-        inner.durable_offset.fetch_max(upto.0, Ordering::AcqRel);
-        Ok(())
+        self.advance_durable(upto)
     }
 
     /// Blocks until every offset below `target` is on disk (group commit).
@@ -590,9 +612,13 @@ impl PartitionLog {
     /// fsync, the condvar 4-4.5.) Blocking: from async code, call it on a
     /// blocking thread.
     ///
+    /// A target already below the durable offset returns `Ok` at once, also on a
+    /// failed log: those offsets were synced before the failure.
+    ///
     /// # Errors
-    /// I/O errors from `fdatasync` (the durable offset does not move; a waiter
-    /// then retries as the next leader).
+    /// [`Error::Failed`] when an fsync failed, now or earlier: the leader and
+    /// every waiter its sync did not cover get it, and so does every later
+    /// call, until the log is reopened. The durable offset does not move.
     pub fn sync_to(&self, target: Offset) -> Result<()> {
         let inner = &self.inner;
         if self.durable_offset() >= target {
@@ -614,10 +640,9 @@ impl PartitionLog {
         self.check_not_failed()?;
         *syncing = true;
         drop(syncing);
+        // On error the log is already failed (`fenced_sync`), so the waiters
+        // woken below find it failed and return the error too.
         let result = self.sync_unsynced();
-        if result.is_err() {
-            self.mark_failed();
-        }
         *lock(&inner.syncing) = false;
         inner.synced.notify_all();
         result
@@ -630,11 +655,48 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn mark_failed(&self) {
+    /// Fails the log for good (see the module docs, **Fencing**); the caller
+    /// holds `fsync_gate`.
+    fn mark_failed(&self, cause: &Error) {
         if !self.inner.failed.swap(true, Ordering::AcqRel) {
-            tracing::error!(partition = %self.inner.name,
-                "fsync failed: the log refuses appends until it is reopened and recovered");
+            tracing::error!(partition = %self.inner.name, error = %cause,
+                durable_offset = %self.durable_offset(), log_end_offset = %self.log_end_offset(),
+                "fsync failed: the log refuses appends and syncs until it is reopened and recovered");
         }
+    }
+
+    /// One fsync of `segment` (its log file; with its indexes when
+    /// `with_indexes`) under `fsync_gate`: refused on a failed log, and a
+    /// failure fails the log. See the module docs, **Fencing**.
+    ///
+    /// # Errors
+    /// [`Error::Failed`], whether this fsync failed or an earlier one did.
+    fn fenced_sync(&self, segment: &Segment, with_indexes: bool) -> Result<()> {
+        let _gate = lock(&self.inner.fsync_gate);
+        self.check_not_failed()?;
+        let synced = if with_indexes {
+            segment.flush()
+        } else {
+            segment.sync_log()
+        };
+        if let Err(e) = synced {
+            self.mark_failed(&e);
+            return Err(Error::Failed(self.inner.name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Moves the durable offset up to `to` unless the log has failed (checked
+    /// under `fsync_gate`, so no fsync failure can come between the check and
+    /// the move).
+    ///
+    /// # Errors
+    /// [`Error::Failed`]; the durable offset then stays where it is.
+    fn advance_durable(&self, to: Offset) -> Result<()> {
+        let _gate = lock(&self.inner.fsync_gate);
+        self.check_not_failed()?;
+        self.inner.durable_offset.fetch_max(to.0, Ordering::AcqRel);
+        Ok(())
     }
 
     /// True after a failed fsync: see [`Error::Failed`].
@@ -663,17 +725,18 @@ impl PartitionLog {
         };
         for segment in unsynced {
             let started = Instant::now();
-            segment.sync_log()?;
+            self.fenced_sync(&segment, false)?;
             inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
             inner.metrics.fsynced(started);
         }
-        inner.durable_offset.fetch_max(end.0, Ordering::AcqRel);
+        self.advance_durable(end)?;
         inner.last_sync_ms.store(now_ms() as u64, Ordering::Relaxed);
         Ok(())
     }
 
     /// For `interval:<ms>` logs: syncs if the interval has passed since the last
-    /// sync and there is something to sync. A no-op for other modes.
+    /// sync and there is something to sync. A no-op for other modes, and on a
+    /// failed log (its failure was logged when it happened; it stays fenced).
     ///
     /// # Errors
     /// As [`sync_to`](Self::sync_to).
@@ -681,6 +744,9 @@ impl PartitionLog {
         let Durability::Interval { ms } = self.inner.config.durability else {
             return Ok(false);
         };
+        if self.has_failed() {
+            return Ok(false);
+        }
         let last = self.inner.last_sync_ms.load(Ordering::Relaxed);
         let end = self.log_end_offset();
         if (now_ms() as u64).saturating_sub(last) < ms || self.durable_offset() >= end {
@@ -1000,18 +1066,11 @@ impl PartitionLog {
         // leave the checkpoint unclean so the next open CRC-checks the tail.
         self.check_not_failed()?;
         let log_end = self.log_end_offset();
-        let flushed = (|| {
-            w.active.seal()?;
-            for segment in self.segments() {
-                if segment.next_offset() > *cp || Arc::ptr_eq(&segment, &w.active) {
-                    segment.flush()?;
-                }
+        w.active.seal()?;
+        for segment in self.segments() {
+            if segment.next_offset() > *cp || Arc::ptr_eq(&segment, &w.active) {
+                self.fenced_sync(&segment, true)?;
             }
-            Ok(())
-        })();
-        if let Err(e) = flushed {
-            self.mark_failed();
-            return Err(e);
         }
         Checkpoint {
             recovery_offset: log_end,
@@ -1019,7 +1078,7 @@ impl PartitionLog {
         }
         .write(&inner.dir)?;
         *cp = log_end;
-        inner.durable_offset.fetch_max(log_end.0, Ordering::AcqRel);
+        self.advance_durable(log_end)?;
         inner.closed_cleanly.store(true, Ordering::Release);
         Ok(())
     }
@@ -1123,4 +1182,224 @@ fn list_segments(dir: &Path, name: &str) -> Result<Vec<Offset>> {
         }
     }
     Ok(logs)
+}
+
+/// A failed fsync is never acknowledged: the fault-injection seam fails the
+/// n-th segment fsync (without timing), and the log must stay fenced.
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod fsync_failure_tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use warren_protocol::{Compression, RecordBatchBuilder};
+
+    use super::*;
+    use crate::fault_injection::SyncFault;
+
+    /// A batch of `records` records of `value_bytes` bytes each.
+    fn batch(records: usize, value_bytes: usize) -> Bytes {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        let value = vec![7u8; value_bytes];
+        for i in 0..records {
+            b.append(1_700_000_000_000 + i as i64, None, Some(&value), &[]);
+        }
+        b.build().unwrap()
+    }
+
+    fn config(durability: Durability, segment_bytes: u32) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 256,
+            max_index_bytes: 4096,
+            durability,
+            retention_ms: None,
+            ..LogConfig::default()
+        }
+    }
+
+    fn recovery_point(dir: &Path) -> Offset {
+        Checkpoint::read(dir).unwrap().unwrap().recovery_offset
+    }
+
+    /// Joins the roll-flush threads without closing the log.
+    fn join_roll_flushes(log: &PartitionLog) {
+        let handles: Vec<JoinHandle<()>> = lock(&log.inner.writer).roll_flushes.drain(..).collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+
+    fn is_failed<T: std::fmt::Debug>(r: Result<T>) -> bool {
+        matches!(r, Err(Error::Failed(_)))
+    }
+
+    #[test]
+    fn a_failed_group_commit_fences_the_log_until_it_is_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = SyncFault::fail_nth(dir.path(), 2).install();
+        let log =
+            PartitionLog::open(dir.path(), "t-0", config(Durability::Fsync, 1 << 20)).unwrap();
+        let first = log.append_durable(&batch(3, 10)).unwrap();
+        assert_eq!(log.durable_offset(), first.log_end_offset);
+
+        let second = log.append(&batch(2, 10)).unwrap();
+        assert!(
+            is_failed(log.sync_to(second.log_end_offset)),
+            "the failing fsync"
+        );
+        assert!(fault.fired());
+        assert!(log.has_failed());
+        // The next fsync of the file would succeed: it must not be asked.
+        assert!(
+            is_failed(log.sync_to(second.log_end_offset)),
+            "a later waiter"
+        );
+        assert_eq!(log.durable_offset(), first.log_end_offset);
+        assert_eq!(log.high_watermark(), first.log_end_offset);
+        // What was durable before the failure still is.
+        assert!(log.sync_to(first.log_end_offset).is_ok());
+        assert!(is_failed(log.append(&batch(1, 10))), "appends are refused");
+        assert!(recovery_point(dir.path()) <= first.log_end_offset);
+        assert!(is_failed(log.close()), "no clean close after a failure");
+        assert!(!Checkpoint::read(dir.path()).unwrap().unwrap().clean);
+        assert_eq!(fault.syncs(), 2, "no fsync ran after the failed one");
+        drop(log);
+        drop(fault);
+
+        let log =
+            PartitionLog::open(dir.path(), "t-0", config(Durability::Fsync, 1 << 20)).unwrap();
+        assert!(
+            log.recovery_report().segments_recovered > 0,
+            "the tail is CRC-checked"
+        );
+        let batches = log.read_batches(Offset(0), 1 << 20).unwrap();
+        assert_eq!(
+            batches.first().map(|b| b.header().records_count),
+            Some(3),
+            "the synced batch is kept"
+        );
+        let third = log.append_durable(&batch(1, 10)).unwrap();
+        assert_eq!(log.durable_offset(), third.log_end_offset);
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn every_waiter_behind_a_failing_fsync_gets_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = SyncFault::fail_nth(dir.path(), 1).held().install();
+        let log =
+            PartitionLog::open(dir.path(), "t-0", config(Durability::Fsync, 1 << 20)).unwrap();
+        let first = log.append(&batch(1, 10)).unwrap();
+        let leader = {
+            let log = log.clone();
+            std::thread::spawn(move || log.sync_to(first.log_end_offset))
+        };
+        assert!(
+            fault.wait_reached(Duration::from_secs(30)),
+            "the leader's fsync started"
+        );
+        // The leader is inside its fsync (`syncing` is set): these queue behind it.
+        let waiters: Vec<_> = (0..8)
+            .map(|_| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let info = log.append(&batch(1, 10))?;
+                    log.sync_to(info.log_end_offset)
+                })
+            })
+            .collect();
+        // Not needed for the outcome, only to let most waiters reach the condvar.
+        std::thread::sleep(Duration::from_millis(100));
+        fault.release();
+        assert!(is_failed(leader.join().unwrap()), "the leader");
+        for w in waiters {
+            assert!(is_failed(w.join().unwrap()), "every waiter");
+        }
+        assert_eq!(log.durable_offset(), Offset(0));
+        assert_eq!(log.high_watermark(), Offset(0));
+        assert!(
+            is_failed(log.sync_to(log.log_end_offset())),
+            "and every later one"
+        );
+        assert_eq!(fault.syncs(), 1);
+    }
+
+    /// The reported bug: a group commit's fdatasync fails, then the flush of
+    /// the rolled segment (same file) succeeds, as Linux lets it, and used to
+    /// move the durable offset and the recovery point past the lost pages.
+    #[test]
+    fn a_roll_flush_after_a_failed_group_commit_does_not_move_the_durable_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = SyncFault::fail_nth(dir.path(), 1).install();
+        let log = PartitionLog::open(dir.path(), "t-0", config(Durability::Fsync, 1024)).unwrap();
+        let first = log.append(&batch(1, 600)).unwrap();
+        // Keep the roll flush from running until the group commit has failed.
+        let checkpoint = lock(&log.inner.checkpoint);
+        let second = log.append(&batch(1, 600)).unwrap();
+        assert_eq!(second.segment_base_offset, first.log_end_offset, "rolled");
+        assert!(is_failed(log.sync_to(second.log_end_offset)));
+        drop(checkpoint);
+        join_roll_flushes(&log);
+
+        assert_eq!(log.durable_offset(), Offset(0));
+        assert_eq!(log.high_watermark(), Offset(0));
+        assert_eq!(recovery_point(dir.path()), Offset(0));
+        assert!(
+            is_failed(log.sync_to(first.log_end_offset)),
+            "an acks=-1 producer of the first batch must not get OK"
+        );
+        assert_eq!(fault.syncs(), 1, "the roll flush did not fsync");
+    }
+
+    #[test]
+    fn a_failed_roll_flush_fences_the_log_and_reopen_keeps_every_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = SyncFault::fail_nth(dir.path(), 1).install();
+        let log = PartitionLog::open(dir.path(), "t-0", config(Durability::None, 1024)).unwrap();
+        let first = log.append(&batch(1, 600)).unwrap();
+        let second = log.append(&batch(1, 600)).unwrap();
+        assert_eq!(second.segment_base_offset, first.log_end_offset, "rolled");
+        join_roll_flushes(&log);
+        assert!(fault.fired());
+        assert!(log.has_failed());
+        assert!(is_failed(log.append(&batch(1, 10))));
+        assert_eq!(recovery_point(dir.path()), Offset(0));
+        assert!(is_failed(log.close()));
+        drop(log);
+        drop(fault);
+
+        let log = PartitionLog::open(dir.path(), "t-0", config(Durability::None, 1024)).unwrap();
+        assert_eq!(log.log_end_offset(), second.log_end_offset);
+        assert_eq!(log.read_batches(Offset(0), 1 << 20).unwrap().len(), 2);
+        log.append(&batch(1, 10)).unwrap();
+        log.close().unwrap();
+    }
+
+    #[test]
+    fn a_failed_interval_flush_fences_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let fault = SyncFault::fail_nth(dir.path(), 1).install();
+        let log = PartitionLog::open(
+            dir.path(),
+            "t-0",
+            config(Durability::Interval { ms: 1 }, 1 << 20),
+        )
+        .unwrap();
+        log.append(&batch(1, 10)).unwrap();
+        // The interval is 1 ms: a few tries at most.
+        let mut outcome = Ok(false);
+        for _ in 0..1000 {
+            outcome = log.sync_if_due();
+            if !matches!(outcome, Ok(false)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(is_failed(outcome));
+        assert_eq!(log.durable_offset(), Offset(0));
+        assert!(is_failed(log.append(&batch(1, 10))));
+        assert!(matches!(log.sync_if_due(), Ok(false)), "quiet once failed");
+        assert_eq!(fault.syncs(), 1);
+    }
 }

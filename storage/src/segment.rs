@@ -677,6 +677,9 @@ impl Segment {
     /// # Errors
     /// I/O errors.
     pub(crate) fn sync_log(&self) -> Result<()> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        crate::fault_injection::before_sync(&self.log_path)
+            .ctx("fdatasync segment", &self.log_path)?;
         self.log
             .sync_data()
             .ctx("fdatasync segment", &self.log_path)

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `/healthz`, `/readyz`, `/`, `/ui`, `/ui/*`, `POST /api/auth/token` | nothing (the token route checks Basic itself) |
 //! | `GET /api/topics`, `GET /api/groups` | any user; the JSON array is filtered to the entries whose `name` the user may read (describe, for topics); a group's lag sums only the topics the user may read |
-//! | `POST /api/topics` | `admin` on the topic named in the body |
+//! | `POST /api/topics` | `admin` on the topic named in the body (and, checked by the route, `write` on its alternate and dead-letter topics) |
 //! | `GET /api/topics/NAME[/...]` | `read` or `write` on NAME for the topic itself and its partitions and bindings; `read` for `.../messages` |
 //! | `POST`/`DELETE /api/topics/NAME[/...]` | `admin` on NAME |
 //! | `GET /api/groups/NAME` | `read` on the group NAME; offsets and lag are shown only for topics the user may read |

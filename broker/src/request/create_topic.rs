@@ -3,18 +3,26 @@
 //! partition directories on a blocking thread. The topic starts with no
 //! bindings.
 //!
-//! [`settings`] and [`create`] are the whole path, shared with the admin
-//! HTTP API (`POST /api/topics`), so both check and create topics alike.
+//! [`settings`], [`authorize`] and [`create`] are the whole path, shared
+//! with the admin HTTP API (`POST /api/topics`), so both check and create
+//! topics alike.
+//!
+//! A topic that names an `alternate.topic` or a `dead.letter.topic` sends
+//! records there on its users' behalf, so creating one needs write on those
+//! topics as well as admin on the new one ([`authorize`]); produce and
+//! dead-lettering check write again when they append, as grants change.
 
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
+use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
 use warren_storage::ShareConfig;
 use warren_storage::log_manager::MAX_PARTITIONS;
 use warren_storage::{LogConfig, TopicRouting};
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
 
@@ -77,6 +85,43 @@ pub(crate) fn settings(
     })
 }
 
+/// Checks that the caller may send records where topic `name`'s `settings`
+/// route them: write on its `alternate.topic` and its `dead.letter.topic`,
+/// if set (whether or not they exist yet). Admin on `name` itself is checked
+/// before, by each front-end.
+///
+/// # Errors
+/// `TOPIC_AUTHORIZATION_FAILED` naming the setting and the topic.
+pub(crate) fn authorize(
+    grants: &Grants,
+    name: &str,
+    settings: &TopicSettings,
+) -> Result<(), Refusal> {
+    let targets = [
+        (
+            "alternate.topic",
+            settings.routing.alternate_topic.as_deref(),
+        ),
+        (
+            "dead.letter.topic",
+            settings.share.dead_letter_topic.as_deref(),
+        ),
+    ];
+    for (key, target) in targets {
+        if let Some(target) = target
+            && !grants.allows(ResourceType::Topic, target, Permission::Write)
+        {
+            return Err((
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                format!(
+                    "not authorized: topic {name:?} with {key} {target:?} needs write on topic {target:?}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Creates topic `name` with checked `settings` on a blocking thread (files
 /// and fsyncs), and logs it.
 ///
@@ -112,8 +157,10 @@ pub(crate) async fn create(
     }
 }
 
-pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>) -> Reply {
-    let settings = match settings(shared, &req.name, req.partitions, &req.configs) {
+pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    let settings = match settings(shared, &req.name, req.partitions, &req.configs)
+        .and_then(|s| authorize(grants, &req.name, &s).map(|()| s))
+    {
         Ok(s) => s,
         Err((code, message)) => return Reply::Now(Response::error(cid, code, message)),
     };

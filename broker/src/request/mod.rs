@@ -173,7 +173,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::Metadata => parse(cid, key, body, |r| metadata::handle(cid, r, shared, g)),
         ApiKey::CreateTopic => parse(cid, key, body, |r: CreateTopicRequest| {
             guard(require(cid, g, topic, &r.name, Permission::Admin), || {
-                create_topic::handle(cid, r, shared)
+                create_topic::handle(cid, r, shared, g)
             })
         }),
         ApiKey::DeleteTopic => parse(cid, key, body, |r: DeleteTopicRequest| {
@@ -278,7 +278,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::ShareAck => parse(cid, key, body, |r: ShareAckRequest| {
             let check = require(cid, g, group, &r.group, Permission::Read)
                 .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
-            guard(check, || share_ack::handle(cid, r, shared))
+            guard(check, || share_ack::handle(cid, r, shared, g))
         }),
         ApiKey::Authenticate => parse(cid, key, body, |r| {
             auth::authenticate(cid, r, shared, session)
@@ -365,10 +365,15 @@ fn parse<T: Body>(cid: u32, key: ApiKey, body: Bytes, apply: impl FnOnce(T) -> R
 }
 
 /// Logs a storage error the client cannot explain (an I/O failure, corruption)
-/// and returns its code.
+/// and returns its code. A log that failed an fsync earlier refuses every
+/// request from then on; its failure was logged once, when it happened, so
+/// the refusals are logged at debug only (one error line per produce would
+/// flood the log while the partition waits for a restart).
 pub(crate) fn storage_code(e: &warren_storage::Error, what: &str) -> ErrorCode {
     let code = crate::error::storage_error_code(e);
-    if matches!(
+    if matches!(e, warren_storage::Error::Failed(_)) {
+        tracing::debug!(error = %e, "{what} refused");
+    } else if matches!(
         code,
         ErrorCode::UNKNOWN_SERVER_ERROR | ErrorCode::STORAGE_ERROR
     ) {

@@ -10,14 +10,19 @@
 //! no key) sends the batch to the topic's alternate topic, routed by its own
 //! mode with the same key and no further hop; failing that the entry is
 //! `UNROUTABLE` with a message saying why. The response lists every copy.
+//! The alternate hop needs write on the alternate topic too, checked with the
+//! producer's grants of the moment (`TOPIC_AUTHORIZATION_FAILED` naming it).
 //!
 //! Durability: for `fsync` topics the high watermark moves only after an
 //! fsync, so every append is followed by one: awaited before answering for
 //! acks=-1 (with the request's `timeout_ms`), in the background for acks 0
-//! and 1. Concurrent produces to a partition share fsyncs (the log's group
-//! commit). A routed entry waits for the fsync of every partition it was
-//! appended to.
+//! and 1, at most one background sync per partition at a time
+//! ([`Partition::sync_in_background`]). Concurrent produces to a partition
+//! share fsyncs (the log's group commit). A routed entry waits for the fsync
+//! of every partition it was appended to. After a failed fsync the partition
+//! refuses appends (`STORAGE_ERROR`) until the broker restarts.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +49,11 @@ struct PendingSync {
     entries: Vec<(usize, usize)>,
 }
 
+/// The fsyncs a request waits for, one per partition, keyed by the
+/// partition's address (its identity while the entry holds its `Arc`): a map,
+/// so a request with many entries costs one lookup each, not a scan.
+type PendingSyncs = HashMap<usize, PendingSync>;
+
 pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if !matches!(req.acks, -1..=1) {
         return Reply::Now(Response::error(
@@ -52,7 +62,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
             format!("acks must be 0, 1 or -1, got {}", req.acks),
         ));
     }
-    let mut syncs: Vec<PendingSync> = Vec::new();
+    let mut syncs = PendingSyncs::new();
     let mut response = ProduceResponse {
         topics: Vec::with_capacity(req.topics.len()),
     };
@@ -73,9 +83,15 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
                 None => {
                     ProducePartitionResponse::new(entry.partition, ErrorCode::UNKNOWN_TOPIC, -1)
                 }
-                Some(topic) => {
-                    append_entry(shared, topic, entry, &mut targets, &mut syncs, (ti, ei))
-                }
+                Some(topic) => append_entry(
+                    shared,
+                    grants,
+                    topic,
+                    entry,
+                    &mut targets,
+                    &mut syncs,
+                    (ti, ei),
+                ),
             };
             results.push(result);
         }
@@ -85,11 +101,10 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
         });
     }
     if req.acks != -1 || syncs.is_empty() {
-        for s in syncs {
-            tokio::spawn(async move {
-                // A failure is logged by the log and fails the partition.
-                let _ = s.partition.sync_to(s.target).await;
-            });
+        for s in syncs.into_values() {
+            // Syncs to the log end, which covers `s.target`. A failure is
+            // logged by the log and fails the partition.
+            s.partition.sync_in_background();
         }
         return if req.acks == 0 {
             Reply::None
@@ -99,15 +114,16 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
     }
     let timeout = Duration::from_millis(u64::from(req.timeout_ms.max(1)));
     Reply::later(async move {
-        let waits = syncs.into_iter().map(|s| async move {
-            let code = match tokio::time::timeout(timeout, s.partition.sync_to(s.target)).await {
-                Ok(Ok(())) => ErrorCode::NONE,
-                Ok(Err(e)) => super::storage_code(&e, "fsync"),
-                Err(_) => ErrorCode::REQUEST_TIMED_OUT,
-            };
-            (code, s.entries)
+        let waits = syncs.into_values().map(|s| async move {
+            let (code, message) =
+                match tokio::time::timeout(timeout, s.partition.sync_to(s.target)).await {
+                    Ok(Ok(())) => (ErrorCode::NONE, None),
+                    Ok(Err(e)) => (super::storage_code(&e, "fsync"), Some(e.to_string())),
+                    Err(_) => (ErrorCode::REQUEST_TIMED_OUT, None),
+                };
+            (code, message, s.entries)
         });
-        for (code, entries) in futures_util::future::join_all(waits).await {
+        for (code, message, entries) in futures_util::future::join_all(waits).await {
             if code == ErrorCode::NONE {
                 continue;
             }
@@ -120,6 +136,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
                     r.error_code = code;
                     r.base_offset = -1;
                     r.more.clear();
+                    r.error_message.clone_from(&message);
                 }
             }
         }
@@ -144,20 +161,21 @@ fn first_error(response: &ProduceResponse) -> ErrorCode {
 /// in `syncs`, tied to the entry `at` once every copy is appended.
 fn append_entry(
     shared: &Shared,
+    grants: &Grants,
     topic: &Arc<Topic>,
     entry: &ProducePartition,
     targets: &mut Vec<u32>,
-    syncs: &mut Vec<PendingSync>,
+    syncs: &mut PendingSyncs,
     at: (usize, usize),
 ) -> ProducePartitionResponse {
     let alternate = if entry.partition == ROUTE_BY_KEY {
-        match route(shared, topic, entry.routing_key.as_deref(), targets) {
+        match route(shared, grants, topic, entry.routing_key.as_deref(), targets) {
             Ok(alternate) => alternate,
-            Err(message) => {
-                tracing::debug!(topic = %topic.config.name, %message, "unroutable batch");
+            Err((code, message)) => {
+                tracing::debug!(topic = %topic.config.name, %message, ?code, "batch not routed");
                 return ProducePartitionResponse {
                     error_message: Some(message),
-                    ..ProducePartitionResponse::new(-1, ErrorCode::UNROUTABLE, -1)
+                    ..ProducePartitionResponse::new(-1, code, -1)
                 };
             }
         }
@@ -215,6 +233,12 @@ fn append_entry(
                         dest.config.name,
                         code.name()
                     ));
+                } else if matches!(e, warren_storage::Error::Failed(_)) {
+                    // Offline for writes: say why and what brings it back.
+                    result.error_message = Some(format!(
+                        "{e}: partition {index} of {} is offline for writes until the broker restarts",
+                        dest.config.name
+                    ));
                 }
                 result.partition = index as i32;
                 result.error_code = code;
@@ -238,29 +262,20 @@ fn append_entry(
 /// Records that `partition` must be fsynced up to `target` (keeping the
 /// highest target seen), and that entry `at`, if any, waits for it.
 fn note_sync(
-    syncs: &mut Vec<PendingSync>,
+    syncs: &mut PendingSyncs,
     partition: &Arc<Partition>,
     target: Offset,
     at: Option<(usize, usize)>,
 ) {
-    let sync = match syncs
-        .iter_mut()
-        .position(|s| Arc::ptr_eq(&s.partition, partition))
-    {
-        Some(i) => syncs.get_mut(i),
-        None => {
-            syncs.push(PendingSync {
-                partition: Arc::clone(partition),
-                target,
-                entries: Vec::new(),
-            });
-            syncs.last_mut()
-        }
-    };
-    if let Some(sync) = sync {
-        sync.target = sync.target.max(target);
-        sync.entries.extend(at);
-    }
+    let sync = syncs
+        .entry(Arc::as_ptr(partition) as usize)
+        .or_insert_with(|| PendingSync {
+            partition: Arc::clone(partition),
+            target,
+            entries: Vec::new(),
+        });
+    sync.target = sync.target.max(target);
+    sync.entries.extend(at);
 }
 
 /// Finds where a batch produced with `partition = -1` goes: fills `targets`
@@ -268,15 +283,19 @@ fn note_sync(
 /// there instead of to `topic`.
 ///
 /// # Errors
-/// The message of an `UNROUTABLE` answer: nothing matched in `topic`, and
-/// there is no alternate topic, it does not exist, or nothing matched there
-/// either (its own alternate is never followed, so there are no loops).
+/// `UNROUTABLE` with its message: nothing matched in `topic`, and there is no
+/// alternate topic, it does not exist, or nothing matched there either (its
+/// own alternate is never followed, so there are no loops).
+/// `TOPIC_AUTHORIZATION_FAILED` naming the alternate topic when `grants` do
+/// not allow writing to it (checked before looking it up, so a refusal says
+/// nothing about whether it exists).
 fn route(
     shared: &Shared,
+    grants: &Grants,
     topic: &Topic,
     key: Option<&str>,
     targets: &mut Vec<u32>,
-) -> Result<Option<Arc<Topic>>, String> {
+) -> Result<Option<Arc<Topic>>, (ErrorCode, String)> {
     route_in(topic, key, targets);
     if !targets.is_empty() {
         return Ok(None);
@@ -289,19 +308,26 @@ fn route(
             topic.routing()
         ),
     };
+    let unroutable = |message: String| (ErrorCode::UNROUTABLE, message);
     let Some(alternate_name) = &topic.config.routing.alternate_topic else {
-        return Err(unmatched);
+        return Err(unroutable(unmatched));
     };
-    let Some(alternate) = shared.topics.get(alternate_name) else {
-        return Err(format!(
-            "{unmatched}, and its alternate topic {alternate_name} does not exist"
+    if !grants.allows(ResourceType::Topic, alternate_name, Permission::Write) {
+        return Err((
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+            format!("{unmatched}; not authorized to write to its alternate topic {alternate_name}"),
         ));
+    }
+    let Some(alternate) = shared.topics.get(alternate_name) else {
+        return Err(unroutable(format!(
+            "{unmatched}, and its alternate topic {alternate_name} does not exist"
+        )));
     };
     route_in(&alternate, key, targets);
     if targets.is_empty() {
-        return Err(format!(
+        return Err(unroutable(format!(
             "{unmatched}, nor does any binding of its alternate topic {alternate_name}"
-        ));
+        )));
     }
     Ok(Some(alternate))
 }

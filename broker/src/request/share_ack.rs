@@ -17,6 +17,10 @@
 //! [`super::MAX_SHARE_ACK_BATCHES`]).
 //!
 //! [`ShareState::acknowledge_batches`]: crate::share::ShareState::acknowledge_batches
+//!
+//! Dead-letter writes need write on the dead-letter topic under the acking
+//! session's grants (see `crate::share::dead_letter`); its user is also
+//! remembered as the one the timer task's dead-letter writes run as.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,12 +30,13 @@ use warren_protocol::api::share::{AckBatch, ShareAckRequest, ShareAckResponse};
 use warren_storage::Offset;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::Response;
 use crate::server::Shared;
 use crate::share::state::DeadLetter;
 use crate::share::{ShareKey, SharePartition, sync_kv, validate_group_id, validate_member_id};
 
-pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Err((code, message)) =
         validate_group_id(&req.group).and_then(|()| validate_member_id(&req.member_id))
     {
@@ -56,6 +61,10 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
         return refused;
     }
     let max_attempts = topic.config.share.max_delivery_attempts;
+    let user = match grants {
+        Grants::User { name, .. } => Some(name.as_str()),
+        _ => None,
+    };
     // A partition named twice is one entry with the ranges of both, in
     // request order: one state change and one store write per partition.
     let mut by_partition: Vec<(u32, Vec<&AckBatch>)> = Vec::new();
@@ -95,6 +104,9 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
         sp.touch();
         let (out, claims, written) = {
             let mut g = sp.lock();
+            if g.dead_letter_user.as_deref() != user {
+                g.dead_letter_user = user.map(str::to_owned);
+            }
             let out = g.state.acknowledge_batches(
                 &req.member_id,
                 batches
@@ -132,11 +144,12 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>) -> Reply {
         return Reply::Now(Response::ok(cid, &ShareAckResponse { partitions: codes }));
     }
     let shared = Arc::clone(shared);
+    let grants = grants.clone();
     Reply::later(async move {
         for (sp, claims) in jobs {
             // A failure is logged and retried by the timer task.
             if let Ok(Some(offset)) =
-                crate::share::dead_letter::write(&shared, &sp, &topic, claims).await
+                crate::share::dead_letter::write(&shared, &sp, &topic, claims, &grants).await
             {
                 last = last.max(Some(offset));
             }

@@ -19,16 +19,36 @@
 //! be written (deleted by retention meanwhile, or a single record larger than
 //! the dead-letter topic accepts) are archived with an error in the log. With
 //! no `dead.letter.topic` set, records are archived with a warning.
+//!
+//! Authorization: a dead-letter copy lands in a topic the consumer may not be
+//! allowed to write, so it needs write on the dead-letter topic, checked
+//! every time with grants of the moment (they may have changed since the
+//! topic was created, which needed the same permission):
+//! - records rejected or released out of attempts by a ShareAck: the grants
+//!   of the session that sent it;
+//! - records the timer task dead-letters (a lock expiry at
+//!   `max.delivery.attempts`, a retry): the grants of the user of the last
+//!   ShareAck on the share-partition, as they are now. When there is none
+//!   (no ack since the broker started) and users exist, the write is refused.
+//!
+//! A refused write loses nothing: the records stay in the share group as
+//! waiting for the dead-letter topic (`Archiving`, stored as such, never
+//! delivered again), a warning names the topic, group and user, and the
+//! timer retries after [`DEAD_LETTER_RETRY`], so a later grant (or an ack by
+//! a user who has it) lets them through. While they wait they hold the share
+//! group's window, as when the dead-letter topic is missing.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
+use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_protocol::{Compression, ErrorCode, Header, RecordBatchBuilder};
 use warren_storage::Offset;
 
 use super::state::DeadLetter;
 use super::{DEAD_LETTER_RETRY, SharePartition, reschedule};
+use crate::auth::Grants;
 use crate::server::Shared;
 use crate::topics::{Partition, Topic};
 
@@ -53,21 +73,49 @@ struct Written {
 
 /// Writes `claims` (claimed from `sp`'s state) to `topic`'s dead-letter topic,
 /// archives what was written, and appends the new state to the metadata
-/// store. Returns the store offset to make durable.
+/// store. Returns the store offset to make durable. `grants` must allow
+/// writing to the dead-letter topic (see the module docs).
 ///
 /// # Errors
 /// The code of a failure that leaves records to retry (they are unclaimed and
-/// a retry is scheduled); the state written so far is still returned through
-/// the store, so the caller syncs it anyway.
+/// a retry is scheduled): `TOPIC_AUTHORIZATION_FAILED` when `grants` do not
+/// allow the write, a storage error's code otherwise; the state written so
+/// far is still returned through the store, so the caller syncs it anyway.
 pub async fn write(
     shared: &Arc<Shared>,
     sp: &Arc<SharePartition>,
     topic: &Arc<Topic>,
     claims: Vec<DeadLetter>,
+    grants: &Grants,
 ) -> Result<Option<Offset>, ErrorCode> {
     let offsets: Vec<u64> = claims.iter().map(|c| c.offset).collect();
     let key = &sp.key;
+    let refused = topic
+        .config
+        .share
+        .dead_letter_topic
+        .as_deref()
+        .filter(|dlq| !grants.allows(ResourceType::Topic, dlq, Permission::Write));
     let written = match &topic.config.share.dead_letter_topic {
+        Some(dlq_name) if refused.is_some() => {
+            let user = match grants {
+                Grants::User { name, .. } => Some(name.as_str()),
+                _ => None,
+            };
+            tracing::warn!(
+                group = %key.group, topic = %key.topic, partition = key.partition,
+                dead_letter_topic = %dlq_name, user = user.unwrap_or("(none)"),
+                records = claims.len(), first_offset = offsets.first().copied().unwrap_or_default(),
+                retry_in = ?DEAD_LETTER_RETRY,
+                "not authorized to write to the dead-letter topic: the records wait (never delivered again) and are retried"
+            );
+            Written {
+                archived: Vec::new(),
+                sync: None,
+                error: None,
+                copied: 0,
+            }
+        }
         None => {
             tracing::warn!(
                 group = %key.group, topic = %key.topic, partition = key.partition,
@@ -155,6 +203,9 @@ pub async fn write(
         reschedule(shared, sp);
     }
     let offset = written_state.map_err(|e| crate::request::storage_code(&e, "share state"))?;
+    if refused.is_some() {
+        return Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
+    }
     match error {
         Some(e) => Err(crate::error::storage_error_code(&e)),
         None => Ok(offset),

@@ -166,6 +166,12 @@ pub(crate) struct Guarded {
     /// expired): never written to the store again, so a request or timer
     /// still holding it cannot bring the deleted state back.
     removed: bool,
+    /// The user of the last ShareAck on this share-partition (`None`: none
+    /// since the broker started, or no user exists). Dead letters the timer
+    /// task writes (lock expiry at `max.delivery.attempts`, retries) need
+    /// write on the dead-letter topic under this user's grants of the moment;
+    /// see [`dead_letter`]. In memory only.
+    pub(crate) dead_letter_user: Option<String>,
 }
 
 /// One (group, topic, partition); see the module docs.
@@ -219,6 +225,7 @@ impl SharePartition {
                 timer: None,
                 retry_dead_letters_at: None,
                 removed: false,
+                dead_letter_user: None,
             }),
             changed: Notify::new(),
             dead_lettered: AtomicU64::new(0),
@@ -763,7 +770,7 @@ async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
     };
     let max_attempts = topic.config.share.max_delivery_attempts;
     let now = Instant::now();
-    let (expired, claims, written) = {
+    let (expired, claims, written, user) = {
         let mut g = sp.lock();
         g.timer = None;
         let out = g.state.expire(now, max_attempts);
@@ -781,7 +788,7 @@ async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
                 None
             }
         };
-        (out.expired, claims, written)
+        (out.expired, claims, written, g.dead_letter_user.clone())
     };
     if expired > 0 {
         tracing::debug!(group = %sp.key.group, topic = %sp.key.topic, partition = sp.key.partition, expired, "acquisition locks expired");
@@ -789,7 +796,9 @@ async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
     }
     let mut last = written;
     if !claims.is_empty() {
-        match dead_letter::write(shared, sp, &topic, claims).await {
+        // No session here: the last acknowledging member's user vouches.
+        let grants = shared.auth.grants_for(user.as_deref());
+        match dead_letter::write(shared, sp, &topic, claims, &grants).await {
             Ok(o) => last = o.or(last),
             Err(code) => tracing::debug!(?code, "dead-letter write will be retried"),
         }

@@ -72,6 +72,9 @@ impl ApiError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "OFFSET_OUT_OF_RANGE")
             }
             ErrorCode::DISK_FULL => (StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL"),
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED
+            | ErrorCode::GROUP_AUTHORIZATION_FAILED
+            | ErrorCode::CLUSTER_AUTHORIZATION_FAILED => (StatusCode::FORBIDDEN, "FORBIDDEN"),
             ErrorCode::BROKER_SHUTTING_DOWN => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         };

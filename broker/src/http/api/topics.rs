@@ -11,15 +11,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ApiError, ApiResult, parse_body, parse_query};
+use crate::http::auth::RequestGrants;
 use crate::request::{bind, create_topic, delete_topic};
 use crate::server::Shared;
 use crate::topics::{BindingChange, Topic};
@@ -166,9 +167,14 @@ pub async fn list(State(shared): State<Arc<Shared>>) -> Json<Vec<TopicSummary>> 
     Json(shared.topics.list().iter().map(|t| summary(t)).collect())
 }
 
-/// `POST /api/topics`: 201 with the new topic's detail.
+/// `POST /api/topics`: 201 with the new topic's detail. The auth layer has
+/// checked admin on the name; write on the alternate and dead-letter topics
+/// is checked here, with the caller's grants the layer attached (none: no
+/// user exists, or the request did not pass the layer, which is then judged
+/// as unauthenticated).
 pub async fn create(
     State(shared): State<Arc<Shared>>,
+    caller: Option<Extension<RequestGrants>>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<TopicDetail>)> {
     refuse_if_stopping(&shared)?;
@@ -195,6 +201,8 @@ pub async fn create(
         configs.push(("alternate.topic".to_owned(), alternate));
     }
     let settings = create_topic::settings(&shared, &req.name, req.partitions, &configs)?;
+    let grants = caller.map_or_else(|| Arc::new(shared.auth.grants_for(None)), |Extension(c)| c.0);
+    create_topic::authorize(&grants, &req.name, &settings)?;
     create_topic::create(Arc::clone(&shared), req.name.clone(), settings).await?;
     let created = topic(&shared, &req.name)?;
     Ok((StatusCode::CREATED, Json(detail(&created))))
