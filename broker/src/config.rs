@@ -72,6 +72,13 @@ pub struct BrokerConfig {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert`. Default none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// How far ahead of the broker's clock a produced record's timestamp may
+    /// be, in ms (Kafka's `message.timestamp.after.max.ms`; behind is
+    /// unbounded, as in Kafka). A batch with a record further ahead is
+    /// refused with `CORRUPT_MESSAGE`, so a far-future timestamp cannot keep
+    /// a segment from time-based retention. Default 3 600 000 (1 hour, as in
+    /// Kafka 4.0); 9223372036854775807 accepts any timestamp.
+    pub message_timestamp_max_skew_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -93,6 +100,7 @@ impl Default for BrokerConfig {
             metrics: true,
             tls_cert: None,
             tls_key: None,
+            message_timestamp_max_skew_ms: 3_600_000,
         }
     }
 }
@@ -215,6 +223,7 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "metrics",
         "tls_cert",
         "tls_key",
+        "message_timestamp_max_skew_ms",
     ];
     const LOG: &[&str] = &[
         "segment_bytes",

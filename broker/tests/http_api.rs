@@ -624,14 +624,22 @@ async fn a_batch_whose_records_do_not_decode_is_a_500_not_a_panic() -> Result<()
     create(&mut c, "t", 1, "fsync").await?;
     c.call(&produce("t", 0, batch(&["fine"])?, -1)).await?;
     // A batch whose header and CRC are right but whose record claims a
-    // header it does not have: the log takes it (it checks headers and
-    // CRCs, not records), the peek must not trust it.
+    // header it does not have: produce refuses it now (its records are
+    // validated, see produce_validation.rs), so a good batch is written and
+    // then overwritten on disk, as damage or an older broker could leave it.
+    // The peek must not trust it.
+    use std::os::unix::fs::FileExt;
     let mut forged = batch(&["forged"])?.to_vec();
     let last = forged.len() - 1;
     forged[last] = 0x02;
     let crc = warren_protocol::record_batch::compute_crc(&forged);
     forged[17..21].copy_from_slice(&crc.to_be_bytes());
-    c.call(&produce("t", 0, Bytes::from(forged), -1)).await?;
+    c.call(&produce("t", 0, batch(&["forged"])?, -1)).await?;
+    let log = dir.path().join("t-0").join("00000000000000000000.log");
+    let file = std::fs::OpenOptions::new().write(true).open(&log)?;
+    let at = file.metadata()?.len() - forged.len() as u64;
+    // From the leader epoch on: the base offset on disk is the broker's.
+    file.write_all_at(&forged[12..], at + 12)?;
 
     let before = get_json(http, "/api/topics/t/partitions/0/messages", 200).await?;
     assert_eq!(before["messages"].as_array().map(Vec::len), Some(1));

@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use warren_protocol::record_batch::{self, BatchHeader, RecordBatch};
+use warren_protocol::record_batch::{self, BatchHeader, RecordBatch, ValidatedBatch};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Durability, LogConfig};
@@ -428,6 +428,29 @@ impl PartitionLog {
     /// the log is unchanged), other I/O errors, `Closed`.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
         let header = validate_batch(batch, self.inner.config.batch_limit())?;
+        self.append_checked(batch, &header)
+    }
+
+    /// Appends a batch [`record_batch::validate`] accepted (the produce
+    /// path): its header is not parsed and its CRC not computed again, but
+    /// its size is still checked against this log's limit.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append).
+    pub fn append_validated(&self, batch: &ValidatedBatch<'_>) -> Result<AppendInfo> {
+        let bytes = batch.as_bytes();
+        let limit = self.inner.config.batch_limit();
+        if bytes.len() > limit as usize {
+            return Err(Error::BatchTooLarge {
+                bytes: bytes.len(),
+                limit,
+            });
+        }
+        self.append_checked(bytes, batch.header())
+    }
+
+    /// Appends a batch whose `header` is parsed and checked.
+    fn append_checked(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo> {
         let mut w = lock(&self.inner.writer);
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.inner.name.to_string()));
@@ -449,7 +472,7 @@ impl PartitionLog {
             self.roll(&mut w, base_offset)?;
         }
         let position = FilePosition(w.active.size());
-        w.active.append(base_offset, batch, &header, now)?;
+        w.active.append(base_offset, batch, header, now)?;
         let log_end = last_offset.plus(1);
         self.inner
             .log_end_offset

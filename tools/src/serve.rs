@@ -65,6 +65,7 @@ Every setting, with its TOML key, environment variable and default:
   metrics                WARREN_METRICS                true (--metrics / --no-metrics)
   tls_cert               WARREN_TLS_CERT               none (PEM certificate chain; TLS on both listeners)
   tls_key                WARREN_TLS_KEY                none (PEM private key; set both or neither)
+  message_timestamp_max_skew_ms WARREN_MESSAGE_TIMESTAMP_MAX_SKEW_MS 3600000 (record timestamps at most 1 hour ahead)
 Defaults for new topics ([log] table in TOML):
   log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
   log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)
