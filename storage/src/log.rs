@@ -27,6 +27,7 @@
 //! append; they wait on a segment's index lock only while a roll trims it.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -34,6 +35,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use warren_protocol::record_batch::{self, BatchHeader, RecordBatch, ValidatedBatch};
+use warren_protocol::record_stream::ClipLimits;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Durability, LogConfig};
@@ -43,6 +45,14 @@ use crate::file_slice::FileSlice;
 use crate::metrics::StorageMetrics;
 use crate::offset::{FilePosition, Offset};
 use crate::segment::Segment;
+
+/// How [`PartitionLog::offset_for_timestamp`] reads a batch: offsets and
+/// timestamps only, at most the 64 MiB a batch may decompress to.
+const OFFSETS_ONLY: ClipLimits = ClipLimits {
+    max_decompressed_bytes: record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_field_bytes: 0,
+    max_headers: 0,
+};
 
 /// Where an appended batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -859,17 +869,28 @@ impl PartitionLog {
             }
             if let Some((position, _)) = segment.find_batch_by_timestamp(timestamp)? {
                 let batch = segment.batch_at(position)?;
-                let records = batch.records().map_err(|e| Error::CorruptLog {
-                    partition: self.inner.name.to_string(),
-                    path: segment.log_path().to_path_buf(),
-                    position,
-                    reason: e.to_string(),
-                })?;
-                if let Some(r) = records
-                    .iter()
-                    .find(|r| r.timestamp >= timestamp && r.offset >= start.0 as i64)
-                {
-                    return Ok(Some((Offset(r.offset as u64), r.timestamp)));
+                // Only offsets and timestamps are needed: stream the records
+                // without keeping keys, values or headers, so a small zstd
+                // batch of huge values costs its decoder's window, not its
+                // decompressed size.
+                let mut found = None;
+                batch
+                    .visit_clipped(&OFFSETS_ONLY, |r| {
+                        if r.timestamp >= timestamp && r.offset >= start.0 as i64 {
+                            found = Some((Offset(r.offset as u64), r.timestamp));
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    })
+                    .map_err(|e| Error::CorruptLog {
+                        partition: self.inner.name.to_string(),
+                        path: segment.log_path().to_path_buf(),
+                        position,
+                        reason: e.to_string(),
+                    })?;
+                if found.is_some() {
+                    return Ok(found);
                 }
             }
         }
