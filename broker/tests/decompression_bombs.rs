@@ -13,9 +13,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use common::{Raw, http_get, produce, start};
 use serde_json::Value;
-use warren_protocol::api::list_offsets::{ListOffsetsRequest, ListOffsetsTopic};
+use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
+use warren_protocol::api::list_offsets::{LATEST, ListOffsetsRequest, ListOffsetsTopic};
+use warren_protocol::api::share::{
+    AckBatch, AckKind, ShareAckPartition, ShareAckRequest, ShareFetchRequest, ShareFetchResponse,
+};
 use warren_protocol::api::topics::CreateTopicRequest;
-use warren_protocol::{Compression, ErrorCode, RecordBatchBuilder};
+use warren_protocol::{Compression, ErrorCode, RecordBatch, RecordBatchBuilder};
 
 /// Batches produced.
 const BATCHES: usize = 50;
@@ -28,6 +32,14 @@ const MAX_GROWTH_BYTES: u64 = 100 << 20;
 const MAX_PEEK_FIELD_BYTES: usize = 64 << 10;
 /// The base timestamp of every batch.
 const TIMESTAMP: i64 = 1_700_000_000_000;
+
+/// The tests of this file measure the whole process: one at a time.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Resets the process's peak resident set (VmHWM) to the current one.
+fn reset_peak() -> Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM")
+}
 
 /// A `kB` field of /proc/self/status, in bytes.
 fn status_bytes(field: &str) -> Result<u64> {
@@ -46,6 +58,7 @@ fn status_bytes(field: &str) -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peeking_and_searching_zstd_bombs_stays_within_100_mb() -> Result<()> {
+    let _alone = ALONE.lock().await;
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path()).await?;
     let http = broker.http_addr();
@@ -78,7 +91,7 @@ async fn peeking_and_searching_zstd_bombs_stays_within_100_mb() -> Result<()> {
     // Idle: let the produce buffers go, then reset the peak to now.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let idle = status_bytes("VmRSS:")?;
-    std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM")?;
+    reset_peak()?;
 
     let mut offset = 0u64;
     let mut shapes = Vec::new();
@@ -145,6 +158,143 @@ async fn peeking_and_searching_zstd_bombs_stays_within_100_mb() -> Result<()> {
         assert_eq!(shown, Some(MAX_PEEK_FIELD_BYTES));
         assert_eq!(key, "k");
     }
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// A share group rejects a small zstd batch's three records, one of them a
+/// 64 MiB value: the two small ones reach the dead-letter topic, the big one
+/// (over its 1 MiB max.message.bytes) is archived without a copy, and the
+/// copy never holds the batch decompressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_lettering_a_zstd_bomb_copies_what_fits_within_100_mb() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    c.call(&CreateTopicRequest {
+        name: "jobs.dlq".into(),
+        partitions: 1,
+        configs: vec![("durability".into(), "none".into())],
+    })
+    .await?;
+    c.call(&CreateTopicRequest {
+        name: "jobs".into(),
+        partitions: 1,
+        configs: vec![
+            ("durability".into(), "none".into()),
+            ("max.message.bytes".into(), (64u32 << 20).to_string()),
+            ("dead.letter.topic".into(), "jobs.dlq".into()),
+        ],
+    })
+    .await?;
+    let batch = {
+        let value = vec![b'x'; VALUE_BYTES - 64];
+        let mut b = RecordBatchBuilder::new(Compression::Zstd);
+        b.append(TIMESTAMP, None, Some(b"small-a"), &[]);
+        b.append(TIMESTAMP, None, Some(&value), &[]);
+        b.append(TIMESTAMP, None, Some(b"small-b"), &[]);
+        b.build()?
+    };
+    let r = c.call(&produce("jobs", 0, batch, 1)).await?;
+    let p = &r.topics[0].partitions[0];
+    ensure!(p.error_code == ErrorCode::NONE, "{p:?}");
+    let got: ShareFetchResponse = c
+        .call(&ShareFetchRequest {
+            group: "workers".into(),
+            member_id: "w1".into(),
+            topic: "jobs".into(),
+            max_records: 3,
+            max_wait_ms: 1_000,
+            partitions: Vec::new(),
+        })
+        .await?;
+    ensure!(got.partitions.len() == 1, "{:?}", got.partitions.len());
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let idle = status_bytes("VmRSS:")?;
+    reset_peak()?;
+    c.call(&ShareAckRequest {
+        group: "workers".into(),
+        member_id: "w1".into(),
+        topic: "jobs".into(),
+        partitions: vec![ShareAckPartition {
+            partition: 0,
+            batches: vec![AckBatch {
+                first_offset: 0,
+                last_offset: 2,
+                kind: AckKind::Reject,
+            }],
+        }],
+    })
+    .await?;
+    // The copy runs in the background: wait (bounded) for its two records.
+    let mut end = 0;
+    for _ in 0..100 {
+        let r = c
+            .call(&ListOffsetsRequest {
+                topics: vec![ListOffsetsTopic {
+                    topic: "jobs.dlq".into(),
+                    partitions: vec![(0, LATEST)],
+                }],
+            })
+            .await?;
+        end = r.topics[0].partitions[0].offset;
+        if end >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peak = status_bytes("VmHWM:")?;
+    println!(
+        "resident set: idle {} MiB, peak while dead-lettering {} MiB",
+        idle >> 20,
+        peak >> 20
+    );
+    assert!(
+        peak.saturating_sub(idle) < MAX_GROWTH_BYTES,
+        "resident set grew {} MiB",
+        peak.saturating_sub(idle) >> 20
+    );
+    assert_eq!(end, 2, "two records dead-lettered");
+    let f = c
+        .call(&FetchRequest {
+            max_wait_ms: 0,
+            min_bytes: 1,
+            max_bytes: 1 << 20,
+            topics: vec![FetchTopic {
+                topic: "jobs.dlq".into(),
+                partitions: vec![FetchPartition {
+                    partition: 0,
+                    fetch_offset: 0,
+                    partition_max_bytes: 1 << 20,
+                }],
+            }],
+        })
+        .await?;
+    let records = &f.topics[0].partitions[0].records;
+    let len = warren_protocol::record_batch::peek_batch_len(records)?.context("a batch")?;
+    let copied = RecordBatch::new(records.slice(..len))?.records()?;
+    // (value, x-origin-offset) of each copy.
+    let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+    let seen: Vec<(String, String)> = copied
+        .iter()
+        .map(|r| {
+            let origin = r
+                .headers
+                .iter()
+                .find(|h| h.key == "x-origin-offset")
+                .and_then(|h| h.value.as_deref());
+            (text(r.value.as_deref()), text(origin))
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("small-a".to_string(), "0".to_string()),
+            ("small-b".to_string(), "2".to_string())
+        ]
+    );
     broker.shutdown().await?;
     Ok(())
 }

@@ -1067,3 +1067,38 @@ async fn with_users_every_operation_answers_its_documented_auth_statuses() -> Re
     broker.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn messages_peek_cuts_long_values_at_a_character_and_shows_their_length() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let http = broker.http_addr();
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    // 1 + 2 x 40,000 bytes: the 64 KiB cut falls inside an "é".
+    let long = format!("a{}", "é".repeat(40_000));
+    let headers: Vec<Header> = (0..70).map(|i| Header::new(format!("h{i}"), "v")).collect();
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    b.append(
+        1_700_000_000_000,
+        Some(b"k"),
+        Some(long.as_bytes()),
+        &headers,
+    );
+    c.call(&produce("t", 0, b.build()?, 1)).await?;
+    let page = get_json(http, "/api/topics/t/partitions/0/messages", 200).await?;
+    let m = &page["messages"][0];
+    let value = &m["value"];
+    assert_eq!(value["encoding"], "utf8");
+    assert_eq!(value["truncated"], true);
+    assert_eq!(value["bytes"], long.len());
+    let shown = value["data"].as_str().context("data")?;
+    assert_eq!(shown.len(), 65_535, "cut back to the last whole character");
+    assert!(long.starts_with(shown));
+    // A short field carries neither `bytes` nor `truncated`.
+    assert_eq!(m["key"], json!({"encoding": "utf8", "data": "k"}));
+    assert_eq!(m["headers"].as_array().map(Vec::len), Some(64));
+    assert_eq!(m["headers_count"], 70);
+    broker.shutdown().await?;
+    Ok(())
+}
