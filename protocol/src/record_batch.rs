@@ -28,7 +28,10 @@
 //!
 //! [`BatchHeader::parse`] reads and sanity-checks the fixed 61 bytes without looking
 //! at the records; [`RecordBatch`] owns a whole batch and can check its CRC and
-//! decode its records.
+//! decode its records. [`validate`] is the produce-time check of a batch from a
+//! producer (Kafka's `LogValidator`): a pure function of the bytes, a
+//! [`ValidationLimits`] and the clock the caller passes in; what it accepts,
+//! [`RecordBatch::records`] decodes.
 
 use std::io::Read;
 

@@ -3,6 +3,9 @@
 //!
 //! - **Append** validates the batch (header, CRC, offsets), assigns offsets
 //!   `log_end_offset..`, rolls the active segment when it is full or old, writes.
+//!   [`PartitionLog::append_validated`] takes a batch the produce path already
+//!   ran through `record_batch::validate` (records included) and checks only
+//!   its size; internal writers (dead letters, the metadata store) use `append`.
 //! - **Durability**: [`PartitionLog::sync_to`] is group commit. Callers that need
 //!   "on disk" queue on one flush lock; whoever holds it `fdatasync`s everything
 //!   written so far, so one `fsync` covers every append that landed while the
