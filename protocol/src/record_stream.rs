@@ -9,7 +9,8 @@
 //! few MiB, never the whole block), each key, value and header value keeps at
 //! most [`ClipLimits::max_field_bytes`] (the rest is read and dropped, its
 //! full length kept), each record at most [`ClipLimits::max_headers`]
-//! headers, and the reader stops after [`ClipLimits::max_decompressed_bytes`].
+//! headers, and a zstd block is cut off after
+//! [`ClipLimits::max_decompressed_bytes`].
 //! The caller's visitor can stop early (a byte budget, a found timestamp).
 //!
 //! The checks are those of [`RecordBatch::records`]: a record's fields must
@@ -33,8 +34,9 @@ const STREAM_BUFFER_BYTES: usize = 64 << 10;
 /// How much of a batch [`RecordBatch::visit_clipped`] reads and keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClipLimits {
-    /// Most bytes of the records block read (decompressed); beyond it the
-    /// visit fails with `DecompressedTooLarge`.
+    /// Most bytes a zstd records block may decompress to; beyond it the
+    /// visit fails with `DecompressedTooLarge`. (An uncompressed block is
+    /// already in memory and is not capped.)
     pub max_decompressed_bytes: usize,
     /// Most bytes kept of each key, value, header key and header value.
     pub max_field_bytes: usize,
@@ -189,14 +191,8 @@ impl RecordBatch {
     ) -> Result<()> {
         let block = self.as_bytes().get(BATCH_HEADER_LEN..).unwrap_or_default();
         match self.header().compression()? {
-            Compression::None => {
-                if block.len() > limits.max_decompressed_bytes {
-                    return Err(Error::DecompressedTooLarge {
-                        limit: limits.max_decompressed_bytes,
-                    });
-                }
-                self.visit_stream(block, limits, &mut visit)
-            }
+            // Already in memory: nothing to decompress, nothing to cap.
+            Compression::None => self.visit_stream(block, limits, &mut visit),
             Compression::Zstd => {
                 let decoder =
                     zstd::stream::read::Decoder::new(block).map_err(Error::Compression)?;
@@ -479,6 +475,19 @@ mod tests {
             visit_all(&b, &limits),
             Err(Error::DecompressedTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn an_uncompressed_block_is_not_held_to_the_decompression_limit() {
+        let big = vec![b'y'; 2 << 20];
+        let b = batch(Compression::None, &[&big]);
+        let limits = ClipLimits {
+            max_decompressed_bytes: 1 << 20,
+            max_field_bytes: 16,
+            ..WIDE
+        };
+        let seen = visit_all(&b, &limits).unwrap();
+        assert_eq!(seen[0].value.as_ref().unwrap().len, 2 << 20);
     }
 
     #[test]
