@@ -3,11 +3,14 @@
 //! nothing a producer sends makes it panic.
 #![expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
+use std::ops::ControlFlow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use proptest::prelude::*;
 use warren_protocol::record_batch::{
     self, BATCH_HEADER_LEN, CRC_OFFSET, CRC_START, ValidationLimits, validate,
 };
+use warren_protocol::record_stream::ClipLimits;
 use warren_protocol::varint::put_varint;
 use warren_protocol::{Compression, Error, Header, RecordBatch, RecordBatchBuilder};
 
@@ -353,6 +356,20 @@ proptest! {
             let batch = RecordBatch::new(Bytes::from(bytes.clone())).unwrap();
             let records = batch.records_with_limit(1 << 20).unwrap();
             prop_assert_eq!(records.len(), count as usize);
+            // The streaming reader agrees.
+            let mut streamed = 0usize;
+            let clip = ClipLimits {
+                max_decompressed_bytes: 1 << 20,
+                max_field_bytes: 8,
+                max_headers: 1,
+            };
+            batch
+                .visit_clipped(&clip, |_| {
+                    streamed += 1;
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            prop_assert_eq!(streamed, count as usize);
         }
     }
 }
