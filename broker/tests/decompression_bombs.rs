@@ -298,3 +298,59 @@ async fn dead_lettering_a_zstd_bomb_copies_what_fits_within_100_mb() -> Result<(
     broker.shutdown().await?;
     Ok(())
 }
+
+/// One ListOffsets request decompresses at most 64 MiB: the first partition's
+/// huge batch is searched record by record, the second (past the budget) is
+/// answered by its batch, base offset and max timestamp, without decoding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_offsets_by_time_answers_by_batch_past_its_decompression_budget() -> Result<()> {
+    let _alone = ALONE.lock().await;
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    c.call(&CreateTopicRequest {
+        name: "search".into(),
+        partitions: 2,
+        configs: vec![
+            ("durability".into(), "none".into()),
+            ("max.message.bytes".into(), (64u32 << 20).to_string()),
+        ],
+    })
+    .await?;
+    let batch = {
+        let value = vec![b'x'; VALUE_BYTES - 64];
+        let mut b = RecordBatchBuilder::new(Compression::Zstd);
+        b.append(TIMESTAMP, None, Some(&value), &[]);
+        b.append(TIMESTAMP + 1, None, Some(b"tail"), &[]);
+        b.build()?
+    };
+    for partition in [0, 1] {
+        let r = c
+            .call(&produce("search", partition, batch.clone(), 1))
+            .await?;
+        let p = &r.topics[0].partitions[0];
+        ensure!(p.error_code == ErrorCode::NONE, "{p:?}");
+    }
+    let r = c
+        .call(&ListOffsetsRequest {
+            topics: vec![ListOffsetsTopic {
+                topic: "search".into(),
+                partitions: vec![(0, TIMESTAMP + 1), (1, TIMESTAMP + 1)],
+            }],
+        })
+        .await?;
+    let answers: Vec<(ErrorCode, i64, i64)> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.error_code, p.offset, p.timestamp))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (ErrorCode::NONE, 1, TIMESTAMP + 1),
+            (ErrorCode::NONE, 0, TIMESTAMP + 1)
+        ]
+    );
+    broker.shutdown().await?;
+    Ok(())
+}

@@ -37,7 +37,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use warren_protocol::record_batch::{self, BatchHeader, RecordBatch, ValidatedBatch};
+use warren_protocol::record_batch::{self, BatchHeader, Compression, RecordBatch, ValidatedBatch};
 use warren_protocol::record_stream::ClipLimits;
 
 use crate::checkpoint::Checkpoint;
@@ -865,36 +865,85 @@ impl PartitionLog {
     /// # Errors
     /// `CorruptLog` for a bad batch on the way.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
+        let mut unlimited = u64::MAX;
+        self.offset_for_timestamp_within(timestamp, &mut unlimited)
+    }
+
+    /// [`offset_for_timestamp`](Self::offset_for_timestamp), decompressing at
+    /// most `*budget` bytes of zstd records (what it decompresses is taken
+    /// off `*budget`: one ListOffsets request shares one budget across its
+    /// partitions). A compressed batch that would need more answers at batch
+    /// granularity instead: its base offset and `max_timestamp` (at or
+    /// before the exact record, whose timestamp is at most that). Records are
+    /// streamed, never held: memory is the zstd window, whatever the batch.
+    ///
+    /// # Errors
+    /// `CorruptLog` for a bad batch on the way.
+    pub fn offset_for_timestamp_within(
+        &self,
+        timestamp: i64,
+        budget: &mut u64,
+    ) -> Result<Option<(Offset, i64)>> {
         let start = self.log_start_offset();
         for segment in self.segments() {
             if segment.max_timestamp() < timestamp {
                 continue;
             }
-            if let Some((position, _)) = segment.find_batch_by_timestamp(timestamp)? {
-                let batch = segment.batch_at(position)?;
-                // Only offsets and timestamps are needed: stream the records
-                // without keeping keys, values or headers, so a small zstd
-                // batch of huge values costs its decoder's window, not its
-                // decompressed size.
-                let mut found = None;
-                batch
-                    .visit_clipped(&OFFSETS_ONLY, |r| {
-                        if r.timestamp >= timestamp && r.offset >= start.0 as i64 {
-                            found = Some((Offset(r.offset as u64), r.timestamp));
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    })
-                    .map_err(|e| Error::CorruptLog {
+            let Some((position, _)) = segment.find_batch_by_timestamp(timestamp)? else {
+                continue;
+            };
+            let batch = segment.batch_at(position)?;
+            let header = *batch.header();
+            let compressed = header.compression().is_ok_and(|c| c != Compression::None);
+            let cap = record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES;
+            let allowed = if compressed {
+                usize::try_from(*budget).unwrap_or(usize::MAX).min(cap)
+            } else {
+                cap
+            };
+            let batch_answer = Some((
+                Offset(u64::try_from(header.base_offset).unwrap_or(0).max(start.0)),
+                header.max_timestamp,
+            ));
+            if allowed == 0 {
+                return Ok(batch_answer);
+            }
+            let mut found = None;
+            let mut read = 0u64;
+            let limits = ClipLimits {
+                max_decompressed_bytes: allowed,
+                ..OFFSETS_ONLY
+            };
+            let visited = batch.visit_clipped(&limits, |r| {
+                read = r.block_bytes_read;
+                if r.timestamp >= timestamp && r.offset >= start.0 as i64 {
+                    found = Some((Offset(r.offset as u64), r.timestamp));
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            match visited {
+                Ok(()) => {
+                    if compressed {
+                        *budget = budget.saturating_sub(read);
+                    }
+                }
+                Err(warren_protocol::Error::DecompressedTooLarge { .. }) if allowed < cap => {
+                    *budget = 0;
+                    return Ok(batch_answer);
+                }
+                Err(e) => {
+                    return Err(Error::CorruptLog {
                         partition: self.inner.name.to_string(),
                         path: segment.log_path().to_path_buf(),
                         position,
                         reason: e.to_string(),
-                    })?;
-                if found.is_some() {
-                    return Ok(found);
+                    });
                 }
+            }
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)
