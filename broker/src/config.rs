@@ -148,6 +148,13 @@ pub struct BrokerConfig {
     /// is closed. Counted from the end of the TLS handshake, if any. Default
     /// 10 000 ms.
     pub connection_setup_timeout_ms: u64,
+    /// How far ahead of the broker's clock a produced record's timestamp may
+    /// be, in ms (Kafka's `message.timestamp.after.max.ms`; behind is
+    /// unbounded, as in Kafka). A batch with a record further ahead is
+    /// refused with `CORRUPT_MESSAGE`, so a far-future timestamp cannot keep
+    /// a segment from time-based retention. Default 3 600 000 (1 hour, as in
+    /// Kafka 4.0); 9223372036854775807 accepts any timestamp.
+    pub message_timestamp_max_skew_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -186,6 +193,7 @@ impl Default for BrokerConfig {
             connections_max_idle_ms: 600_000,
             frame_read_timeout_ms: 30_000,
             connection_setup_timeout_ms: 10_000,
+            message_timestamp_max_skew_ms: 3_600_000,
         }
     }
 }
@@ -368,6 +376,7 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "connections_max_idle_ms",
         "frame_read_timeout_ms",
         "connection_setup_timeout_ms",
+        "message_timestamp_max_skew_ms",
     ];
     /// Keys whose value is a list: comma-separated in the environment.
     const LISTS: &[&str] = &["http_allowed_hosts", "http_allowed_origins"];

@@ -624,14 +624,22 @@ async fn a_batch_whose_records_do_not_decode_is_a_500_not_a_panic() -> Result<()
     create(&mut c, "t", 1, "fsync").await?;
     c.call(&produce("t", 0, batch(&["fine"])?, -1)).await?;
     // A batch whose header and CRC are right but whose record claims a
-    // header it does not have: the log takes it (it checks headers and
-    // CRCs, not records), the peek must not trust it.
+    // header it does not have: produce refuses it now (its records are
+    // validated, see produce_validation.rs), so a good batch is written and
+    // then overwritten on disk, as damage or an older broker could leave it.
+    // The peek must not trust it.
+    use std::os::unix::fs::FileExt;
     let mut forged = batch(&["forged"])?.to_vec();
     let last = forged.len() - 1;
     forged[last] = 0x02;
     let crc = warren_protocol::record_batch::compute_crc(&forged);
     forged[17..21].copy_from_slice(&crc.to_be_bytes());
-    c.call(&produce("t", 0, Bytes::from(forged), -1)).await?;
+    c.call(&produce("t", 0, batch(&["forged"])?, -1)).await?;
+    let log = dir.path().join("t-0").join("00000000000000000000.log");
+    let file = std::fs::OpenOptions::new().write(true).open(&log)?;
+    let at = file.metadata()?.len() - forged.len() as u64;
+    // From the leader epoch on: the base offset on disk is the broker's.
+    file.write_all_at(&forged[12..], at + 12)?;
 
     let before = get_json(http, "/api/topics/t/partitions/0/messages", 200).await?;
     assert_eq!(before["messages"].as_array().map(Vec::len), Some(1));
@@ -1056,6 +1064,41 @@ async fn with_users_every_operation_answers_its_documented_auth_statuses() -> Re
         let r = op.call(http, Some(&auth)).await?;
         op.check(&r, op.success)?;
     }
+    broker.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn messages_peek_cuts_long_values_at_a_character_and_shows_their_length() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let http = broker.http_addr();
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "t", 1, "none").await?;
+    // 1 + 2 x 40,000 bytes: the 64 KiB cut falls inside an "é".
+    let long = format!("a{}", "é".repeat(40_000));
+    let headers: Vec<Header> = (0..70).map(|i| Header::new(format!("h{i}"), "v")).collect();
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    b.append(
+        1_700_000_000_000,
+        Some(b"k"),
+        Some(long.as_bytes()),
+        &headers,
+    );
+    c.call(&produce("t", 0, b.build()?, 1)).await?;
+    let page = get_json(http, "/api/topics/t/partitions/0/messages", 200).await?;
+    let m = &page["messages"][0];
+    let value = &m["value"];
+    assert_eq!(value["encoding"], "utf8");
+    assert_eq!(value["truncated"], true);
+    assert_eq!(value["bytes"], long.len());
+    let shown = value["data"].as_str().context("data")?;
+    assert_eq!(shown.len(), 65_535, "cut back to the last whole character");
+    assert!(long.starts_with(shown));
+    // A short field carries neither `bytes` nor `truncated`.
+    assert_eq!(m["key"], json!({"encoding": "utf8", "data": "k"}));
+    assert_eq!(m["headers"].as_array().map(Vec::len), Some(64));
+    assert_eq!(m["headers_count"], 70);
     broker.shutdown().await?;
     Ok(())
 }

@@ -78,6 +78,33 @@ pub enum Error {
     /// The api key is not one this side knows.
     #[error("unknown api key {0}")]
     UnknownApiKey(u16),
+    /// A produced batch is larger than the topic accepts (`max.message.bytes`).
+    #[error("batch of {bytes} bytes is larger than the {limit}-byte limit (max.message.bytes)")]
+    BatchOverLimit { bytes: usize, limit: usize },
+    /// A produced batch sets attribute bits only the broker may set:
+    /// transactional, control, the timestamp type or a reserved bit.
+    #[error(
+        "batch attributes {attributes:#06x} set bits a producer may not (transactional, control, \
+         timestamp type or reserved); only the codec bits 0-2 may be set"
+    )]
+    ForbiddenAttributes { attributes: i16 },
+    /// A record's offset delta is not its position in the batch.
+    #[error("record {index} of the batch has offset delta {offset_delta}, expected {index}")]
+    OffsetDeltaMismatch { index: usize, offset_delta: i32 },
+    /// A record's timestamp (base_timestamp + timestamp_delta) is further ahead
+    /// of the broker's clock than it allows, or does not fit an i64.
+    #[error(
+        "record timestamp {timestamp} is more than {max_ahead_ms} ms ahead of the broker's clock \
+         ({now_ms}; message.timestamp.max.skew.ms)"
+    )]
+    TimestampTooFarAhead {
+        timestamp: i64,
+        now_ms: i64,
+        max_ahead_ms: u64,
+    },
+    /// The batch's max_timestamp is not the largest record timestamp.
+    #[error("batch max_timestamp {declared} is not the largest record timestamp ({found})")]
+    MaxTimestampMismatch { declared: i64, found: i64 },
     /// The api key is known but not at this version.
     #[error("api key {api_key} does not support version {version}")]
     UnsupportedVersion { api_key: u16, version: u16 },

@@ -12,8 +12,10 @@
 //! - [`partitioner`]: Kafka's murmur2 key-to-partition hash.
 //! - [`frame`]: request/response frames and their tokio-util codecs.
 //! - [`record_batch`]: the RecordBatch (Kafka's layout, magic 2), its header view,
-//!   CRC-32C and the [`RecordBatchBuilder`].
+//!   CRC-32C, the [`RecordBatchBuilder`] and the produce-time [`record_batch::validate`].
 //! - [`record`]: one record inside a batch, and its varint encoding.
+//! - [`record_stream`]: bounded streaming reads of a batch's records (clipped
+//!   values, a decompression cap) for peeks and searches.
 //! - [`varint`]: zig-zag varints and varlongs, as in Kafka and protobuf.
 //! - [`scram`]: SCRAM-SHA-256 credentials and the client and server state machines.
 //! - [`error`]: the crate's error type.
@@ -26,6 +28,7 @@ pub mod frame;
 pub mod partitioner;
 pub mod record;
 pub mod record_batch;
+pub mod record_stream;
 pub mod scram;
 pub mod varint;
 pub mod wire;

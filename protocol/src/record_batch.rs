@@ -28,7 +28,10 @@
 //!
 //! [`BatchHeader::parse`] reads and sanity-checks the fixed 61 bytes without looking
 //! at the records; [`RecordBatch`] owns a whole batch and can check its CRC and
-//! decode its records.
+//! decode its records. [`validate`] is the produce-time check of a batch from a
+//! producer (Kafka's `LogValidator`): a pure function of the bytes, a
+//! [`ValidationLimits`] and the clock the caller passes in; what it accepts,
+//! [`RecordBatch::records`] decodes.
 
 use std::io::Read;
 
@@ -36,6 +39,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Error, Result};
 use crate::record::{self, Header, Record};
+use crate::varint::Reader;
 
 /// The only batch format version Warren reads or writes.
 pub const MAGIC: i8 = 2;
@@ -369,22 +373,7 @@ impl RecordBatch {
         let block = self.bytes.slice(BATCH_HEADER_LEN..);
         let block = match self.header.compression()? {
             Compression::None => block,
-            Compression::Zstd => {
-                let decoder =
-                    zstd::stream::read::Decoder::new(block.as_ref()).map_err(Error::Compression)?;
-                let mut out = Vec::new();
-                let limit = (max_decompressed_bytes as u64).saturating_add(1);
-                decoder
-                    .take(limit)
-                    .read_to_end(&mut out)
-                    .map_err(Error::Compression)?;
-                if out.len() > max_decompressed_bytes {
-                    return Err(Error::DecompressedTooLarge {
-                        limit: max_decompressed_bytes,
-                    });
-                }
-                Bytes::from(out)
-            }
+            Compression::Zstd => Bytes::from(decompress(&block, max_decompressed_bytes)?),
         };
         record::decode_range(
             &block,
@@ -394,6 +383,259 @@ impl RecordBatch {
             range,
         )
     }
+}
+
+/// Decompresses a zstd records block, refusing more than `limit` bytes out: a
+/// frame that declares a larger content size is refused before anything is
+/// allocated, and decompression stops one byte past the limit otherwise.
+///
+/// # Errors
+/// `DecompressedTooLarge`, or `Compression` for a block that is not zstd.
+pub(crate) fn decompress(block: &[u8], limit: usize) -> Result<Vec<u8>> {
+    let declared = zstd::zstd_safe::get_frame_content_size(block)
+        .ok()
+        .flatten();
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::DecompressedTooLarge { limit });
+    }
+    let decoder = zstd::stream::read::Decoder::new(block).map_err(Error::Compression)?;
+    // The declared size is a hint only (a block may hold several frames).
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+    decoder
+        .take((limit as u64).saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(Error::Compression)?;
+    if out.len() > limit {
+        return Err(Error::DecompressedTooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// Attribute bits a producer may set: the codec (bits 0-2). The timestamp
+/// type, transactional and control bits, and the reserved bits 6-15, are the
+/// broker's (Warren sets none of them today).
+const PRODUCER_ATTRIBUTES: i16 = CODEC_MASK;
+
+/// Kafka's "no timestamp" (-1): the floor of a builder's max_timestamp.
+const NO_TIMESTAMP: i64 = -1;
+
+/// What [`validate`] accepts. The broker fills it from the destination topic's
+/// config and its own clock; no I/O happens inside `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidationLimits {
+    /// Largest whole batch, bytes (the topic's `max.message.bytes`).
+    pub max_batch_bytes: usize,
+    /// Largest decompressed records block of a compressed batch, bytes.
+    pub max_decompressed_bytes: usize,
+    /// The broker's clock, ms since the Unix epoch.
+    pub now_ms: i64,
+    /// How far ahead of `now_ms` a record timestamp may be, ms. Behind is
+    /// unbounded (as in Kafka); `u64::MAX` disables the check.
+    pub max_timestamp_ahead_ms: u64,
+}
+
+/// A batch [`validate`] accepted: only `validate` makes one, so a function
+/// taking it knows every check ran (the log's `append_validated` then skips
+/// its own parse and CRC).
+#[derive(Debug, Clone, Copy)]
+pub struct ValidatedBatch<'a> {
+    header: BatchHeader,
+    bytes: &'a [u8],
+}
+
+impl<'a> ValidatedBatch<'a> {
+    /// The parsed header.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The batch's bytes, exactly as validated.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// Checks a batch from a producer as Kafka's `LogValidator` does, before
+/// anything is written: everything a reader will later rely on holds.
+///
+/// - the header parses (magic 2, a known codec), `batch_length` covers
+///   exactly `batch`, and the batch fits `max_batch_bytes`;
+/// - only codec attribute bits are set (no transactional, control,
+///   timestamp-type or reserved bits);
+/// - `records_count >= 1` and `last_offset_delta == records_count - 1`;
+/// - the CRC-32C matches;
+/// - the records block (after decompression, at most
+///   `max_decompressed_bytes`) holds exactly `records_count` records, each
+///   parsing to exactly its declared length, with offset deltas `0, 1, 2, ...`
+///   in order and UTF-8 header keys, and nothing after the last;
+/// - each record timestamp (`base_timestamp + timestamp_delta`) fits an i64
+///   and is at most `max_timestamp_ahead_ms` ahead of `now_ms`, and
+///   `max_timestamp` is the largest of them (or -1 when all are below -1,
+///   as Kafka's builder writes).
+///
+/// A batch that passes decodes with [`RecordBatch::records`] (given the same
+/// decompression limit). Uncompressed batches are checked in place, varint
+/// by varint, without allocating; a zstd block is decompressed once.
+///
+/// # Errors
+/// The first failed check, as its own variant: `BatchOverLimit` and
+/// `DecompressedTooLarge` for size, `ForbiddenAttributes`,
+/// `OffsetDeltaMismatch`, `TimestampTooFarAhead`, `MaxTimestampMismatch`,
+/// `RecordCountMismatch`, `ChecksumMismatch`, and the decoding errors.
+pub fn validate<'a>(batch: &'a [u8], limits: &ValidationLimits) -> Result<ValidatedBatch<'a>> {
+    let header = BatchHeader::parse(batch)?;
+    if header.total_len() != batch.len() {
+        return Err(Error::LengthOutOfBounds {
+            field: "batch_length",
+            value: i64::from(header.batch_length),
+            available: batch.len().saturating_sub(LOG_OVERHEAD),
+        });
+    }
+    if batch.len() > limits.max_batch_bytes {
+        return Err(Error::BatchOverLimit {
+            bytes: batch.len(),
+            limit: limits.max_batch_bytes,
+        });
+    }
+    if header.attributes & !PRODUCER_ATTRIBUTES != 0 {
+        return Err(Error::ForbiddenAttributes {
+            attributes: header.attributes,
+        });
+    }
+    if header.records_count == 0 {
+        return Err(Error::InvalidField {
+            field: "records_count",
+            value: 0,
+        });
+    }
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(Error::InvalidField {
+            field: "last_offset_delta",
+            value: i64::from(header.last_offset_delta),
+        });
+    }
+    let got = compute_crc(batch);
+    if got != header.crc {
+        return Err(Error::ChecksumMismatch {
+            expected: header.crc,
+            got,
+        });
+    }
+    let block = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
+    let found_max = match header.compression()? {
+        Compression::None => walk_records(block, &header, limits)?,
+        Compression::Zstd => {
+            let records = decompress(block, limits.max_decompressed_bytes)?;
+            walk_records(&records, &header, limits)?
+        }
+    };
+    let max_ok = header.max_timestamp == found_max
+        || (found_max < NO_TIMESTAMP && header.max_timestamp == NO_TIMESTAMP);
+    if !max_ok {
+        return Err(Error::MaxTimestampMismatch {
+            declared: header.max_timestamp,
+            found: found_max,
+        });
+    }
+    Ok(ValidatedBatch {
+        header,
+        bytes: batch,
+    })
+}
+
+/// Reads a length or count that may not be negative.
+fn read_len(r: &mut Reader<'_>, field: &'static str) -> Result<usize> {
+    let v = r.read_varint()?;
+    usize::try_from(v).map_err(|_| Error::InvalidField {
+        field,
+        value: i64::from(v),
+    })
+}
+
+/// Skips a nullable length-prefixed field (-1 = null).
+fn skip_nullable(r: &mut Reader<'_>, field: &'static str) -> Result<()> {
+    let len = r.read_varint()?;
+    if len == -1 {
+        return Ok(());
+    }
+    let len = usize::try_from(len).map_err(|_| Error::InvalidField {
+        field,
+        value: i64::from(len),
+    })?;
+    r.read_slice(field, len)?;
+    Ok(())
+}
+
+/// Walks the records of an uncompressed block for [`validate`]; returns the
+/// largest record timestamp (`i64::MIN` for none). No allocation: each field
+/// is a varint read or a slice bound.
+fn walk_records(block: &[u8], header: &BatchHeader, limits: &ValidationLimits) -> Result<i64> {
+    let expected = usize::try_from(header.records_count).unwrap_or(0);
+    let ahead = i64::try_from(limits.max_timestamp_ahead_ms).unwrap_or(i64::MAX);
+    let latest_allowed = limits.now_ms.saturating_add(ahead);
+    let mut r = Reader::new(block);
+    let mut index = 0usize;
+    let mut max_timestamp = i64::MIN;
+    while r.remaining() > 0 {
+        if index == expected {
+            return Err(Error::RecordCountMismatch {
+                expected: header.records_count,
+                found: index + 1,
+            });
+        }
+        let len = read_len(&mut r, "record length")?;
+        let mut inner = Reader::new(r.read_slice("record length", len)?);
+        inner.read_i8()?;
+        let timestamp_delta = inner.read_varlong()?;
+        let offset_delta = inner.read_varint()?;
+        if usize::try_from(offset_delta).ok() != Some(index) {
+            return Err(Error::OffsetDeltaMismatch {
+                index,
+                offset_delta,
+            });
+        }
+        skip_nullable(&mut inner, "key length")?;
+        skip_nullable(&mut inner, "value length")?;
+        // Each header takes at least two bytes, so a huge count fails on the
+        // bytes, not on time.
+        let headers = read_len(&mut inner, "headers count")?;
+        for _ in 0..headers {
+            let key_len = read_len(&mut inner, "header key length")?;
+            let key = inner.read_slice("header key length", key_len)?;
+            std::str::from_utf8(key).map_err(|_| Error::InvalidHeaderKey)?;
+            skip_nullable(&mut inner, "header value length")?;
+        }
+        if inner.remaining() != 0 {
+            return Err(Error::RecordLengthMismatch {
+                declared: len,
+                used: len - inner.remaining(),
+            });
+        }
+        let timestamp =
+            header
+                .base_timestamp
+                .checked_add(timestamp_delta)
+                .ok_or(Error::InvalidField {
+                    field: "timestamp_delta",
+                    value: timestamp_delta,
+                })?;
+        if timestamp > latest_allowed {
+            return Err(Error::TimestampTooFarAhead {
+                timestamp,
+                now_ms: limits.now_ms,
+                max_ahead_ms: limits.max_timestamp_ahead_ms,
+            });
+        }
+        max_timestamp = max_timestamp.max(timestamp);
+        index += 1;
+    }
+    if index != expected {
+        return Err(Error::RecordCountMismatch {
+            expected: header.records_count,
+            found: index,
+        });
+    }
+    Ok(max_timestamp)
 }
 
 /// Builds a batch record by record.

@@ -3,6 +3,9 @@
 //!
 //! - **Append** validates the batch (header, CRC, offsets), assigns offsets
 //!   `log_end_offset..`, rolls the active segment when it is full or old, writes.
+//!   [`PartitionLog::append_validated`] takes a batch the produce path already
+//!   ran through `record_batch::validate` (records included) and checks only
+//!   its size; internal writers (dead letters, the metadata store) use `append`.
 //! - **Durability**: [`PartitionLog::sync_to`] is group commit. Callers that need
 //!   "on disk" queue on one flush lock; whoever holds it `fdatasync`s everything
 //!   written so far, so one `fsync` covers every append that landed while the
@@ -39,13 +42,15 @@
 //! append; they wait on a segment's index lock only while a roll trims it.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use warren_protocol::record_batch::{self, BatchHeader, RecordBatch};
+use warren_protocol::record_batch::{self, BatchHeader, Compression, RecordBatch, ValidatedBatch};
+use warren_protocol::record_stream::ClipLimits;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Durability, LogConfig};
@@ -55,6 +60,14 @@ use crate::file_slice::FileSlice;
 use crate::metrics::StorageMetrics;
 use crate::offset::{FilePosition, Offset};
 use crate::segment::Segment;
+
+/// How [`PartitionLog::offset_for_timestamp`] reads a batch: offsets and
+/// timestamps only, at most the 64 MiB a batch may decompress to.
+const OFFSETS_ONLY: ClipLimits = ClipLimits {
+    max_decompressed_bytes: record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES,
+    max_field_bytes: 0,
+    max_headers: 0,
+};
 
 /// Where an appended batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,6 +459,29 @@ impl PartitionLog {
     /// the log is unchanged), other I/O errors, `Closed`.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
         let header = validate_batch(batch, self.inner.config.batch_limit())?;
+        self.append_checked(batch, &header)
+    }
+
+    /// Appends a batch [`record_batch::validate`] accepted (the produce
+    /// path): its header is not parsed and its CRC not computed again, but
+    /// its size is still checked against this log's limit.
+    ///
+    /// # Errors
+    /// As [`append`](Self::append).
+    pub fn append_validated(&self, batch: &ValidatedBatch<'_>) -> Result<AppendInfo> {
+        let bytes = batch.as_bytes();
+        let limit = self.inner.config.batch_limit();
+        if bytes.len() > limit as usize {
+            return Err(Error::BatchTooLarge {
+                bytes: bytes.len(),
+                limit,
+            });
+        }
+        self.append_checked(bytes, batch.header())
+    }
+
+    /// Appends a batch whose `header` is parsed and checked.
+    fn append_checked(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo> {
         let mut w = lock(&self.inner.writer);
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.inner.name.to_string()));
@@ -467,7 +503,7 @@ impl PartitionLog {
             self.roll(&mut w, base_offset)?;
         }
         let position = FilePosition(w.active.size());
-        w.active.append(base_offset, batch, &header, now)?;
+        w.active.append(base_offset, batch, header, now)?;
         let log_end = last_offset.plus(1);
         self.inner
             .log_end_offset
@@ -895,25 +931,85 @@ impl PartitionLog {
     /// # Errors
     /// `CorruptLog` for a bad batch on the way.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(Offset, i64)>> {
+        let mut unlimited = u64::MAX;
+        self.offset_for_timestamp_within(timestamp, &mut unlimited)
+    }
+
+    /// [`offset_for_timestamp`](Self::offset_for_timestamp), decompressing at
+    /// most `*budget` bytes of zstd records (what it decompresses is taken
+    /// off `*budget`: one ListOffsets request shares one budget across its
+    /// partitions). A compressed batch that would need more answers at batch
+    /// granularity instead: its base offset and `max_timestamp` (at or
+    /// before the exact record, whose timestamp is at most that). Records are
+    /// streamed, never held: memory is the zstd window, whatever the batch.
+    ///
+    /// # Errors
+    /// `CorruptLog` for a bad batch on the way.
+    pub fn offset_for_timestamp_within(
+        &self,
+        timestamp: i64,
+        budget: &mut u64,
+    ) -> Result<Option<(Offset, i64)>> {
         let start = self.log_start_offset();
         for segment in self.segments() {
             if segment.max_timestamp() < timestamp {
                 continue;
             }
-            if let Some((position, _)) = segment.find_batch_by_timestamp(timestamp)? {
-                let batch = segment.batch_at(position)?;
-                let records = batch.records().map_err(|e| Error::CorruptLog {
-                    partition: self.inner.name.to_string(),
-                    path: segment.log_path().to_path_buf(),
-                    position,
-                    reason: e.to_string(),
-                })?;
-                if let Some(r) = records
-                    .iter()
-                    .find(|r| r.timestamp >= timestamp && r.offset >= start.0 as i64)
-                {
-                    return Ok(Some((Offset(r.offset as u64), r.timestamp)));
+            let Some((position, _)) = segment.find_batch_by_timestamp(timestamp)? else {
+                continue;
+            };
+            let batch = segment.batch_at(position)?;
+            let header = *batch.header();
+            let compressed = header.compression().is_ok_and(|c| c != Compression::None);
+            let cap = record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES;
+            let allowed = if compressed {
+                usize::try_from(*budget).unwrap_or(usize::MAX).min(cap)
+            } else {
+                cap
+            };
+            let batch_answer = Some((
+                Offset(u64::try_from(header.base_offset).unwrap_or(0).max(start.0)),
+                header.max_timestamp,
+            ));
+            if allowed == 0 {
+                return Ok(batch_answer);
+            }
+            let mut found = None;
+            let mut read = 0u64;
+            let limits = ClipLimits {
+                max_decompressed_bytes: allowed,
+                ..OFFSETS_ONLY
+            };
+            let visited = batch.visit_clipped(&limits, |r| {
+                read = r.block_bytes_read;
+                if r.timestamp >= timestamp && r.offset >= start.0 as i64 {
+                    found = Some((Offset(r.offset as u64), r.timestamp));
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
+            });
+            match visited {
+                Ok(()) => {
+                    if compressed {
+                        *budget = budget.saturating_sub(read);
+                    }
+                }
+                Err(warren_protocol::Error::DecompressedTooLarge { .. }) if allowed < cap => {
+                    *budget = 0;
+                    return Ok(batch_answer);
+                }
+                Err(e) => {
+                    return Err(Error::CorruptLog {
+                        partition: self.inner.name.to_string(),
+                        path: segment.log_path().to_path_buf(),
+                        position,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            if found.is_some() {
+                return Ok(found);
             }
         }
         Ok(None)

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{all_batches, batch, open, small_config};
+use warren_protocol::{Compression, RecordBatchBuilder};
 use warren_storage::{Durability, Error, LogConfig, Offset, PartitionLog};
 
 #[test]
@@ -260,4 +261,37 @@ fn batches_over_max_message_bytes_are_refused_and_nothing_is_written() {
     assert_eq!(log.log_end_offset(), Offset(0));
     log.append(&batch(1, 1, 100, 1_700_000_000_000)).unwrap();
     assert_eq!(log.log_end_offset(), Offset(1));
+}
+
+#[test]
+fn offset_for_timestamp_answers_by_batch_once_its_budget_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(4096));
+    let mut b = RecordBatchBuilder::new(Compression::Zstd);
+    for i in 0..3i64 {
+        b.append(10_000 + i, None, Some(b"value"), &[]);
+    }
+    log.append(&b.build().unwrap()).unwrap();
+    // With room to decompress: the exact record, and the bytes are spent.
+    let mut budget = 1 << 20;
+    assert_eq!(
+        log.offset_for_timestamp_within(10_001, &mut budget)
+            .unwrap(),
+        Some((Offset(1), 10_001))
+    );
+    assert!(budget < 1 << 20);
+    // Without: the batch (its base offset, its max timestamp), no decoding.
+    let mut spent = 0;
+    assert_eq!(
+        log.offset_for_timestamp_within(10_001, &mut spent).unwrap(),
+        Some((Offset(0), 10_002))
+    );
+    // Too little for the block: the same batch answer, the budget now empty.
+    let mut little = 4;
+    assert_eq!(
+        log.offset_for_timestamp_within(10_001, &mut little)
+            .unwrap(),
+        Some((Offset(0), 10_002))
+    );
+    assert_eq!(little, 0);
 }

@@ -1,5 +1,13 @@
 //! ListOffsets: earliest (log start), latest (high watermark), or the first
-//! offset whose batch has a timestamp at or after the one asked for.
+//! record whose timestamp is at or after the one asked for.
+//!
+//! By timestamp, the record is found in its batch by streaming the records
+//! (a zstd batch is decompressed through its window, never whole). One
+//! request decompresses at most [`MAX_DECOMPRESSED_BYTES_PER_REQUEST`]
+//! across its partitions; past it, a partition whose batch is compressed is
+//! answered at batch granularity (the batch's base offset and
+//! `max_timestamp`: at or before the exact record), so a request naming many
+//! partitions of huge compressed batches cannot hold a worker for long.
 
 use std::sync::Arc;
 
@@ -15,10 +23,16 @@ use crate::response::Response;
 use crate::server::Shared;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
+/// Most bytes of zstd records one ListOffsets request decompresses to find
+/// records by timestamp (one batch at the largest a produce accepts). Not
+/// configurable.
+pub const MAX_DECOMPRESSED_BYTES_PER_REQUEST: u64 = 64 << 20;
+
 pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Some(refused) = super::over_topic_limits(cid, &req.topics, |t| t.partitions.len()) {
         return refused;
     }
+    let mut budget = MAX_DECOMPRESSED_BYTES_PER_REQUEST;
     let topics = req
         .topics
         .into_iter()
@@ -54,7 +68,7 @@ pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &
                     match timestamp {
                         LATEST => found(hw, -1),
                         EARLIEST => found(p.log.log_start_offset().0 as i64, -1),
-                        ts => match p.log.offset_for_timestamp(ts) {
+                        ts => match p.log.offset_for_timestamp_within(ts, &mut budget) {
                             Ok(Some((o, t))) if (o.0 as i64) < hw => found(o.0 as i64, t),
                             Ok(_) => found(-1, -1),
                             Err(e) => failed(super::storage_code(&e, "offset for timestamp")),

@@ -1,7 +1,12 @@
 //! Produce: appends each entry's RecordBatch to its partition, in request
 //! order, on the connection's reader task (one `pwritev` into the page cache
-//! per batch, the batch bytes still the frame's). The log validates the batch
-//! (header, CRC, `max.message.bytes`) before writing anything.
+//! per batch, the batch bytes still the frame's). Each entry's batch is first
+//! validated once, whatever number of partitions it goes to, as Kafka's
+//! `LogValidator` does ([`record_batch::validate`]: framing, CRC, size, record
+//! count and offset deltas, record lengths, attributes, timestamps at most
+//! `message_timestamp_max_skew_ms` ahead); a refused batch is
+//! `CORRUPT_MESSAGE` (or `MESSAGE_TOO_LARGE`) with the reason, and nothing
+//! of it is written.
 //!
 //! Routing (`partition = -1`): `hash` topics use the partitioner (round-robin
 //! without a key); `direct` and `topic` topics append the same batch bytes to
@@ -24,13 +29,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use warren_protocol::api::bindings::RoutingMode;
 use warren_protocol::api::produce::{
     ProduceCopy, ProducePartition, ProducePartitionResponse, ProduceRequest, ProduceResponse,
     ProduceTopicResponse, ROUTE_BY_KEY,
 };
+use warren_protocol::record_batch::{self, ValidatedBatch, ValidationLimits};
 use warren_protocol::{ErrorCode, partition_for_key};
 use warren_storage::Offset;
 
@@ -189,6 +195,16 @@ fn append_entry(
         alternate_topic: alternate.as_ref().map(|t| t.config.name.clone()),
         ..ProducePartitionResponse::new(entry.partition, ErrorCode::NONE, -1)
     };
+    // Once per entry, before any copy is written.
+    let batch = match validate(shared, dest, &entry.records) {
+        Ok(batch) => batch,
+        Err((code, message)) => {
+            tracing::debug!(topic = %dest.config.name, %message, "produced batch refused");
+            result.error_code = code;
+            result.error_message = Some(message);
+            return result;
+        }
+    };
     for (copy, &index) in targets.iter().enumerate() {
         // Bindings are checked against the partition count; only an explicit
         // partition can miss.
@@ -197,7 +213,7 @@ fn append_entry(
             result.more.clear();
             return result;
         };
-        match partition.log.append(&entry.records) {
+        match partition.log.append_validated(&batch) {
             Ok(info) => {
                 partition.appended();
                 partition.metrics.produced(
@@ -347,4 +363,36 @@ fn route_in(topic: &Topic, key: Option<&str>, targets: &mut Vec<u32>) {
         (RoutingMode::Direct | RoutingMode::Topic, Some(key)) => topic.route(key, targets),
         (RoutingMode::Direct | RoutingMode::Topic, None) => targets.clear(),
     }
+}
+
+/// Checks a produced batch against `dest`'s limits and the broker's clock
+/// ([`record_batch::validate`]: Kafka's `LogValidator`). Batches the broker
+/// builds itself (dead letters, the metadata store) are trusted and skip it.
+///
+/// # Errors
+/// The entry's answer: `MESSAGE_TOO_LARGE` for a batch over
+/// `max.message.bytes` (compressed or decompressed), `CORRUPT_MESSAGE` for
+/// everything else, with the reason.
+fn validate<'a>(
+    shared: &Shared,
+    dest: &Topic,
+    records: &'a [u8],
+) -> Result<ValidatedBatch<'a>, (ErrorCode, String)> {
+    let limit = dest.config.log.batch_limit() as usize;
+    let limits = ValidationLimits {
+        max_batch_bytes: limit,
+        max_decompressed_bytes: limit.min(record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES),
+        now_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        max_timestamp_ahead_ms: shared.config.message_timestamp_max_skew_ms,
+    };
+    record_batch::validate(records, &limits).map_err(|e| {
+        let code = match e {
+            warren_protocol::Error::BatchOverLimit { .. }
+            | warren_protocol::Error::DecompressedTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+            _ => ErrorCode::CORRUPT_MESSAGE,
+        };
+        (code, format!("batch refused, nothing written: {e}"))
+    })
 }

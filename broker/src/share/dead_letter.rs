@@ -8,6 +8,10 @@
 //! `x-origin-topic`, `x-origin-partition`, `x-origin-offset`,
 //! `x-delivery-count` and `x-death-reason` (values as UTF-8 text). Records go
 //! in as few batches as the dead-letter topic's `max.message.bytes` allows.
+//! Source batches are read as a stream: only claimed records are kept, and
+//! none of their fields beyond the dead-letter topic's `max.message.bytes`
+//! (such a record is archived without a copy), so a small zstd batch of
+//! huge values never sits decompressed in memory.
 //! Once the appends are durable as the dead-letter topic's `durability` says
 //! (an fsync for `fsync`), the offsets are archived and the new state is
 //! written. A crash between the two dead-letters those records again at the
@@ -38,12 +42,15 @@
 //! a user who has it) lets them through. While they wait they hold the share
 //! group's window, as when the dead-letter topic is missing.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::time::Instant;
 use warren_protocol::api::auth::{Permission, ResourceType};
-use warren_protocol::{Compression, ErrorCode, Header, RecordBatchBuilder};
+use warren_protocol::record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES;
+use warren_protocol::record_stream::{ClipLimits, Clipped};
+use warren_protocol::{Compression, ErrorCode, Header, Record, RecordBatch, RecordBatchBuilder};
 use warren_storage::Offset;
 
 use super::state::DeadLetter;
@@ -268,15 +275,27 @@ fn copy(
         };
         let next = u64::try_from(next).unwrap_or(0).max(first.offset + 1);
         for batch in &batches {
-            let records = match batch.records() {
-                Ok(r) if !batch.header().is_control() => r,
-                Ok(_) => continue,
+            if batch.header().is_control() {
+                continue;
+            }
+            let records = match claimed_records(batch, claims, limit) {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::error!(topic, partition, error = %e, "undecodable batch while dead-lettering: its records are archived");
                     continue;
                 }
             };
             for r in records {
+                let Some(r) = r.fits else {
+                    tracing::error!(
+                        topic, partition, offset = r.offset, dead_letter_topic = %target.topic,
+                        "record too large for the dead-letter topic: archived without a copy"
+                    );
+                    if let Ok(offset) = u64::try_from(r.offset) {
+                        out.archived.push(offset);
+                    }
+                    continue;
+                };
                 let Ok(offset) = u64::try_from(r.offset) else {
                     continue;
                 };
@@ -328,6 +347,68 @@ fn copy(
         append(target, builder, &mut pending, &mut out);
     }
     out
+}
+
+/// A claimed record read for copying: whole when it `fits` the dead-letter
+/// topic's `max.message.bytes`, else only its offset.
+struct Claimed {
+    offset: i64,
+    fits: Option<Record>,
+}
+
+/// The records of `batch` that `claims` names, read as a stream
+/// ([`RecordBatch::visit_clipped`]): unclaimed records are skipped without
+/// being kept, and no field is kept beyond `limit` bytes (a record with a
+/// longer one could never be written to the dead-letter topic), so a small
+/// zstd batch of huge values costs at most `limit` per field, not its
+/// decompressed size.
+///
+/// # Errors
+/// A batch that does not decode.
+fn claimed_records(
+    batch: &RecordBatch,
+    claims: &[DeadLetter],
+    limit: usize,
+) -> Result<Vec<Claimed>, warren_protocol::Error> {
+    let clip = ClipLimits {
+        max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+        max_field_bytes: limit,
+        max_headers: usize::MAX,
+    };
+    let mut out = Vec::new();
+    batch.visit_clipped(&clip, |r| {
+        let claimed = u64::try_from(r.offset)
+            .is_ok_and(|o| claims.binary_search_by_key(&o, |c| c.offset).is_ok());
+        if !claimed {
+            return ControlFlow::Continue(());
+        }
+        let cut = r.key.as_ref().is_some_and(Clipped::is_truncated)
+            || r.value.as_ref().is_some_and(Clipped::is_truncated)
+            || r.headers_count > r.headers.len()
+            || r.headers.iter().any(|h| {
+                h.key.len() < h.key_len || h.value.as_ref().is_some_and(Clipped::is_truncated)
+            });
+        let fits = (!cut).then(|| Record {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key.map(|k| k.bytes),
+            value: r.value.map(|v| v.bytes),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|h| Header {
+                    key: h.key,
+                    value: h.value.map(|v| v.bytes),
+                })
+                .collect(),
+        });
+        out.push(Claimed {
+            offset: r.offset,
+            fits,
+        });
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
 }
 
 /// Appends one dead-letter batch; moves its offsets to `archived` on success.

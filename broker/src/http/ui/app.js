@@ -241,12 +241,16 @@
   /** A key, value or header value of the messages API. */
   function payload(p) {
     if (p === null || p === undefined) return h('span', { class: 'muted null' }, 'null');
+    // A long value comes cut, with its full length.
+    const cut = p.truncated
+      ? h('span', { class: 'muted', title: 'only the first bytes are shown' }, ` … (${p.bytes} bytes)`)
+      : null;
     if (p.encoding === 'base64') {
       return h('span', { class: 'payload' },
         h('span', { class: 'badge', title: 'not valid UTF-8: shown as base64' }, 'base64'), ' ',
-        h('code', {}, p.data));
+        h('code', {}, p.data), cut);
     }
-    return h('span', { class: 'payload' }, String(p.data));
+    return h('span', { class: 'payload' }, String(p.data), cut);
   }
 
   // ---------------------------------------------------------------- banners
