@@ -106,6 +106,13 @@ const MAX_FETCH_BYTES: u32 = 32 << 20;
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
 /// Longest Produce `timeout_ms` a generated request carries.
 const MAX_PRODUCE_TIMEOUT_MS: u32 = 5_000;
+/// A burst (2 to `BURST_MAX + 1` cases pipelined) starts at a case with
+/// probability `BURST_MAX / BURST_ONE_IN`.
+const BURST_MAX: usize = 7;
+const BURST_ONE_IN: usize = 70;
+/// Mixed into the seed for the burst decision, so it does not correlate
+/// with the case's own draws.
+const BURST_SALT: u64 = 0xb0b5_7000;
 /// A health check every this many cases.
 const HEALTH_EVERY: u64 = 500;
 /// Largest growth of the process's resident set over a run, in KiB: the
@@ -1134,6 +1141,49 @@ impl Conn {
         }
     }
 
+    /// Sends `requests` back to back without waiting (pipelining), then an
+    /// ApiVersions, and reads until its answer: the answers, in request
+    /// order, with the index of the request each belongs to (a Produce with
+    /// acks=0 has none). `None` when the broker closed the connection.
+    async fn pipeline(
+        &mut self,
+        requests: &[(u16, u16, Bytes)],
+    ) -> Result<Option<Vec<(usize, ResponseFrame)>>> {
+        let mut ids = Vec::with_capacity(requests.len());
+        for (key, version, body) in requests {
+            match self.send(*key, *version, body.clone()).await {
+                Ok(id) => ids.push(id),
+                Err(_) => return Ok(None),
+            }
+        }
+        let Ok(ping) = self.send(ApiKey::ApiVersions as u16, 0, Bytes::new()).await else {
+            return Ok(None);
+        };
+        let mut answers = Vec::new();
+        let mut next = 0;
+        loop {
+            let Some(f) = self.recv().await? else {
+                return Ok(None);
+            };
+            let got = f.header.correlation_id;
+            if got == ping {
+                return Ok(Some(answers));
+            }
+            let Some(i) = ids.iter().skip(next).position(|id| *id == got) else {
+                bail!("answer to correlation id {got} out of order (sent {ids:?})");
+            };
+            let i = next + i;
+            for (skipped, (key, _, _)) in requests.iter().enumerate().take(i).skip(next) {
+                ensure!(
+                    *key == ApiKey::Produce as u16,
+                    "request {skipped} (api key {key}) of a pipeline got no answer"
+                );
+            }
+            answers.push((i, f));
+            next = i + 1;
+        }
+    }
+
     async fn call<R: Request>(
         &mut self,
         req: &R,
@@ -1385,17 +1435,21 @@ async fn fixtures(root: &mut Conn, alice_credential: &CreateUserRequest) -> Resu
     Ok(())
 }
 
-/// `VmRSS` of this process, in KiB.
-fn rss_kib() -> Result<u64> {
+/// A `/proc/self/status` field in KiB: `VmRSS` (resident now) or `VmHWM`
+/// (the resident peak since the process started).
+fn status_kib(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS line")?;
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+        .with_context(|| format!("no {field} line"))?;
     Ok(line
         .split_whitespace()
         .nth(1)
-        .context("VmRSS value")?
+        .with_context(|| format!("{field} value"))?
         .parse()?)
 }
 
@@ -1536,7 +1590,9 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
         anonymous: Conn::connect(addr).await?,
     };
     health(addr, http, &alice, 0).await?;
-    let rss_start = rss_kib()?;
+    let rss_start = status_kib("VmRSS")?;
+    let verbose = std::env::var_os("WARREN_FUZZ_VERBOSE").is_some();
+    let mut last_hwm = status_kib("VmHWM")?;
     let mut rss_peak = rss_start;
 
     let started = Instant::now();
@@ -1545,11 +1601,83 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
     let mut per_key = [0u64; 32];
     let mut codes: std::collections::BTreeMap<(u16, u16), u64> = Default::default();
     let mut stopped_by_clock = false;
-    for case in 0..cases {
+    let mut case = 0;
+    while case < cases {
         if started.elapsed() > Duration::from_secs(max_secs) {
             stopped_by_clock = true;
             break;
         }
+        // Now and then a burst: the next few cases pipelined on one
+        // connection, answers read after all were sent.
+        let burst = Rng::for_case(seed ^ BURST_SALT, case).below(BURST_ONE_IN);
+        if burst < BURST_MAX && case + burst as u64 + 2 <= cases {
+            let n = burst + 2;
+            let group: Vec<(u64, Case)> = (case..case + n as u64)
+                .filter_map(|i| generate(seed, i, &learned).map(|c| (i, c)))
+                .collect();
+            skipped += n as u64 - group.len() as u64;
+            tried += group.len() as u64;
+            let who = group.first().map_or(Who::Root, |(_, c)| c.who);
+            let requests: Vec<(u16, u16, Bytes)> = group
+                .iter()
+                .map(|(_, c)| (c.api_key, c.api_version, c.body.clone()))
+                .collect();
+            let describe = || {
+                let cases: Vec<String> = group
+                    .iter()
+                    .map(|(i, c)| {
+                        format!(
+                            "case {i}: key {} v{} body {}",
+                            c.api_key,
+                            c.api_version,
+                            hex_prefix(&c.body)
+                        )
+                    })
+                    .collect();
+                format!("burst (seed {seed:#x}) as {who:?}: {}", cases.join("; "))
+            };
+            match conns
+                .get(who)
+                .pipeline(&requests)
+                .await
+                .with_context(describe)?
+            {
+                Some(answers) => {
+                    unanswered += (group.len() - answers.len()) as u64;
+                    for (i, f) in answers {
+                        let (_, c) = &group[i];
+                        *codes.entry((c.api_key, f.header.error_code)).or_default() += 1;
+                        check_answer(c.api_key, Some(c.body.clone()), &f, &mut learned)
+                            .with_context(describe)?;
+                    }
+                }
+                None => {
+                    closed += 1;
+                    if verbose {
+                        println!("adversarial: connection closed on {}", describe());
+                    }
+                    conns.reopen(who).await.with_context(describe)?;
+                }
+            }
+            ensure!(
+                PANICS.load(Ordering::SeqCst) == 0,
+                "the broker panicked on {}",
+                describe()
+            );
+            let before = case;
+            case += n as u64;
+            if case / HEALTH_EVERY != before / HEALTH_EVERY {
+                health(addr, http, &alice, case)
+                    .await
+                    .with_context(|| format!("health check after case {case} (seed {seed:#x})"))?;
+                conns.reopen(Who::Alice).await?;
+                rss_peak = rss_peak.max(status_kib("VmRSS")?);
+            }
+            continue;
+        }
+        let this = case;
+        case += 1;
+        let case = this;
         let Some(c) = generate(seed, case, &learned) else {
             skipped += 1;
             continue;
@@ -1583,7 +1711,7 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
             Outcome::NoReply => unanswered += 1,
             Outcome::Closed => {
                 closed += 1;
-                if std::env::var_os("WARREN_FUZZ_VERBOSE").is_some() {
+                if verbose {
                     println!("adversarial: connection closed on {}", describe());
                 }
                 conns.reopen(c.who).await.with_context(describe)?;
@@ -1594,20 +1722,33 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
             "the broker panicked on {}",
             describe()
         );
+        if verbose {
+            let hwm = status_kib("VmHWM")?;
+            if hwm > last_hwm + 32 * 1024 {
+                println!(
+                    "adversarial: peak RSS {} -> {} MiB after {}",
+                    last_hwm / 1024,
+                    hwm / 1024,
+                    describe()
+                );
+            }
+            last_hwm = hwm;
+        }
         if (case + 1) % HEALTH_EVERY == 0 {
             health(addr, http, &alice, case + 1)
                 .await
                 .with_context(|| format!("health check after case {case} (seed {seed:#x})"))?;
             // Alice may have been deleted and re-created: log in again.
             conns.reopen(Who::Alice).await?;
-            rss_peak = rss_peak.max(rss_kib()?);
+            rss_peak = rss_peak.max(status_kib("VmRSS")?);
         }
     }
     health(addr, http, &alice, cases)
         .await
         .context("final health check")?;
-    let rss_end = rss_kib()?;
-    rss_peak = rss_peak.max(rss_end);
+    let rss_end = status_kib("VmRSS")?;
+    // The high-water mark catches a spike between two samples.
+    rss_peak = rss_peak.max(rss_end).max(status_kib("VmHWM")?);
     let elapsed = started.elapsed();
     println!(
         "adversarial: seed {seed:#x}: {tried} inputs tried ({skipped} skipped) in {:.1} s{}; \
