@@ -189,13 +189,14 @@ const TOPICS: &[&str] = &[
     "no.such.topic",
 ];
 /// The fixtures Produce, Fetch and the share apis mostly name.
-const DATA_TOPICS: [&str; 6] = [
+const DATA_TOPICS: [&str; 7] = [
     "fz.hash",
     "fz.fsync",
     "fz.direct",
     "fz.pattern",
     "fz.queue",
     "fz.queue",
+    "fz.new",
 ];
 /// Topics CreateTopic and DeleteTopic mostly name (fixtures come back at
 /// each health check).
@@ -251,8 +252,30 @@ const CONFIG_VALUES: &[&str] = &[
     "fz.spill",
     "fz.dlq",
     "fz.new",
+    "fz.s2",
+    "128",
+    "1024",
+    "1000",
     "",
 ];
+
+/// Values `key` accepts, at the edges of its range, so created topics take
+/// odd but valid settings (tiny segments, instant retention, self-references).
+fn valid_values(key: &str) -> &'static [&'static str] {
+    match key {
+        "durability" => &["fsync", "none", "interval:5"],
+        "retention.bytes" => &["0", "1024", "-1"],
+        "retention.ms" => &["1", "1000", "-1"],
+        "segment.bytes" => &["1024", "4096"],
+        "segment.ms" => &["1", "100"],
+        "max.message.bytes" => &["128", "1024", "1048576"],
+        "routing" => &["hash", "direct", "topic"],
+        "alternate.topic" | "dead.letter.topic" => &["fz.spill", "fz.dlq", "fz.new", "fz.s2"],
+        "max.delivery.attempts" => &["1", "2", "100"],
+        "share.lock.timeout.ms" => &["1000", "3600000"],
+        _ => &[""],
+    }
+}
 
 /// Panics anywhere in the process since the hook was installed.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -682,15 +705,16 @@ fn structured(rng: &mut Rng, key: ApiKey, learned: &Learned) -> Bytes {
         }),
         ApiKey::CreateTopic => encode(&CreateTopicRequest {
             name: rng.name(SCRATCH_TOPICS),
-            partitions: rng.pick(&[0, 1, 2, 3, 10_001, u32::MAX, i32::MAX as u32]),
+            partitions: rng.pick(&[1, 1, 2, 3, 0, 10_001, u32::MAX]),
             configs: (0..rng.below(4))
                 .map(|_| {
-                    let value = if rng.chance(1, 5) {
-                        rng.odd_string()
-                    } else {
-                        rng.pick(CONFIG_VALUES).to_owned()
+                    let key = rng.pick(CONFIG_KEYS);
+                    let value = match rng.below(10) {
+                        0 | 1 => rng.odd_string(),
+                        2..=5 => rng.pick(CONFIG_VALUES).to_owned(),
+                        _ => rng.pick(valid_values(key)).to_owned(),
                     };
-                    (rng.pick(CONFIG_KEYS).to_owned(), value)
+                    (key.to_owned(), value)
                 })
                 .collect(),
         }),
