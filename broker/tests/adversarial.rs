@@ -58,7 +58,8 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -279,6 +280,37 @@ fn valid_values(key: &str) -> &'static [&'static str] {
 
 /// Panics anywhere in the process since the hook was installed.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
+/// The case being run, for the watchdog's message.
+static CURRENT_CASE: AtomicU64 = AtomicU64::new(0);
+
+/// Seconds the watchdog allows beyond `WARREN_FUZZ_SECS` (setup, the last
+/// case's timeouts, the final health check and shutdown).
+const WATCHDOG_SLACK_SECS: u64 = 240;
+
+/// Ends the process if the run is not done by `secs`: the broker shares the
+/// test's runtime, so a handler spinning on both worker threads would also
+/// stop the per-request timeouts from firing. An OS thread is the only
+/// clock that cannot be starved.
+fn start_watchdog(secs: u64, seed: u64) -> Arc<AtomicBool> {
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if flag.load(Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        eprintln!(
+            "adversarial: watchdog: the run is wedged after {secs} s at case {} (seed {seed:#x}); \
+             a handler blocks the runtime",
+            CURRENT_CASE.load(Ordering::SeqCst)
+        );
+        std::process::exit(101);
+    });
+    done
+}
 
 /// Counts every panic (spawned tasks and blocking threads included), then
 /// prints it as the default hook does.
@@ -1625,6 +1657,7 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
     let seed = env_u64("WARREN_FUZZ_SEED", DEFAULT_SEED)?;
     let max_secs = env_u64("WARREN_FUZZ_SECS", DEFAULT_MAX_SECS)?;
     println!("adversarial: seed {seed:#x}, up to {cases} cases, at most {max_secs} s");
+    let watchdog = start_watchdog(max_secs + WATCHDOG_SLACK_SECS, seed);
 
     let dir = tempfile::tempdir()?;
     let broker = Broker::start(BrokerConfig {
@@ -1670,6 +1703,7 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
         }
         // Now and then a burst: the next few cases pipelined on one
         // connection, answers read after all were sent.
+        CURRENT_CASE.store(case, Ordering::SeqCst);
         let burst = Rng::for_case(seed ^ BURST_SALT, case).below(BURST_ONE_IN);
         if burst < BURST_MAX && case + burst as u64 + 2 <= cases {
             let n = burst + 2;
@@ -1855,6 +1889,9 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
         rss_peak,
         limit_kib
     );
-    broker.shutdown().await?;
+    tokio::time::timeout(REPLY_TIMEOUT * 2, broker.shutdown())
+        .await
+        .context("the broker does not shut down")??;
+    watchdog.store(true, Ordering::SeqCst);
     Ok(())
 }
