@@ -1712,11 +1712,32 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
                 .collect();
             skipped += n as u64 - group.len() as u64;
             tried += group.len() as u64;
-            let who = group.first().map_or(Who::Root, |(_, c)| c.who);
-            let requests: Vec<(u16, u16, Bytes)> = group
-                .iter()
-                .map(|(_, c)| (c.api_key, c.api_version, c.body.clone()))
-                .collect();
+            // One connection, or (every other burst) two at once, root and
+            // alice, so handlers also run concurrently.
+            let first = group.first().map_or(Who::Root, |(_, c)| c.who);
+            let all: Vec<usize> = (0..group.len()).collect();
+            let lanes: Vec<(Who, Vec<usize>)> = if burst.is_multiple_of(2) && group.len() >= 2 {
+                vec![
+                    (
+                        Who::Root,
+                        all.iter().copied().filter(|i| i % 2 == 0).collect(),
+                    ),
+                    (
+                        Who::Alice,
+                        all.iter().copied().filter(|i| i % 2 == 1).collect(),
+                    ),
+                ]
+            } else {
+                vec![(first, all)]
+            };
+            let requests = |idx: &[usize]| -> Vec<(u16, u16, Bytes)> {
+                idx.iter()
+                    .map(|&i| {
+                        let c = &group[i].1;
+                        (c.api_key, c.api_version, c.body.clone())
+                    })
+                    .collect()
+            };
             let describe = || {
                 let cases: Vec<String> = group
                     .iter()
@@ -1729,29 +1750,49 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
                         )
                     })
                     .collect();
-                format!("burst (seed {seed:#x}) as {who:?}: {}", cases.join("; "))
+                let on: Vec<String> = lanes
+                    .iter()
+                    .map(|(w, idx)| format!("{w:?} {idx:?}"))
+                    .collect();
+                format!(
+                    "burst (seed {seed:#x}) on {}: {}",
+                    on.join(", "),
+                    cases.join("; ")
+                )
             };
-            match conns
-                .get(who)
-                .pipeline(&requests)
-                .await
-                .with_context(describe)?
-            {
-                Some(answers) => {
-                    unanswered += (group.len() - answers.len()) as u64;
-                    for (i, f) in answers {
-                        let (_, c) = &group[i];
-                        *codes.entry((c.api_key, f.header.error_code)).or_default() += 1;
-                        check_answer(c.api_key, Some(c.body.clone()), &f, &mut learned)
-                            .with_context(describe)?;
-                    }
+            let results = match lanes.as_slice() {
+                [(_, a), (_, b)] => {
+                    let (ra, rb) = (requests(a), requests(b));
+                    let Conns { root, alice, .. } = &mut conns;
+                    let (a, b) = tokio::join!(root.pipeline(&ra), alice.pipeline(&rb));
+                    vec![a.with_context(describe)?, b.with_context(describe)?]
                 }
-                None => {
-                    closed += 1;
-                    if verbose {
-                        println!("adversarial: connection closed on {}", describe());
+                _ => vec![
+                    conns
+                        .get(first)
+                        .pipeline(&requests(&lanes[0].1))
+                        .await
+                        .with_context(describe)?,
+                ],
+            };
+            for ((lane_who, idx), result) in lanes.iter().zip(results) {
+                match result {
+                    Some(answers) => {
+                        unanswered += (idx.len() - answers.len()) as u64;
+                        for (j, f) in answers {
+                            let (_, c) = &group[idx[j]];
+                            *codes.entry((c.api_key, f.header.error_code)).or_default() += 1;
+                            check_answer(c.api_key, Some(c.body.clone()), &f, &mut learned)
+                                .with_context(describe)?;
+                        }
                     }
-                    conns.reopen(who).await.with_context(describe)?;
+                    None => {
+                        closed += 1;
+                        if verbose {
+                            println!("adversarial: connection closed on {}", describe());
+                        }
+                        conns.reopen(*lane_who).await.with_context(describe)?;
+                    }
                 }
             }
             ensure!(
