@@ -457,6 +457,10 @@ impl Coordinator {
         }
         let time = now_ms();
         let mut keys_values: Vec<(Vec<u8>, Bytes)> = Vec::new();
+        // Where each partition's entry is in `keys_values`: a partition named
+        // again replaces its value (the last wins, as in the store) instead of
+        // adding a key of up to ~500 bytes per 14-byte request entry.
+        let mut slot_of: HashMap<(&str, u32), usize> = HashMap::new();
         let mut response = CommitOffsetsResponse::default();
         for t in &req.topics {
             let topic = topics.get(&t.topic);
@@ -480,10 +484,19 @@ impl Coordinator {
                     },
                 };
                 if code == ErrorCode::NONE {
-                    keys_values.push((
-                        offset_key(&req.group, &t.topic, p.partition),
-                        encode_offset(p.offset, time, p.metadata.as_deref()),
-                    ));
+                    let value = encode_offset(p.offset, time, p.metadata.as_deref());
+                    match slot_of.entry((t.topic.as_str(), p.partition)) {
+                        std::collections::hash_map::Entry::Occupied(slot) => {
+                            if let Some(kv) = keys_values.get_mut(*slot.get()) {
+                                kv.1 = value;
+                            }
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(keys_values.len());
+                            keys_values
+                                .push((offset_key(&req.group, &t.topic, p.partition), value));
+                        }
+                    }
                 }
                 errors.push((p.partition, code));
             }
