@@ -1712,6 +1712,11 @@ async fn arbitrary_requests_of_every_api_never_panic_hang_or_leak() -> Result<()
                 .collect();
             skipped += n as u64 - group.len() as u64;
             tried += group.len() as u64;
+            for (_, c) in &group {
+                if let Some(count) = per_key.get_mut(usize::from(c.api_key)) {
+                    *count += 1;
+                }
+            }
             // One connection, or (every other burst) two at once, root and
             // alice, so handlers also run concurrently.
             let first = group.first().map_or(Who::Root, |(_, c)| c.who);
