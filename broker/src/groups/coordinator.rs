@@ -204,6 +204,35 @@ fn now_ms() -> i64 {
 }
 
 /// The partition count of each of `names` that exists.
+/// The partitions of `revoking` that a heartbeat's `owned` list still
+/// claims: all a heartbeat needs of `owned` (a member confirms what it gave
+/// up). Looks each claim up instead of materialising `owned` as
+/// `(topic, partition)` pairs, which cost a copy of the topic name per
+/// partition: a 16 MiB frame can list millions of partitions under a 64 KiB
+/// name. At most `revoking.len()` entries, whatever the request holds.
+fn claimed_among(
+    owned: &[TopicPartitions],
+    revoking: &BTreeSet<TopicPartition>,
+) -> BTreeSet<TopicPartition> {
+    let mut unclaimed: BTreeMap<&str, BTreeSet<u32>> = BTreeMap::new();
+    for (topic, partition) in revoking {
+        unclaimed.entry(topic).or_default().insert(*partition);
+    }
+    let mut claimed = BTreeSet::new();
+    for t in owned {
+        let Some(partitions) = unclaimed.get_mut(t.topic.as_str()) else {
+            continue;
+        };
+        for p in &t.partitions {
+            // Removed once claimed: a partition listed again costs no copy.
+            if partitions.remove(p) {
+                claimed.insert((t.topic.clone(), *p));
+            }
+        }
+    }
+    claimed
+}
+
 fn partition_counts<'a>(
     topics: &Topics,
     names: impl IntoIterator<Item = &'a String>,
@@ -414,9 +443,13 @@ impl Coordinator {
                 ),
             )
         };
-        let owned = TopicPartitions::to_pairs::<BTreeSet<_>>(&req.owned);
         let mut groups = self.lock();
         let group = groups.get_mut(&req.group).ok_or_else(unknown)?;
+        let owned = group
+            .members()
+            .get(&req.member_id)
+            .map(|m| claimed_among(&req.owned, &m.revoking))
+            .unwrap_or_default();
         let counts = partition_counts(topics, &group.subscribed_topics());
         let assignment = group
             .heartbeat(
@@ -531,6 +564,10 @@ impl Coordinator {
         }
         let time = now_ms();
         let mut keys_values: Vec<(Vec<u8>, Bytes)> = Vec::new();
+        // Where each partition's entry is in `keys_values`: a partition named
+        // again replaces its value (the last wins, as in the store) instead of
+        // adding a key of up to ~500 bytes per 14-byte request entry.
+        let mut slot_of: HashMap<(&str, u32), usize> = HashMap::new();
         let mut response = CommitOffsetsResponse::default();
         for t in &req.topics {
             let topic = topics.get(&t.topic);
@@ -554,10 +591,19 @@ impl Coordinator {
                     },
                 };
                 if code == ErrorCode::NONE {
-                    keys_values.push((
-                        offset_key(&req.group, &t.topic, p.partition),
-                        encode_offset(p.offset, time, p.metadata.as_deref()),
-                    ));
+                    let value = encode_offset(p.offset, time, p.metadata.as_deref());
+                    match slot_of.entry((t.topic.as_str(), p.partition)) {
+                        std::collections::hash_map::Entry::Occupied(slot) => {
+                            if let Some(kv) = keys_values.get_mut(*slot.get()) {
+                                kv.1 = value;
+                            }
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(keys_values.len());
+                            keys_values
+                                .push((offset_key(&req.group, &t.topic, p.partition), value));
+                        }
+                    }
                 }
                 errors.push((p.partition, code));
             }
@@ -945,6 +991,34 @@ pub async fn run_expiry(shared: Arc<Shared>) {
 mod tests {
     #![expect(clippy::unwrap_used, reason = "tests")]
     use super::*;
+
+    #[test]
+    fn heartbeat_claims_are_looked_up_among_the_revoking_partitions_only() {
+        let revoking: BTreeSet<TopicPartition> = [
+            ("t".to_string(), 0),
+            ("t".to_string(), 2),
+            ("u".to_string(), 1),
+        ]
+        .into();
+        let owned = vec![
+            TopicPartitions {
+                topic: "t".into(),
+                partitions: vec![2, 2, 2, 5, 0],
+            },
+            TopicPartitions {
+                topic: "n".repeat(1_000),
+                partitions: (0..10_000).collect(),
+            },
+            TopicPartitions {
+                topic: "t".into(),
+                partitions: vec![0, 7],
+            },
+        ];
+        let claimed = claimed_among(&owned, &revoking);
+        assert_eq!(claimed, [("t".to_string(), 0), ("t".to_string(), 2)].into());
+        assert!(claimed_among(&owned, &BTreeSet::new()).is_empty());
+        assert!(claimed_among(&[], &revoking).is_empty());
+    }
 
     #[test]
     fn offset_keys_round_trip_and_sort_by_partition() {
