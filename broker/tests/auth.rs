@@ -505,7 +505,9 @@ async fn write_does_not_imply_read_and_topics_are_checked_per_entry() -> Result<
         .await?;
 
     let mut w = connect_as(addr, "writer", "w").await?;
-    let r = w.call(&produce("t", 0, batch(&["a"])?, 1)).await?;
+    // acks=-1: `t` is an fsync topic, so the record is visible to the reader's
+    // max_wait=0 fetch below only once fsynced; acks=1 raced the background sync.
+    let r = w.call(&produce("t", 0, batch(&["a"])?, -1)).await?;
     assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NONE);
     let f = w.call(&fetch("t", 0, 0)).await?;
     assert_eq!(
