@@ -581,7 +581,6 @@ mod tests {
         }
     }
 
-
     #[test]
     fn hardening_keys_come_from_env_with_comma_lists_and_zero_timeouts_are_refused() {
         let c = BrokerConfig::load(
@@ -628,7 +627,6 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("not an origin"), "{err}");
     }
-
 
     #[test]
     fn tls_needs_both_cert_and_key() {

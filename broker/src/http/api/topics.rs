@@ -201,7 +201,10 @@ pub async fn create(
         configs.push(("alternate.topic".to_owned(), alternate));
     }
     let settings = create_topic::settings(&shared, &req.name, req.partitions, &configs)?;
-    let grants = caller.map_or_else(|| Arc::new(shared.auth.grants_for(None)), |Extension(c)| c.0);
+    let grants = caller.map_or_else(
+        || Arc::new(shared.auth.grants_for(None)),
+        |Extension(c)| c.0,
+    );
     create_topic::authorize(&grants, &req.name, &settings)?;
     create_topic::create(Arc::clone(&shared), req.name.clone(), settings).await?;
     let created = topic(&shared, &req.name)?;
