@@ -373,3 +373,61 @@ proptest! {
         }
     }
 }
+
+/// A zstd batch of two records at `NOW` whose block is `block` (compressed
+/// from `record(0,0,"a") ++ record(1,0,"b")` some way).
+fn zstd_batch(block: &[u8]) -> Vec<u8> {
+    let mut b = with_records(block, 2, NOW);
+    let attributes: i16 = 4;
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    fix_crc(&mut b);
+    b
+}
+
+#[test]
+fn zstd_blocks_without_a_declared_size_or_in_two_frames_validate_too() {
+    let first = record(0, 0, b"a");
+    let second = record(1, 0, b"b");
+    let whole = [first.clone(), second.clone()].concat();
+    // One frame with its size declared: the reused per-thread buffer, several
+    // times in a row and interleaved with other sizes.
+    let declared = zstd_batch(&zstd::bulk::compress(&whole, 3).unwrap());
+    // A streamed frame declares no size: the allocating path.
+    let mut streamed = Vec::new();
+    {
+        let mut enc = zstd::stream::write::Encoder::new(&mut streamed, 3).unwrap();
+        std::io::Write::write_all(&mut enc, &whole).unwrap();
+        enc.finish().unwrap();
+    }
+    assert!(
+        zstd::zstd_safe::get_frame_content_size(&streamed)
+            .unwrap()
+            .is_none()
+    );
+    let streamed = zstd_batch(&streamed);
+    // Two frames back to back: the first declares only its own size.
+    let two_frames = zstd_batch(
+        &[
+            zstd::bulk::compress(&first, 3).unwrap(),
+            zstd::bulk::compress(&second, 3).unwrap(),
+        ]
+        .concat(),
+    );
+    let big = built(Compression::Zstd, &[&vec![7u8; 900 << 10]], NOW);
+    for _ in 0..3 {
+        for b in [&declared, &streamed, &two_frames, &big.to_vec()] {
+            let v = validate(b, &limits()).unwrap();
+            assert_eq!(
+                v.header().records_count,
+                if b == &big.to_vec() { 1 } else { 2 }
+            );
+        }
+    }
+    // What the reused buffer held before does not leak into the next batch:
+    // a short block after a long one still has to hold its own records.
+    let short = zstd_batch(&zstd::bulk::compress(&first, 3).unwrap());
+    assert!(matches!(
+        validate(&short, &limits()),
+        Err(Error::RecordCountMismatch { .. })
+    ));
+}
