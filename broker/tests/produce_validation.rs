@@ -287,3 +287,58 @@ async fn the_timestamp_skew_is_configurable() -> Result<()> {
     broker.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_request_of_zstd_bombs_decompresses_within_its_budget() -> Result<()> {
+    // 200 batches of ~200 bytes, each inflating to just under the 1 MiB
+    // `max.message.bytes`: one 40 KB request would cost 200 MiB of
+    // decompression. Its budget is 64 MiB + 64 x its bytes, so about 66 are
+    // accepted and the rest refused, each with a message naming the budget.
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let mut c = Raw::connect(broker.local_addr()).await?;
+    create(&mut c, "bombs", 1, "none").await?;
+    let mut b = RecordBatchBuilder::new(Compression::Zstd);
+    b.append(now_ms(), None, Some(&vec![0u8; (1 << 20) - 4096]), &[]);
+    let bomb = b.build()?;
+    assert!(bomb.len() < 1024, "{}", bomb.len());
+    const BOMBS: usize = 200;
+    let request = ProduceRequest {
+        acks: 1,
+        timeout_ms: 30_000,
+        topics: vec![ProduceTopic {
+            topic: "bombs".into(),
+            partitions: (0..BOMBS)
+                .map(|_| ProducePartition {
+                    partition: 0,
+                    routing_key: None,
+                    records: bomb.clone(),
+                })
+                .collect(),
+        }],
+    };
+    let budget = (64 << 20) + 64 * BOMBS * bomb.len();
+    let per_bomb = (1 << 20) - 4096;
+    let r = c.call(&request).await?;
+    let answers = &r.topics[0].partitions;
+    assert_eq!(answers.len(), BOMBS);
+    let accepted = answers
+        .iter()
+        .take_while(|p| p.error_code == ErrorCode::NONE)
+        .count();
+    assert!(
+        accepted >= budget / per_bomb - 1 && accepted <= budget / per_bomb + 1,
+        "accepted {accepted}, budget {budget} for {per_bomb} each"
+    );
+    for p in &answers[accepted..] {
+        assert_eq!(p.error_code, ErrorCode::MESSAGE_TOO_LARGE, "{p:?}");
+        let message = p.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains("budget"), "{message}");
+    }
+    assert_eq!(log_end(&mut c, "bombs", 0).await?, accepted as i64);
+    // One bomb in its own request is still fine.
+    let p = produce_one(&mut c, "bombs", bomb.clone()).await?;
+    assert_eq!(p.error_code, ErrorCode::NONE, "{p:?}");
+    broker.shutdown().await?;
+    Ok(())
+}

@@ -505,6 +505,7 @@ pub struct ValidationLimits {
 pub struct ValidatedBatch<'a> {
     header: BatchHeader,
     bytes: &'a [u8],
+    decompressed_bytes: usize,
 }
 
 impl<'a> ValidatedBatch<'a> {
@@ -516,6 +517,12 @@ impl<'a> ValidatedBatch<'a> {
     /// The batch's bytes, exactly as validated.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
+    }
+
+    /// How many bytes its records block decompressed to (0 when it is not
+    /// compressed): what validating it cost, for a caller's budget.
+    pub fn decompressed_bytes(&self) -> usize {
+        self.decompressed_bytes
     }
 }
 
@@ -586,10 +593,10 @@ pub fn validate<'a>(batch: &'a [u8], limits: &ValidationLimits) -> Result<Valida
         });
     }
     let block = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
-    let found_max = match header.compression()? {
-        Compression::None => walk_records(block, &header, limits)?,
+    let (found_max, decompressed_bytes) = match header.compression()? {
+        Compression::None => (walk_records(block, &header, limits)?, 0),
         Compression::Zstd => with_decompressed(block, limits.max_decompressed_bytes, |records| {
-            walk_records(records, &header, limits)
+            Ok((walk_records(records, &header, limits)?, records.len()))
         })?,
     };
     let max_ok = header.max_timestamp == found_max
@@ -603,6 +610,7 @@ pub fn validate<'a>(batch: &'a [u8], limits: &ValidationLimits) -> Result<Valida
     Ok(ValidatedBatch {
         header,
         bytes: batch,
+        decompressed_bytes,
     })
 }
 

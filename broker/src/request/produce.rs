@@ -68,13 +68,23 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
             format!("acks must be 0, 1 or -1, got {}", req.acks),
         ));
     }
-    let mut syncs = PendingSyncs::new();
+    if let Some(refused) = super::over_topic_limits(cid, &req.topics, |t| t.partitions.len()) {
+        return refused;
+    }
     let mut response = ProduceResponse {
         topics: Vec::with_capacity(req.topics.len()),
     };
-    // The partitions of the entry at hand; one buffer for the whole request,
-    // so routing allocates nothing per entry.
-    let mut targets: Vec<u32> = Vec::new();
+    let request_bytes: usize = req
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.len())
+        .sum();
+    let mut work = RequestWork {
+        targets: Vec::new(),
+        syncs: PendingSyncs::new(),
+        decompress_budget: decompression_budget(request_bytes),
+    };
     for (ti, t) in req.topics.into_iter().enumerate() {
         let allowed = grants.allows(ResourceType::Topic, &t.topic, Permission::Write);
         let topic = shared.topics.get(&t.topic);
@@ -89,15 +99,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
                 None => {
                     ProducePartitionResponse::new(entry.partition, ErrorCode::UNKNOWN_TOPIC, -1)
                 }
-                Some(topic) => append_entry(
-                    shared,
-                    grants,
-                    topic,
-                    entry,
-                    &mut targets,
-                    &mut syncs,
-                    (ti, ei),
-                ),
+                Some(topic) => append_entry(shared, grants, topic, entry, &mut work, (ti, ei)),
             };
             results.push(result);
         }
@@ -106,6 +108,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
             partitions: results,
         });
     }
+    let syncs = work.syncs;
     if req.acks != -1 || syncs.is_empty() {
         for s in syncs.into_values() {
             // Syncs to the log end, which covers `s.target`. A failure is
@@ -170,10 +173,14 @@ fn append_entry(
     grants: &Grants,
     topic: &Arc<Topic>,
     entry: &ProducePartition,
-    targets: &mut Vec<u32>,
-    syncs: &mut PendingSyncs,
+    work: &mut RequestWork,
     at: (usize, usize),
 ) -> ProducePartitionResponse {
+    let RequestWork {
+        targets,
+        syncs,
+        decompress_budget,
+    } = work;
     let alternate = if entry.partition == ROUTE_BY_KEY {
         match route(shared, grants, topic, entry.routing_key.as_deref(), targets) {
             Ok(alternate) => alternate,
@@ -196,8 +203,11 @@ fn append_entry(
         ..ProducePartitionResponse::new(entry.partition, ErrorCode::NONE, -1)
     };
     // Once per entry, before any copy is written.
-    let batch = match validate(shared, dest, &entry.records) {
-        Ok(batch) => batch,
+    let batch = match validate(shared, dest, &entry.records, *decompress_budget) {
+        Ok(batch) => {
+            *decompress_budget = decompress_budget.saturating_sub(batch.decompressed_bytes());
+            batch
+        }
         Err((code, message)) => {
             tracing::debug!(topic = %dest.config.name, %message, "produced batch refused");
             result.error_code = code;
@@ -365,34 +375,75 @@ fn route_in(topic: &Topic, key: Option<&str>, targets: &mut Vec<u32>) {
     }
 }
 
-/// Checks a produced batch against `dest`'s limits and the broker's clock
-/// ([`record_batch::validate`]: Kafka's `LogValidator`). Batches the broker
-/// builds itself (dead letters, the metadata store) are trusted and skip it.
+/// Validates an entry's batch for `dest` ([`record_batch::validate`]), with
+/// at most `decompress_budget` bytes of decompression left for the request.
 ///
 /// # Errors
-/// The entry's answer: `MESSAGE_TOO_LARGE` for a batch over
-/// `max.message.bytes` (compressed or decompressed), `CORRUPT_MESSAGE` for
-/// everything else, with the reason.
+/// The code and message of a refused batch: `MESSAGE_TOO_LARGE` for size
+/// (the batch's own, or the request's decompression budget), otherwise
+/// `CORRUPT_MESSAGE`.
 fn validate<'a>(
     shared: &Shared,
     dest: &Topic,
     records: &'a [u8],
+    decompress_budget: usize,
 ) -> Result<ValidatedBatch<'a>, (ErrorCode, String)> {
     let limit = dest.config.log.batch_limit() as usize;
+    let per_batch = limit.min(record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES);
     let limits = ValidationLimits {
         max_batch_bytes: limit,
-        max_decompressed_bytes: limit.min(record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES),
+        max_decompressed_bytes: per_batch.min(decompress_budget),
         now_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         max_timestamp_ahead_ms: shared.config.message_timestamp_max_skew_ms,
     };
-    record_batch::validate(records, &limits).map_err(|e| {
-        let code = match e {
-            warren_protocol::Error::BatchOverLimit { .. }
-            | warren_protocol::Error::DecompressedTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
-            _ => ErrorCode::CORRUPT_MESSAGE,
-        };
-        (code, format!("batch refused, nothing written: {e}"))
+    record_batch::validate(records, &limits).map_err(|e| match e {
+        warren_protocol::Error::DecompressedTooLarge { .. } if decompress_budget < per_batch => (
+            ErrorCode::MESSAGE_TOO_LARGE,
+            format!(
+                "batch refused, nothing written: the request's compressed batches decompress to \
+                 more than its budget ({DECOMPRESSION_FLOOR_BYTES} bytes plus \
+                 {DECOMPRESSION_RATIO} times the request's record bytes); send fewer compressed \
+                 batches per request"
+            ),
+        ),
+        warren_protocol::Error::BatchOverLimit { .. }
+        | warren_protocol::Error::DecompressedTooLarge { .. } => (
+            ErrorCode::MESSAGE_TOO_LARGE,
+            format!("batch refused, nothing written: {e}"),
+        ),
+        _ => (
+            ErrorCode::CORRUPT_MESSAGE,
+            format!("batch refused, nothing written: {e}"),
+        ),
     })
+}
+
+/// Decompression a Produce request may cause in all, at least: 64 MiB (64
+/// batches at the default `max.message.bytes`, whatever their ratio). Not
+/// configurable.
+pub const DECOMPRESSION_FLOOR_BYTES: usize = 64 << 20;
+
+/// Beyond [`DECOMPRESSION_FLOOR_BYTES`], the decompressed bytes a Produce
+/// request may cause per byte of record batches it carries. A zstd bomb
+/// (130 bytes that inflate to the 1 MiB limit) would otherwise let one 16 MiB
+/// frame cost about 129 GB of decompression, minutes of a worker thread;
+/// with the budget it costs at most 1 GiB. Real data compresses 3-20x; only
+/// requests of more than 64 MiB decompressed at a ratio above 64 meet it.
+/// Not configurable.
+pub const DECOMPRESSION_RATIO: usize = 64;
+
+/// The decompression budget of a request carrying `request_bytes` of batches.
+fn decompression_budget(request_bytes: usize) -> usize {
+    DECOMPRESSION_FLOOR_BYTES.saturating_add(request_bytes.saturating_mul(DECOMPRESSION_RATIO))
+}
+
+/// What one request's entries share: the routing buffer (the partitions of
+/// the entry at hand, so routing allocates nothing per entry), the fsyncs to
+/// wait for, and what is left of the decompression budget.
+struct RequestWork {
+    targets: Vec<u32>,
+    syncs: PendingSyncs,
+    decompress_budget: usize,
 }
