@@ -1008,3 +1008,61 @@ async fn write_on_a_star_only_cannot_dead_letter_into_victim_and_the_records_wai
     broker.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_consumer_that_never_acks_still_gets_its_poison_record_dead_lettered() -> Result<()> {
+    // The timer dead-letters a record whose lock expired at its last allowed
+    // delivery as the user who acquired it: before, only an ack named that
+    // user, so a consumer that crashed on the record (the case dead-letter
+    // topics exist for) left it waiting for ever once users existed.
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.local_addr();
+    let (mut root, mut mallory) = trespass_setup(addr).await?;
+    root.call(&acl("mallory", "topic:victim", Permission::Write))
+        .await?;
+    mallory
+        .call(&create_topic(
+            "a.poison",
+            &[
+                ("dead.letter.topic", "victim"),
+                ("max.delivery.attempts", "1"),
+                ("share.lock.timeout.ms", "1000"),
+            ],
+        ))
+        .await?;
+    let r: ProduceResponse = mallory
+        .call(&produce("a.poison", 0, batch(&["poison"])?, -1))
+        .await?;
+    assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NONE);
+    let r: ShareFetchResponse = mallory
+        .call(&ShareFetchRequest {
+            group: "g1".into(),
+            member_id: "m".into(),
+            topic: "a.poison".into(),
+            max_records: 1,
+            max_wait_ms: 0,
+            partitions: vec![0],
+        })
+        .await?;
+    assert_eq!(r.partitions[0].acquired.len(), 1, "{r:?}");
+    // The consumer dies: no ack. The lock expires after 1 s; the first
+    // dead-letter attempt follows it, retries every 5 s.
+    drop(mallory);
+    let mut end = 0;
+    for _ in 0..300 {
+        end = victim_end(&mut root).await?;
+        if end >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(end, 1, "the poison record reached the dead-letter topic");
+    let f: FetchResponse = root.call(&fetch("victim", 0, 0)).await?;
+    assert_eq!(
+        common::values_of(f.topics[0].partitions[0].records.clone())?,
+        ["poison"]
+    );
+    broker.shutdown().await?;
+    Ok(())
+}

@@ -273,7 +273,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::ShareFetch => parse(cid, key, body, |r: ShareFetchRequest| {
             let check = require(cid, g, group, &r.group, Permission::Read)
                 .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
-            guard(check, || share_fetch::handle(cid, r, shared))
+            guard(check, || share_fetch::handle(cid, r, shared, g))
         }),
         ApiKey::ShareAck => parse(cid, key, body, |r: ShareAckRequest| {
             let check = require(cid, g, group, &r.group, Permission::Read)

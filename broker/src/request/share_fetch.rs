@@ -24,6 +24,7 @@ use warren_protocol::api::share::{ShareFetchRequest, put_share_partition_head};
 use warren_protocol::wire::put_array_len;
 
 use super::Reply;
+use crate::auth::Grants;
 use crate::response::{Chunk, Response};
 use crate::server::Shared;
 use crate::share::{Acquisition, ShareKey, SharePartition, validate_group_id, validate_member_id};
@@ -43,12 +44,15 @@ struct Plan {
     cid: u32,
     topic: String,
     member: Arc<str>,
+    /// The user fetching (`None` while no user exists): it becomes the one
+    /// the timer's dead-letter writes run as, see `crate::share::dead_letter`.
+    user: Option<Arc<str>>,
     max_records: u64,
     lock_timeout: Duration,
     targets: Vec<Target>,
 }
 
-pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>) -> Reply {
+pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Err((code, message)) =
         validate_group_id(&req.group).and_then(|()| validate_member_id(&req.member_id))
     {
@@ -117,6 +121,10 @@ pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>) -> Reply {
         cid,
         topic: req.topic,
         member: Arc::from(req.member_id.as_str()),
+        user: match grants {
+            Grants::User { name, .. } => Some(Arc::from(name.as_str())),
+            _ => None,
+        },
         max_records: u64::from(req.max_records),
         lock_timeout: Duration::from_millis(topic.config.share.lock_timeout_ms),
         targets,
@@ -188,6 +196,7 @@ impl Plan {
             }
             match sp.acquire(partition, &self.member, left, budget, deadline) {
                 Ok(a) if a.records > 0 => {
+                    sp.note_dead_letter_user(self.user.as_deref());
                     // Acquired records are always sent (an acquisition is
                     // never discarded), so they count as fetched now.
                     partition.metrics.fetched(a.records, a.bytes);

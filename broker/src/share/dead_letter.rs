@@ -31,9 +31,11 @@
 //! - records rejected or released out of attempts by a ShareAck: the grants
 //!   of the session that sent it;
 //! - records the timer task dead-letters (a lock expiry at
-//!   `max.delivery.attempts`, a retry): the grants of the user of the last
-//!   ShareAck on the share-partition, as they are now. When there is none
-//!   (no ack since the broker started) and users exist, the write is refused.
+//!   `max.delivery.attempts`, a retry): the grants of the user who last
+//!   acquired records (ShareFetch) or acknowledged (ShareAck) on the
+//!   share-partition, as they are now; so records of a consumer that dies on
+//!   them without acking still go. When there is none (no fetch or ack since
+//!   the broker started) and users exist, the write is refused.
 //!
 //! A refused write loses nothing: the records stay in the share group as
 //! waiting for the dead-letter topic (`Archiving`, stored as such, never

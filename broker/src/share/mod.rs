@@ -166,8 +166,9 @@ pub(crate) struct Guarded {
     /// expired): never written to the store again, so a request or timer
     /// still holding it cannot bring the deleted state back.
     removed: bool,
-    /// The user of the last ShareAck on this share-partition (`None`: none
-    /// since the broker started, or no user exists). Dead letters the timer
+    /// The user of the last ShareFetch that acquired records or ShareAck on
+    /// this share-partition (`None`: none since the broker started, or no
+    /// user exists). Dead letters the timer
     /// task writes (lock expiry at `max.delivery.attempts`, retries) need
     /// write on the dead-letter topic under this user's grants of the moment;
     /// see [`dead_letter`]. In memory only.
@@ -272,6 +273,16 @@ impl SharePartition {
         let offset = kv.apply(&[KvOp::Put(&self.kv_key, &value)])?;
         g.state.mark_clean();
         Ok(Some(offset))
+    }
+
+    /// Remembers `user` as the one this share-partition's timer writes dead
+    /// letters as: the user who last acquired or acknowledged records here
+    /// (`None` while no user exists).
+    pub(crate) fn note_dead_letter_user(&self, user: Option<&str>) {
+        let mut g = self.lock();
+        if g.dead_letter_user.as_deref() != user {
+            g.dead_letter_user = user.map(str::to_owned);
+        }
     }
 
     /// Acquires up to `max` records of `partition` for `member` (locked until
