@@ -5,12 +5,12 @@
 # costs no produce throughput.
 #
 #   benches/ab_produce.sh OLD_WARREN NEW_WARREN        # RUNS=3 rounds, 2M x 1 KiB per run
-#   RUNS=5 MESSAGES=1000000 ZSTD=1 benches/ab_produce.sh old new
+#   RUNS=5 MESSAGES=1000000 ZSTD=1 DURABILITY=fsync benches/ab_produce.sh old new
 #
 # Each run: a fresh data dir under $WARREN_BENCH_DIR (default target/bench-ab),
 # a warm-up (write and delete a file the run's size: fresh page cache is slow on
 # this VM, see benches/broker.sh), `warren serve` on 127.0.0.1, one `warren bench
-# produce` (acks=-1, durability none), then the broker's CPU seconds from
+# produce` (acks=-1, durability none or $DURABILITY), then the broker's CPU seconds from
 # /proc/PID/stat. Prints one line per run and the medians.
 set -euo pipefail
 old=$1 new=$2
@@ -30,7 +30,7 @@ one() { # $1 = label, $2 = binary
     local pid=$!
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/17171) 2>/dev/null && break; sleep 0.05; done
     local out
-    out=$("$2" bench produce --broker 127.0.0.1:17171 --topic ab --durability none --acks -1 \
+    out=$("$2" bench produce --broker 127.0.0.1:17171 --topic ab --durability "${DURABILITY:-none}" --acks -1 \
         --messages "$MESSAGES" --size "$SIZE" "${zstd[@]}" --json)
     local cpu
     cpu=$(awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat")

@@ -79,6 +79,36 @@ impl Partition {
         result
     }
 
+    /// Waits until every offset below `target` is durable, without holding a
+    /// thread: it asks for a [background sync](Self::sync_in_background) (one
+    /// per partition, which covers every append before it) and sleeps on
+    /// `hw_moved`, which that sync wakes. For acks=-1 produces: each used to
+    /// hold a blocking thread in the log's group commit for as long as the
+    /// fsync took, so a few connections' worth of them on a slow disk filled
+    /// the blocking pool and starved offset commits and share acks, as acks=0
+    /// floods did.
+    ///
+    /// # Errors
+    /// `Failed` once an fsync of the log failed (the partition then refuses
+    /// writes until restart).
+    pub async fn wait_durable(self: &Arc<Self>, target: Offset) -> warren_storage::Result<()> {
+        loop {
+            let moved = self.hw_moved.notified();
+            tokio::pin!(moved);
+            // Registered before looking, so a sync that ends in between still
+            // wakes this waiter.
+            moved.as_mut().enable();
+            if self.log.has_failed() {
+                return Err(warren_storage::Error::Failed(self.log.name().to_string()));
+            }
+            if self.log.durable_offset() >= target {
+                return Ok(());
+            }
+            self.sync_in_background();
+            moved.await;
+        }
+    }
+
     /// Makes the log durable up to its end in the background, then wakes
     /// fetches: for produces that do not wait for the fsync (acks 0 and 1).
     ///

@@ -174,3 +174,79 @@ async fn a_flood_of_acks0_produces_keeps_one_background_sync_and_commits_answer(
     broker.shutdown().await?;
     Ok(())
 }
+
+/// Connections of acks=-1 produces in flight at once in the test below:
+/// 5 x 128 (`max_inflight_requests`) = 640, more than tokio's 512 blocking
+/// threads.
+const WAITING_CONNECTIONS: usize = 5;
+
+#[tokio::test]
+async fn acks_all_produces_waiting_on_a_slow_fsync_hold_no_threads_and_commits_answer() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path()).await?;
+    let addr = broker.local_addr();
+    let mut c = Raw::connect(addr).await?;
+    create(&mut c, "t", 1, "fsync").await?;
+    let mut committer = Raw::connect(addr).await?;
+
+    // The partition's first fsync hangs until released; every acks=-1 produce
+    // waits for it (or the one after it).
+    let fault = SyncFault::hold_nth(dir.path().join("t-0"), 1).install();
+    let mut waiting = Vec::new();
+    let mut sent = 0;
+    for _ in 0..WAITING_CONNECTIONS {
+        let mut w = Raw::connect(addr).await?;
+        for _ in 0..128 {
+            let mut p = produce("t", 0, batch(&[&format!("v{sent}")])?, -1);
+            p.timeout_ms = 120_000;
+            w.send(&p).await?;
+            sent += 1;
+        }
+        waiting.push(w);
+    }
+    for _ in 0..300 {
+        if fault.fired() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fault.fired(), "the first fsync started");
+    // Give every produce time to reach its wait.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // An offset commit needs a blocking thread for its own fsync: with a
+    // thread held per waiting produce, none was free until they timed out.
+    let commit = CommitOffsetsRequest {
+        group: "g".into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: vec![CommitTopic {
+            topic: "t".into(),
+            partitions: vec![CommitPartition {
+                partition: 0,
+                offset: 0,
+                metadata: None,
+            }],
+        }],
+    };
+    let committed = tokio::time::timeout(Duration::from_secs(20), committer.call(&commit))
+        .await
+        .context("an offset commit got no answer while acks=-1 produces waited")??;
+    assert_eq!(committed.topics[0].partitions[0].1, ErrorCode::NONE);
+
+    // Released, every produce is acknowledged and every record visible.
+    fault.release();
+    for w in &mut waiting {
+        for _ in 0..128 {
+            let f = w.recv().await.context("a waiting produce got no answer")?;
+            assert_eq!(f.header.error_code, 0);
+            let r: ProduceResponse = warren_protocol::api::decode(f.body)?;
+            assert_eq!(r.topics[0].partitions[0].error_code, ErrorCode::NONE);
+        }
+    }
+    assert_eq!(high_watermark(&mut c).await?, sent as i64);
+    drop(fault);
+    broker.shutdown().await?;
+    Ok(())
+}

@@ -19,10 +19,10 @@
 //! producer's grants of the moment (`TOPIC_AUTHORIZATION_FAILED` naming it).
 //!
 //! Durability: for `fsync` topics the high watermark moves only after an
-//! fsync, so every append is followed by one: awaited before answering for
-//! acks=-1 (with the request's `timeout_ms`), in the background for acks 0
-//! and 1, at most one background sync per partition at a time
-//! ([`Partition::sync_in_background`]). Concurrent produces to a partition
+//! fsync, so every append is followed by one, at most one running per
+//! partition at a time ([`Partition::sync_in_background`]): acks=-1 awaits
+//! it before answering (with the request's `timeout_ms`) without holding a
+//! thread ([`Partition::wait_durable`]); acks 0 and 1 do not wait. Concurrent produces to a partition
 //! share fsyncs (the log's group commit). A routed entry waits for the fsync
 //! of every partition it was appended to. After a failed fsync the partition
 //! refuses appends (`STORAGE_ERROR`) until the broker restarts.
@@ -125,7 +125,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
     Reply::later(async move {
         let waits = syncs.into_values().map(|s| async move {
             let (code, message) =
-                match tokio::time::timeout(timeout, s.partition.sync_to(s.target)).await {
+                match tokio::time::timeout(timeout, s.partition.wait_durable(s.target)).await {
                     Ok(Ok(())) => (ErrorCode::NONE, None),
                     Ok(Err(e)) => (super::storage_code(&e, "fsync"), Some(e.to_string())),
                     Err(_) => (ErrorCode::REQUEST_TIMED_OUT, None),
