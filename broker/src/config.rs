@@ -641,6 +641,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_write_timeout_ms_comes_from_env_defaults_to_30_s_and_refuses_zero() {
+        assert_eq!(BrokerConfig::default().connection_write_timeout_ms, 30_000);
+        let c = BrokerConfig::load(
+            None,
+            env(&[("WARREN_CONNECTION_WRITE_TIMEOUT_MS", "1500")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.connection_write_timeout_ms, 1500);
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_CONNECTION_WRITE_TIMEOUT_MS", "0")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("connection_write_timeout_ms"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn tls_needs_both_cert_and_key() {
         let err = BrokerConfig::load(
             None,
