@@ -155,6 +155,12 @@ pub struct BrokerConfig {
     /// a segment from time-based retention. Default 3 600 000 (1 hour, as in
     /// Kafka 4.0); 9223372036854775807 accepts any timestamp.
     pub message_timestamp_max_skew_ms: u64,
+    /// A native connection whose peer acknowledges none of the bytes sent
+    /// to it (or keeps its receive window shut) for this long is closed,
+    /// freeing its `max_connections` slot: the socket's `TCP_USER_TIMEOUT`.
+    /// A client that reads, however slowly, is not closed. Values above
+    /// 2 147 483 647 ms (the kernel's limit) mean that. Default 30 000 ms.
+    pub connection_write_timeout_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -194,6 +200,7 @@ impl Default for BrokerConfig {
             frame_read_timeout_ms: 30_000,
             connection_setup_timeout_ms: 10_000,
             message_timestamp_max_skew_ms: 3_600_000,
+            connection_write_timeout_ms: 30_000,
         }
     }
 }
@@ -295,6 +302,10 @@ impl BrokerConfig {
                 "connection_setup_timeout_ms",
                 self.connection_setup_timeout_ms,
             ),
+            (
+                "connection_write_timeout_ms",
+                self.connection_write_timeout_ms,
+            ),
         ] {
             if value == 0 {
                 return Err(Error::Config(format!("{name} must be at least 1")));
@@ -377,6 +388,7 @@ fn env_table(env: impl IntoIterator<Item = (String, String)>) -> Result<toml::Ta
         "frame_read_timeout_ms",
         "connection_setup_timeout_ms",
         "message_timestamp_max_skew_ms",
+        "connection_write_timeout_ms",
     ];
     /// Keys whose value is a list: comma-separated in the environment.
     const LISTS: &[&str] = &["http_allowed_hosts", "http_allowed_origins"];
@@ -626,6 +638,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("not an origin"), "{err}");
+    }
+
+    #[test]
+    fn connection_write_timeout_ms_comes_from_env_defaults_to_30_s_and_refuses_zero() {
+        assert_eq!(BrokerConfig::default().connection_write_timeout_ms, 30_000);
+        let c = BrokerConfig::load(
+            None,
+            env(&[("WARREN_CONNECTION_WRITE_TIMEOUT_MS", "1500")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.connection_write_timeout_ms, 1500);
+        let err = BrokerConfig::load(
+            None,
+            env(&[("WARREN_CONNECTION_WRITE_TIMEOUT_MS", "0")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("connection_write_timeout_ms"),
+            "{err}"
+        );
     }
 
     #[test]

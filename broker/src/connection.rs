@@ -22,6 +22,20 @@
 //! closed. The reader waits on its socket and the earliest deadline
 //! ([`Deadlines`]); the close is logged with the reason.
 //!
+//! Writes have their own deadline, `connection_write_timeout_ms`: a client
+//! that pipelines requests with large answers and stops reading leaves the
+//! writer blocked on a full socket and the reader on the in-flight permits.
+//! The socket's `TCP_USER_TIMEOUT` is set to that timeout, so the kernel
+//! fails the connection (`ETIMEDOUT`) once the peer has acknowledged no byte,
+//! or kept its receive window shut, for that long: the same for plain
+//! writes, `sendfile` and TLS, since all go through that socket. It counts
+//! TCP progress, not `write(2)` calls: a slow but steady reader keeps it
+//! alive even while the broker's send buffer (megabytes, refilled only once
+//! a third of it drained) is full. The writer then stops with the error
+//! ([`WRITE_TIMEOUT_REASON`] logged at debug), the reader, which watches for
+//! the writer's end besides its socket and deadlines, stops too, and the
+//! `max_connections` slot is freed.
+//!
 //! A malformed frame (over `max_frame_bytes`, shorter than its header) closes
 //! this connection only; a well-framed request with a bad body gets an error
 //! response and the connection stays open. Nothing here can panic on input.
@@ -67,6 +81,13 @@ use crate::response::Chunk;
 use crate::server::Shared;
 use crate::tls::HANDSHAKE_TIMEOUT;
 
+/// What a connection closed by `connection_write_timeout_ms` logs.
+const WRITE_TIMEOUT_REASON: &str = "the client read nothing of its responses for \
+    connection_write_timeout_ms (TCP_USER_TIMEOUT)";
+/// The largest `TCP_USER_TIMEOUT` Linux takes (an `int` of milliseconds,
+/// about 24.8 days); larger configured values mean "this long".
+const MAX_TCP_USER_TIMEOUT_MS: u64 = i32::MAX as u64;
+
 /// Responses smaller than this are gathered into one write.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// Initial read buffer; grows to hold a whole frame once its length is known.
@@ -91,6 +112,7 @@ struct Queued {
 /// shuts down. Logs one line at open and one at close with the reason. With
 /// TLS, the handshake comes first (see the module docs).
 pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    set_write_timeout(&socket, shared.config.connection_write_timeout_ms, peer);
     let Some(acceptor) = shared.tls.clone() else {
         let (reader, writer) = socket.into_split();
         return serve(reader, writer, peer, false, shared).await;
@@ -114,6 +136,20 @@ pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     }
 }
 
+/// Sets the socket's `TCP_USER_TIMEOUT` (see the module docs). Failing to is
+/// logged, not fatal: the connection then only lacks the write deadline.
+fn set_write_timeout(socket: &TcpStream, timeout_ms: u64, peer: SocketAddr) {
+    let ms = timeout_ms.clamp(1, MAX_TCP_USER_TIMEOUT_MS) as u32;
+    if let Err(e) = rustix::net::sockopt::set_tcp_user_timeout(socket, ms) {
+        tracing::debug!(%peer, error = %e, "setting TCP_USER_TIMEOUT failed; no write deadline");
+    }
+}
+
+/// Whether `e` is the kernel's `TCP_USER_TIMEOUT` closing the connection.
+fn is_write_timeout(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::TIMEDOUT.raw_os_error())
+}
+
 /// The connection proper, over a plain or a TLS stream split in two halves.
 async fn serve<R, W>(mut reader: R, writer: W, peer: SocketAddr, tls: bool, shared: Arc<Shared>)
 where
@@ -127,6 +163,7 @@ where
     let (tx, rx) = mpsc::channel::<Queued>(shared.config.max_inflight_requests);
     let write_task = tokio::spawn(write_loop(
         writer,
+        peer,
         rx,
         Arc::clone(&info),
         Arc::clone(&shared.metrics),
@@ -154,6 +191,8 @@ where
                     Ok(p) => p,
                     Err(_) => break 'conn "closed".to_string(),
                 },
+                // The writer gave up: permits may never come back.
+                () = tx.closed() => break 'conn "writer stopped".to_string(),
                 () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
             };
             let started = shared.metrics.request_started();
@@ -179,8 +218,10 @@ where
                 api_key,
                 started,
             };
+            // A send waiting for room fails as soon as the writer stops
+            // (dropping its receiver closes the channel).
             if tx.send(queued).await.is_err() {
-                break 'conn "write failed".to_string();
+                break 'conn "writer stopped".to_string();
             }
         }
         clock.frame_progress(decoded, buf.is_empty());
@@ -199,8 +240,12 @@ where
                     clock.last_read = tokio::time::Instant::now();
                     ConnectionInfo::add(&info.bytes_in, n as u64);
                 }
+                Err(e) if is_write_timeout(&e) => break 'conn WRITE_TIMEOUT_REASON.to_string(),
                 Err(e) => break 'conn format!("read error: {e}"),
             },
+            // The writer ends early only on an error (the write deadline, a
+            // failed handler): no reply can go out any more, so stop.
+            () = tx.closed() => break 'conn "writer stopped".to_string(),
             () = tokio::time::sleep_until(deadline) => {
                 let in_flight = inflight.available_permits() < shared.config.max_inflight_bytes;
                 match why {
@@ -230,6 +275,7 @@ where
     drop(tx);
     let write_result = write_task.await;
     let reason = match write_result {
+        Ok(Err(e)) if is_write_timeout(&e) => format!("{reason}; {WRITE_TIMEOUT_REASON}"),
         Ok(Err(e)) => format!("{reason}; write error: {e}"),
         _ => reason,
     };
@@ -342,7 +388,28 @@ impl ResponseWriter for WriteHalf<TlsStream<TcpStream>> {
     }
 }
 
+/// Sends the replies in order. On an error (the write deadline included)
+/// logs it at debug and returns it, dropping `rx`, which tells the reader to
+/// stop.
 async fn write_loop<W: ResponseWriter>(
+    writer: W,
+    peer: SocketAddr,
+    rx: mpsc::Receiver<Queued>,
+    info: Arc<ConnectionInfo>,
+    metrics: Arc<Metrics>,
+) -> io::Result<()> {
+    let result = write_replies(writer, rx, info, metrics).await;
+    match &result {
+        Err(e) if is_write_timeout(e) => {
+            tracing::debug!(%peer, reason = WRITE_TIMEOUT_REASON, "writer stopped; closing the connection");
+        }
+        Err(e) => tracing::debug!(%peer, error = %e, "writer stopped; closing the connection"),
+        Ok(()) => {}
+    }
+    result
+}
+
+async fn write_replies<W: ResponseWriter>(
     mut writer: W,
     mut rx: mpsc::Receiver<Queued>,
     info: Arc<ConnectionInfo>,
@@ -531,6 +598,22 @@ mod tests {
         c.frame_progress(true, true);
         assert_eq!(c.frame_started, None);
         assert_eq!(c.next().1, Expired::Idle);
+    }
+
+    #[tokio::test]
+    async fn the_write_timeout_becomes_the_sockets_tcp_user_timeout_clamped_to_the_kernels_limit()
+    -> io::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let peer = listener.local_addr()?;
+        let socket = TcpStream::connect(peer).await?;
+        set_write_timeout(&socket, 30_000, peer);
+        assert_eq!(rustix::net::sockopt::tcp_user_timeout(&socket)?, 30_000);
+        set_write_timeout(&socket, u64::MAX, peer);
+        assert_eq!(
+            u64::from(rustix::net::sockopt::tcp_user_timeout(&socket)?),
+            MAX_TCP_USER_TIMEOUT_MS
+        );
+        Ok(())
     }
 
     #[test]

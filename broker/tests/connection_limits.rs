@@ -1,6 +1,8 @@
 //! Silent and slow native connections do not hold the broker's connection
 //! slots forever: the setup deadline (first request, and authentication when
-//! users exist), the frame deadline and the idle timeout each close them.
+//! users exist), the frame deadline, the idle timeout and the write deadline
+//! (a client that pipelines fetches and reads none of the answers) each close
+//! them.
 //! Real sockets on loopback; every wait is bounded with a generous margin
 //! (the box may be loaded), and no test asserts a tight upper bound.
 
@@ -12,10 +14,11 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use common::{Raw, batch, create, fetch, produce, values_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use warren_broker::{Broker, BrokerConfig, RunningBroker};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
 use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
+use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use warren_protocol::scram::{ScramClient, ScramCredential};
 
 /// Silent sockets the lock-out test opens: more than the default
@@ -248,4 +251,164 @@ async fn connections_that_send_nothing_or_do_not_authenticate_are_closed_after_t
     first_answer(&mut user, Duration::from_secs(10)).await?;
     broker.shutdown().await?;
     Ok(())
+}
+
+/// Record bytes the write-deadline tests put in their topic: several times
+/// what a socket's buffers hold, so a client that does not read stalls the
+/// broker's writes.
+const TOPIC_BYTES: usize = 4 << 20;
+/// One record's value in those tests (a batch stays under the 1 MiB
+/// `max_message_bytes`).
+const VALUE_BYTES: usize = 100 << 10;
+
+/// Fills topic `t` (created here) with [`TOPIC_BYTES`] of records.
+async fn fill_topic(c: &mut Raw) -> Result<()> {
+    create(c, "t", 1, "none").await?;
+    let value = "v".repeat(VALUE_BYTES);
+    let per_batch = 8;
+    for _ in 0..TOPIC_BYTES / (VALUE_BYTES * per_batch) {
+        let values = vec![value.as_str(); per_batch];
+        c.call(&produce("t", 0, batch(&values)?, 1)).await?;
+    }
+    Ok(())
+}
+
+/// A Fetch of the whole topic `t` from offset 0: a response of about
+/// [`TOPIC_BYTES`].
+fn fetch_all() -> FetchRequest {
+    FetchRequest {
+        max_wait_ms: 0,
+        min_bytes: 1,
+        max_bytes: 8 << 20,
+        topics: vec![FetchTopic {
+            topic: "t".into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: 0,
+                partition_max_bytes: 8 << 20,
+            }],
+        }],
+    }
+}
+
+/// A connection whose receive buffer is as small as the kernel allows, so
+/// that what the broker sends piles up in the broker's socket.
+async fn small_window_connection(addr: std::net::SocketAddr) -> Result<Raw> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let stream = socket.connect(addr).await?;
+    Ok(Raw::from_stream(stream))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_pipelines_fetches_and_never_reads_is_closed_after_the_write_timeout()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // One slot: while the stuck connection holds it, nobody else is served.
+    let broker = start(dir.path(), |c| {
+        c.max_connections = 1;
+        c.connection_write_timeout_ms = 1_000;
+    })
+    .await?;
+    let addr = broker.local_addr();
+    let mut setup = Raw::connect(addr).await?;
+    fill_topic(&mut setup).await?;
+    drop(setup);
+
+    // Many fetches of the whole topic, sent at once, and nothing read.
+    let mut stuck = small_window_connection(addr).await?;
+    first_answer(&mut stuck, Duration::from_secs(60)).await?;
+    for _ in 0..32 {
+        stuck.send(&fetch_all()).await?;
+    }
+
+    // The broker gives up on it, and the slot goes to the next client.
+    // (Without the write deadline it holds the slot for good: no answer.)
+    let mut c = Raw::connect(addr).await?;
+    first_answer(&mut c, Duration::from_secs(30)).await?;
+    c.call(&produce("t", 0, batch(&["after the stuck reader"])?, 1))
+        .await?;
+    drop(stuck);
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// Fetches of the whole topic the slow reader below sends at once.
+const SLOW_FETCHES: usize = 3;
+/// How long the slow reader below reads slowly: many write timeouts.
+const SLOW_READ_PHASE: Duration = Duration::from_secs(8);
+/// Its pause between two reads (each takes the few KiB its small receive
+/// window holds).
+const SLOW_READ_PAUSE: Duration = Duration::from_millis(200);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_reading_slowly_but_steadily_is_not_closed_by_the_write_timeout() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = start(dir.path(), |c| c.connection_write_timeout_ms = 1_000).await?;
+    let addr = broker.local_addr();
+    let mut setup = Raw::connect(addr).await?;
+    fill_topic(&mut setup).await?;
+    drop(setup);
+
+    let mut slow = small_window_connection(addr).await?;
+    first_answer(&mut slow, Duration::from_secs(60)).await?;
+    // Answers far larger than any socket buffer (tcp_wmem's maximum is
+    // 4 MiB by default): the broker's writes have to wait.
+    for _ in 0..SLOW_FETCHES {
+        slow.send(&fetch_all()).await?;
+    }
+    // A few KiB every 200 ms for eight write timeouts: the broker's socket
+    // is full all along, and the peer's window opens only a little at a time.
+    let mut chunk = vec![0u8; 64 << 10];
+    let mut response = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < SLOW_READ_PHASE {
+        let n = tokio::time::timeout(Duration::from_secs(10), slow.stream.read(&mut chunk))
+            .await
+            .context("no bytes for 10 s")??;
+        if n == 0 {
+            bail!(
+                "closed by the broker while read slowly, after {} bytes and {:?}",
+                response.len(),
+                started.elapsed()
+            );
+        }
+        response.extend_from_slice(chunk.get(..n).context("read past the buffer")?);
+        tokio::time::sleep(SLOW_READ_PAUSE).await;
+    }
+    assert_eq!(
+        complete_frames(&response)?,
+        0,
+        "the first answer was read in the slow phase: the broker never had to wait"
+    );
+    // Then the rest at full speed: every answer comes whole.
+    while complete_frames(&response)? < SLOW_FETCHES {
+        if started.elapsed() > CLOSE_WAIT {
+            bail!("only {} bytes after {CLOSE_WAIT:?}", response.len());
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), slow.stream.read(&mut chunk))
+            .await
+            .context("no bytes for 10 s")??;
+        if n == 0 {
+            bail!("closed by the broker after {} bytes", response.len());
+        }
+        response.extend_from_slice(chunk.get(..n).context("read past the buffer")?);
+    }
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// How many whole length-prefixed response frames `bytes` starts with.
+fn complete_frames(bytes: &[u8]) -> Result<usize> {
+    let mut rest = bytes;
+    let mut frames = 0;
+    while let Some(prefix) = rest.get(..4) {
+        let len = 4 + u32::from_be_bytes(prefix.try_into()?) as usize;
+        let Some(after) = rest.get(len..) else {
+            break;
+        };
+        rest = after;
+        frames += 1;
+    }
+    Ok(frames)
 }

@@ -4,7 +4,8 @@
 //! fetch over plain TCP (the sendfile path), across chunks and segments; a
 //! plaintext or silent client is closed without harming TLS clients; the HTTP
 //! listener over TLS (and its connection list showing TLS); clear startup
-//! errors for unusable certificate files.
+//! errors for unusable certificate files; the write deadline over TLS (a
+//! client that never reads its fetches is closed and frees its slot).
 
 mod common;
 
@@ -441,6 +442,80 @@ async fn a_tls_connection_silent_after_its_handshake_is_closed() -> Result<()> {
     let mut used = tls_connect(addr, &pki.ca).await?;
     ensure!(error_code(&exchange(&mut used, 1, &ApiVersionsRequest).await?)? == 0);
     closed(used).await?;
+    broker.shutdown().await?;
+    Ok(())
+}
+
+/// The write deadline holds over TLS too (the kernel's `TCP_USER_TIMEOUT`
+/// on the socket under the TLS stream): a TLS client that pipelines fetches
+/// of a few MiB and reads nothing is closed after
+/// `connection_write_timeout_ms`, and its only connection slot goes to the
+/// next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_never_reads_its_fetches_is_closed_after_the_write_timeout() -> Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let pki = make_pki(dir.path(), "broker")?;
+    let broker = Broker::start(BrokerConfig {
+        max_connections: 1,
+        connection_write_timeout_ms: 1_000,
+        ..config(&dir.path().join("data"), Some(&pki))?
+    })
+    .await?;
+    let addr = broker.local_addr();
+    let mut setup = tls_connect(addr, &pki.ca).await?;
+    let create = CreateTopicRequest {
+        name: "t".into(),
+        partitions: 1,
+        configs: vec![("durability".into(), "none".into())],
+    };
+    ensure!(error_code(&exchange(&mut setup, 1, &create).await?)? == 0);
+    let value = noise(7, 100 << 10);
+    for i in 0..5u32 {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        for _ in 0..8 {
+            b.append(1_700_000_000_000, None, Some(&value), &[]);
+        }
+        let produced = exchange(&mut setup, 2 + i, &produce("t", 0, b.build()?, 1)).await?;
+        ensure!(error_code(&produced)? == 0);
+    }
+    drop(setup);
+
+    let mut stuck = tls_connect(addr, &pki.ca).await?;
+    ensure!(error_code(&exchange(&mut stuck, 1, &ApiVersionsRequest).await?)? == 0);
+    let body = api::encode(&fetch_all("t"))?;
+    for id in 2..34u32 {
+        let mut frame = BytesMut::new();
+        frame.put_u32((8 + body.len()) as u32);
+        frame.put_u16(FetchRequest::API_KEY as u16);
+        frame.put_u16(FetchRequest::VERSION);
+        frame.put_u32(id);
+        frame.put_slice(&body);
+        stuck.write_all(&frame).await?;
+    }
+    stuck.flush().await?;
+
+    // The slot frees: the next client is answered (it waits in the accept
+    // backlog meanwhile; without the deadline, for good).
+    let started = std::time::Instant::now();
+    let mut next = loop {
+        match tls_connect(addr, &pki.ca).await {
+            Ok(stream) => break stream,
+            // The handshake waits for the slot; give a loaded box 30 s.
+            Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                eprintln!("retrying: {e:#}");
+            }
+            Err(e) => return Err(e.context("the stuck TLS connection kept the only slot")),
+        }
+    };
+    let produced = exchange(
+        &mut next,
+        1,
+        &produce("t", 0, common::batch(&["after"])?, 1),
+    )
+    .await?;
+    ensure!(error_code(&produced)? == 0);
+    drop(stuck);
     broker.shutdown().await?;
     Ok(())
 }

@@ -87,6 +87,7 @@ Every setting, with its TOML key, environment variable and default:
   frame_read_timeout_ms  WARREN_FRAME_READ_TIMEOUT_MS  30000 (rest of a started request frame)
   connection_setup_timeout_ms WARREN_CONNECTION_SETUP_TIMEOUT_MS 10000 (first request; authentication)
   message_timestamp_max_skew_ms WARREN_MESSAGE_TIMESTAMP_MAX_SKEW_MS 3600000 (record timestamps at most 1 hour ahead)
+  connection_write_timeout_ms WARREN_CONNECTION_WRITE_TIMEOUT_MS 30000 (close a client that reads none of its responses)
 Defaults for new topics ([log] table in TOML):
   log.durability         WARREN_LOG_DURABILITY         fsync (or none, interval:<ms>)
   log.segment_bytes      WARREN_LOG_SEGMENT_BYTES      1073741824 (1 GiB)

@@ -29,12 +29,17 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(addr: SocketAddr) -> Result<Raw> {
-        Ok(Raw {
-            stream: TcpStream::connect(addr).await?,
+        Ok(Raw::from_stream(TcpStream::connect(addr).await?))
+    }
+
+    /// Over a stream already connected (with socket options of its own).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        Raw {
+            stream,
             codec: ResponseCodec::default(),
             buf: BytesMut::new(),
             next_id: 1,
-        })
+        }
     }
 
     pub async fn send_frame(&mut self, api_key: u16, api_version: u16, body: Bytes) -> Result<u32> {
