@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
-use common::{Raw, batch, create, produce, start};
+use common::{Raw, batch, create, produce, start, start_with};
 use warren_protocol::ErrorCode;
 use warren_protocol::api::api_versions::ApiVersionsRequest;
 use warren_protocol::api::auth::{
@@ -482,20 +482,6 @@ async fn a_fetch_asking_for_more_than_4_gib_is_capped_and_well_formed() -> Resul
     let _ = c.call(&ApiVersionsRequest).await?;
     broker.shutdown().await?;
     Ok(())
-}
-
-async fn start_with(
-    dir: &std::path::Path,
-    tune: impl FnOnce(&mut warren_broker::BrokerConfig),
-) -> Result<warren_broker::RunningBroker> {
-    let mut config = warren_broker::BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        http: "127.0.0.1:0".parse()?,
-        ..warren_broker::BrokerConfig::default()
-    };
-    tune(&mut config);
-    Ok(warren_broker::Broker::start(config).await?)
 }
 
 fn fetch_committed(group: &str) -> FetchOffsetsRequest {

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use common::{Raw, batch, create, fetch, produce, values_of};
+use common::{Raw, batch, create, fetch, produce, start_with as start, values_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use warren_broker::{Broker, BrokerConfig, RunningBroker};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
 use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
@@ -28,20 +27,6 @@ const SILENT_SOCKETS: usize = 1_100;
 /// beyond every deadline configured below, so only a broker that never
 /// closes fails.
 const CLOSE_WAIT: Duration = Duration::from_secs(60);
-
-async fn start(
-    dir: &std::path::Path,
-    tune: impl FnOnce(&mut BrokerConfig),
-) -> Result<RunningBroker> {
-    let mut config = BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        http: "127.0.0.1:0".parse()?,
-        ..BrokerConfig::default()
-    };
-    tune(&mut config);
-    Ok(Broker::start(config).await?)
-}
 
 /// Waits until the broker closes `stream` (EOF or reset), returning how
 /// long that took; fails if it is still open after [`CLOSE_WAIT`].

@@ -11,26 +11,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use common::start_with as start;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warren_broker::{Broker, BrokerConfig, RunningBroker};
 
 /// Far beyond every timeout configured below.
 const WAIT: Duration = Duration::from_secs(60);
-
-async fn start(
-    dir: &std::path::Path,
-    tune: impl FnOnce(&mut BrokerConfig),
-) -> Result<RunningBroker> {
-    let mut config = BrokerConfig {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse()?,
-        http: "127.0.0.1:0".parse()?,
-        ..BrokerConfig::default()
-    };
-    tune(&mut config);
-    Ok(Broker::start(config).await?)
-}
 
 /// Everything the server sends until it closes the connection.
 async fn until_closed(stream: &mut TcpStream) -> Result<String> {

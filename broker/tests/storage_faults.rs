@@ -35,6 +35,24 @@ async fn produce_code(c: &mut Raw, value: &str, acks: i16) -> Result<(ErrorCode,
     Ok((p.error_code, p.error_message.clone()))
 }
 
+/// An offset commit of group `g` on `t-0`: it needs a blocking thread for
+/// its own fsync, so it shows whether the blocking pool is starved.
+fn commit_offset_zero() -> CommitOffsetsRequest {
+    CommitOffsetsRequest {
+        group: "g".into(),
+        member_id: String::new(),
+        generation: 0,
+        topics: vec![CommitTopic {
+            topic: "t".into(),
+            partitions: vec![CommitPartition {
+                partition: 0,
+                offset: 0,
+                metadata: None,
+            }],
+        }],
+    }
+}
+
 async fn high_watermark(c: &mut Raw) -> Result<i64> {
     let r = c
         .call(&ListOffsetsRequest {
@@ -135,19 +153,7 @@ async fn a_flood_of_acks0_produces_keeps_one_background_sync_and_commits_answer(
         "{FLOOD_PRODUCES} acks=0 produces left {tasks_during} tasks alive ({tasks_before} before)"
     );
     // Offset commits need a blocking thread for their fsync: they still get one.
-    let commit = CommitOffsetsRequest {
-        group: "g".into(),
-        member_id: String::new(),
-        generation: 0,
-        topics: vec![CommitTopic {
-            topic: "t".into(),
-            partitions: vec![CommitPartition {
-                partition: 0,
-                offset: 0,
-                metadata: None,
-            }],
-        }],
-    };
+    let commit = commit_offset_zero();
     // Generous: only a starved blocking pool takes this long.
     let committed = tokio::time::timeout(Duration::from_secs(20), committer.call(&commit))
         .await
@@ -217,19 +223,7 @@ async fn acks_all_produces_waiting_on_a_slow_fsync_hold_no_threads_and_commits_a
 
     // An offset commit needs a blocking thread for its own fsync: with a
     // thread held per waiting produce, none was free until they timed out.
-    let commit = CommitOffsetsRequest {
-        group: "g".into(),
-        member_id: String::new(),
-        generation: 0,
-        topics: vec![CommitTopic {
-            topic: "t".into(),
-            partitions: vec![CommitPartition {
-                partition: 0,
-                offset: 0,
-                metadata: None,
-            }],
-        }],
-    };
+    let commit = commit_offset_zero();
     let committed = tokio::time::timeout(Duration::from_secs(20), committer.call(&commit))
         .await
         .context("an offset commit got no answer while acks=-1 produces waited")??;

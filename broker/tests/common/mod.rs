@@ -108,13 +108,22 @@ impl Raw {
 }
 
 pub async fn start(dir: &std::path::Path) -> Result<RunningBroker> {
-    Ok(Broker::start(BrokerConfig {
+    start_with(dir, |_| {}).await
+}
+
+/// [`start`] with the test's own settings on top of the loopback defaults.
+pub async fn start_with(
+    dir: &std::path::Path,
+    tune: impl FnOnce(&mut BrokerConfig),
+) -> Result<RunningBroker> {
+    let mut config = BrokerConfig {
         data_dir: dir.to_path_buf(),
         listen: "127.0.0.1:0".parse()?,
         http: "127.0.0.1:0".parse()?,
         ..BrokerConfig::default()
-    })
-    .await?)
+    };
+    tune(&mut config);
+    Ok(Broker::start(config).await?)
 }
 
 pub fn batch(values: &[&str]) -> Result<Bytes> {
