@@ -7,11 +7,11 @@ mod common;
 
 use anyhow::Result;
 use bytes::Bytes;
-use common::Raw;
+use common::{Raw, login};
 use warren_broker::{Broker, BrokerConfig, Error};
 use warren_protocol::ErrorCode;
-use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest, DeleteUserRequest};
-use warren_protocol::scram::{ScramClient, ScramCredential};
+use warren_protocol::api::auth::{CreateUserRequest, DeleteUserRequest};
+use warren_protocol::scram::ScramCredential;
 
 fn config(dir: &std::path::Path, listen: &str, http: &str) -> Result<BrokerConfig> {
     Ok(BrokerConfig {
@@ -81,25 +81,5 @@ async fn allow_anonymous_or_an_existing_user_lets_a_public_address_start() -> Re
     assert_eq!(refused.err(), Some(ErrorCode::SUPERUSER_REQUIRED));
     drop(c);
     broker.shutdown().await?;
-    Ok(())
-}
-
-/// SCRAM-SHA-256 login; fails if refused.
-async fn login(c: &mut Raw, user: &str, password: &str) -> Result<()> {
-    let client = ScramClient::new(user, password)?;
-    let first = c
-        .call(&AuthenticateRequest {
-            mechanism: "SCRAM-SHA-256".into(),
-            auth_bytes: Bytes::from(client.client_first()),
-        })
-        .await?;
-    let (fin, client_final) = client.handle_server_first(&first.auth_bytes)?;
-    let last = c
-        .call(&AuthenticateRequest {
-            mechanism: "SCRAM-SHA-256".into(),
-            auth_bytes: Bytes::from(client_final),
-        })
-        .await?;
-    fin.verify_server_final(&last.auth_bytes)?;
     Ok(())
 }

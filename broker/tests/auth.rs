@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use common::{Raw, batch, fetch, produce, start};
+use common::{Raw, batch, create_user, fetch, produce, start};
 use warren_protocol::ErrorCode;
 use warren_protocol::api::api_versions::ApiVersionsRequest;
 use warren_protocol::api::auth::{
-    AclEntry, AuthenticateRequest, CreateAclRequest, CreateUserRequest, DeleteAclRequest,
-    DeleteUserRequest, ListAclsRequest, ListUsersRequest, Permission,
+    AclEntry, AuthenticateRequest, CreateAclRequest, DeleteAclRequest, DeleteUserRequest,
+    ListAclsRequest, ListUsersRequest, Permission,
 };
 use warren_protocol::api::bindings::{BindRequest, UnbindRequest};
 use warren_protocol::api::fetch::FetchResponse;
@@ -42,7 +42,7 @@ use warren_protocol::api::topics::{
 };
 use warren_protocol::api::{self, ApiKey};
 use warren_protocol::frame::ResponseFrame;
-use warren_protocol::scram::{ScramClient, ScramCredential};
+use warren_protocol::scram::ScramClient;
 
 const ROOT_PW: &str = "root-secret";
 const ALICE_PW: &str = "alice-secret";
@@ -84,18 +84,6 @@ async fn connect_as(addr: std::net::SocketAddr, user: &str, password: &str) -> R
         .await?
         .map_err(|code| anyhow::anyhow!("login as {user} refused: {code:?}"))?;
     Ok(c)
-}
-
-fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
-    let c = ScramCredential::generate(password)?;
-    Ok(CreateUserRequest {
-        name: name.into(),
-        superuser,
-        salt: Bytes::from(c.salt),
-        iterations: c.iterations,
-        stored_key: c.stored_key,
-        server_key: c.server_key,
-    })
 }
 
 fn acl(user: &str, resource: &str, permission: Permission) -> CreateAclRequest {

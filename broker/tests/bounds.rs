@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
-use common::{Raw, batch, create, produce, start, start_with};
+use common::{Raw, batch, create, create_user, produce, start, start_with};
 use warren_protocol::ErrorCode;
 use warren_protocol::api::api_versions::ApiVersionsRequest;
-use warren_protocol::api::auth::{
-    AclEntry, AuthenticateRequest, CreateAclRequest, CreateUserRequest, Permission,
-};
+use warren_protocol::api::auth::{AclEntry, AuthenticateRequest, CreateAclRequest, Permission};
 use warren_protocol::api::bindings::BindRequest;
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use warren_protocol::api::groups::{
@@ -32,7 +30,7 @@ use warren_protocol::api::share::{
 };
 use warren_protocol::api::topics::{CreateTopicRequest, DeleteTopicRequest, DescribeTopicRequest};
 use warren_protocol::api::{self, ErrorBody};
-use warren_protocol::scram::{ScramClient, ScramCredential};
+use warren_protocol::scram::ScramClient;
 
 /// Sends `req` and returns the header's error code and message.
 async fn refusal<R: api::Request>(c: &mut Raw, req: &R) -> Result<(ErrorCode, String)> {
@@ -307,18 +305,6 @@ async fn connect_as(addr: std::net::SocketAddr, user: &str, password: &str) -> R
     })
     .await?;
     Ok(c)
-}
-
-fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
-    let c = ScramCredential::generate(password)?;
-    Ok(CreateUserRequest {
-        name: name.into(),
-        superuser,
-        salt: Bytes::from(c.salt),
-        iterations: c.iterations,
-        stored_key: c.stored_key,
-        server_key: c.server_key,
-    })
 }
 
 fn grant(user: &str, resource: &str, permission: Permission) -> Result<CreateAclRequest> {

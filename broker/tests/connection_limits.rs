@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use common::{Raw, batch, create, fetch, produce, start_with as start, values_of};
+use common::{Raw, batch, create, fetch, login, produce, start_with as start, values_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
-use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
+use warren_protocol::api::auth::CreateUserRequest;
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
-use warren_protocol::scram::{ScramClient, ScramCredential};
+use warren_protocol::scram::ScramCredential;
 
 /// Silent sockets the lock-out test opens: more than the default
 /// `max_connections` (1024).
@@ -177,26 +177,6 @@ async fn a_frame_left_unfinished_past_frame_read_timeout_ms_closes_the_connectio
     let mut other = Raw::connect(addr).await?;
     first_answer(&mut other, Duration::from_secs(10)).await?;
     broker.shutdown().await?;
-    Ok(())
-}
-
-/// SCRAM-SHA-256 login; fails if refused.
-async fn login(c: &mut Raw, user: &str, password: &str) -> Result<()> {
-    let client = ScramClient::new(user, password)?;
-    let first = c
-        .call(&AuthenticateRequest {
-            mechanism: "SCRAM-SHA-256".into(),
-            auth_bytes: Bytes::from(client.client_first()),
-        })
-        .await?;
-    let (fin, client_final) = client.handle_server_first(&first.auth_bytes)?;
-    let last = c
-        .call(&AuthenticateRequest {
-            mechanism: "SCRAM-SHA-256".into(),
-            auth_bytes: Bytes::from(client_final),
-        })
-        .await?;
-    fin.verify_server_final(&last.auth_bytes)?;
     Ok(())
 }
 

@@ -10,15 +10,16 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde_json::{Value, json};
 use warren_protocol::api::api_versions::ApiVersionsRequest;
-use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
+use warren_protocol::api::auth::AuthenticateRequest;
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitPartition, CommitTopic, JoinGroupRequest,
 };
 use warren_protocol::api::share::ShareFetchRequest;
-use warren_protocol::scram::{ScramClient, ScramCredential};
+use warren_protocol::scram::ScramClient;
 use warren_protocol::{Compression, Header, RecordBatchBuilder};
 
 mod common;
+use common::create_user;
 use common::http::{Reply, call, call_as, get_json};
 use common::{Raw, batch, create, produce, start};
 
@@ -962,18 +963,6 @@ async fn every_route_is_in_the_openapi_document_and_answers_as_it_says() -> Resu
     }
     broker.shutdown().await?;
     Ok(())
-}
-
-fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
-    let c = ScramCredential::generate(password)?;
-    Ok(CreateUserRequest {
-        name: name.into(),
-        superuser,
-        salt: Bytes::from(c.salt),
-        iterations: c.iterations,
-        stored_key: c.stored_key,
-        server_key: c.server_key,
-    })
 }
 
 fn basic(user: &str, password: &str) -> String {

@@ -16,13 +16,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use base64::Engine;
-use bytes::Bytes;
-use common::{Raw, start};
+use common::{Raw, create_user, login, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use warren_protocol::api::auth::{AclEntry, AuthenticateRequest, Permission};
-use warren_protocol::api::auth::{CreateAclRequest, CreateUserRequest, DeleteUserRequest};
-use warren_protocol::scram::{ScramClient, ScramCredential};
+use warren_protocol::api::auth::{AclEntry, Permission};
+use warren_protocol::api::auth::{CreateAclRequest, DeleteUserRequest};
 
 struct Reply {
     status: u16,
@@ -71,35 +69,6 @@ fn basic(user: &str, password: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
     )
-}
-
-fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
-    let c = ScramCredential::generate(password)?;
-    Ok(CreateUserRequest {
-        name: name.into(),
-        superuser,
-        salt: Bytes::from(c.salt),
-        iterations: c.iterations,
-        stored_key: c.stored_key,
-        server_key: c.server_key,
-    })
-}
-
-async fn login(c: &mut Raw, user: &str, password: &str) -> Result<()> {
-    let client = ScramClient::new(user, password)?;
-    let first = c
-        .call(&AuthenticateRequest {
-            mechanism: "SCRAM-SHA-256".into(),
-            auth_bytes: Bytes::from(client.client_first()),
-        })
-        .await?;
-    let (_, client_final) = client.handle_server_first(&first.auth_bytes)?;
-    c.call(&AuthenticateRequest {
-        mechanism: "SCRAM-SHA-256".into(),
-        auth_bytes: Bytes::from(client_final),
-    })
-    .await?;
-    Ok(())
 }
 
 fn passed(r: &Reply) -> bool {

@@ -13,11 +13,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Decoder, Encoder};
 use warren_broker::{Broker, BrokerConfig, RunningBroker};
+use warren_protocol::api::auth::{AuthenticateRequest, CreateUserRequest};
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
 use warren_protocol::api::produce::{ProducePartition, ProduceRequest, ProduceTopic};
 use warren_protocol::api::topics::CreateTopicRequest;
 use warren_protocol::api::{self, ErrorBody, Request};
 use warren_protocol::frame::{RequestFrame, RequestHeader, ResponseCodec, ResponseFrame};
+use warren_protocol::scram::{ScramClient, ScramCredential};
 use warren_protocol::{Compression, ErrorCode, RecordBatch, RecordBatchBuilder};
 
 pub struct Raw {
@@ -227,4 +229,38 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
         out.push_str(after.get(..size).context("short chunk")?);
         rest = after.get(size + 2..).context("short chunk")?;
     }
+}
+
+/// A CreateUser request with a SCRAM-SHA-256 credential for `password`.
+pub fn create_user(name: &str, password: &str, superuser: bool) -> Result<CreateUserRequest> {
+    let c = ScramCredential::generate(password)?;
+    Ok(CreateUserRequest {
+        name: name.into(),
+        superuser,
+        salt: Bytes::from(c.salt),
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    })
+}
+
+/// SCRAM-SHA-256 login on `c`; fails if refused or if the server's final
+/// message does not verify.
+pub async fn login(c: &mut Raw, user: &str, password: &str) -> Result<()> {
+    let client = ScramClient::new(user, password)?;
+    let first = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client.client_first()),
+        })
+        .await?;
+    let (fin, client_final) = client.handle_server_first(&first.auth_bytes)?;
+    let last = c
+        .call(&AuthenticateRequest {
+            mechanism: "SCRAM-SHA-256".into(),
+            auth_bytes: Bytes::from(client_final),
+        })
+        .await?;
+    fin.verify_server_final(&last.auth_bytes)?;
+    Ok(())
 }
