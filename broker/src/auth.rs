@@ -129,7 +129,7 @@ impl AuthError {
             AuthError::InvalidAcl(_) => ErrorCode::INVALID_ACL,
             AuthError::SuperuserRequired(_) => ErrorCode::SUPERUSER_REQUIRED,
             AuthError::FirstUserNotLocal { .. } => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            AuthError::Storage(e) => crate::request::storage_code(e, "writing users/ACLs"),
+            AuthError::Storage(e) => crate::native::storage_code(e, "writing users/ACLs"),
         }
     }
 }

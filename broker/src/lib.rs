@@ -15,10 +15,12 @@
 //! - [`auth`]: users, ACLs and per-connection sessions (who may do what).
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
-//! - `connection`: one connection's reader, writer, back-pressure, deadlines and sendfile.
+//! - `transport`: what every front-end shares: a connection's reader, writer, back-pressure,
+//!   deadlines and sendfile (`transport::connection`), responses as bytes and file ranges
+//!   (`transport::response`), and the [`Reply`](transport::Reply) a handler gives.
 //! - [`connections`]: the registry of open connections (peer, user, counters).
-//! - `request`: one module per api key (parse, apply, respond); Bind and Unbind share one.
-//! - `response`: response frames as bytes and file ranges.
+//! - `native`: the native-protocol front-end: one module per api key (parse, apply, respond);
+//!   Bind and Unbind share one.
 //! - [`topics`]: partitions with their high-watermark notifiers, each topic's bindings,
 //!   and the bind/unbind/load paths that keep them in step with the metadata store.
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
@@ -40,21 +42,22 @@
 
 pub mod auth;
 pub mod config;
-mod connection;
+
 pub mod connections;
 pub mod error;
 pub mod groups;
 mod http;
 pub mod meta;
 pub mod metrics;
-mod request;
-mod response;
+mod native;
+
 pub mod routing;
 pub mod server;
 pub mod share;
 pub mod throughput;
 mod tls;
 pub mod topics;
+mod transport;
 
 pub use config::BrokerConfig;
 pub use error::{Error, Result};

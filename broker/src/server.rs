@@ -284,7 +284,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sen
                 let shared = Arc::clone(&shared);
                 let done = done.clone();
                 tokio::spawn(async move {
-                    crate::connection::run(socket, peer, shared).await;
+                    crate::transport::connection::run(socket, peer, shared).await;
                     drop(permit);
                     drop(done);
                 });

@@ -623,7 +623,7 @@ impl Coordinator {
         let ops: Vec<KvOp<'_>> = keys_values.iter().map(|(k, v)| KvOp::Put(k, v)).collect();
         let end = kv.apply(&ops).map_err(|e| {
             (
-                crate::request::storage_code(&e, "commit offsets"),
+                crate::native::storage_code(&e, "commit offsets"),
                 format!("storing offsets: {e}"),
             )
         })?;

@@ -211,7 +211,7 @@ pub async fn write(
     if !rest.is_empty() {
         reschedule(shared, sp);
     }
-    let offset = written_state.map_err(|e| crate::request::storage_code(&e, "share state"))?;
+    let offset = written_state.map_err(|e| crate::native::storage_code(&e, "share state"))?;
     if refused.is_some() {
         return Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
     }

@@ -29,7 +29,7 @@ use warren_protocol::api::groups::DescribeGroupResponse;
 use super::{ApiError, ApiResult, parse_query};
 use crate::auth::Grants;
 use crate::http::auth::RequestGrants;
-use crate::request::groups::keep_readable_offsets;
+use crate::native::groups::keep_readable_offsets;
 use crate::server::Shared;
 use crate::share::SharePartition;
 use warren_protocol::api::auth::{Permission, ResourceType};

@@ -4,7 +4,7 @@
 //! `GET/POST/DELETE /api/topics/{name}/bindings`.
 //!
 //! Create, delete, bind and unbind go through the same functions as the
-//! CreateTopic, DeleteTopic, Bind and Unbind requests (`crate::request`), so
+//! CreateTopic, DeleteTopic, Bind and Unbind requests (`crate::native`), so
 //! a topic made over HTTP is checked, stored and logged like one made with
 //! the CLI.
 
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::{ApiError, ApiResult, parse_body, parse_query};
 use crate::http::auth::RequestGrants;
-use crate::request::{bind, create_topic, delete_topic};
+use crate::native::{bind, create_topic, delete_topic};
 use crate::server::Shared;
 use crate::topics::{BindingChange, Topic};
 

@@ -23,8 +23,8 @@ use warren_protocol::scram::{self, ClientFirst, ScramCredential};
 
 use super::Reply;
 use crate::auth::{Auth, AuthError, SaslState, Session};
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 
 pub fn authenticate(
     cid: u32,

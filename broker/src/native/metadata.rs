@@ -12,8 +12,8 @@ use warren_protocol::api::metadata::{
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {

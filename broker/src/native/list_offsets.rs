@@ -19,8 +19,8 @@ use warren_protocol::api::list_offsets::{
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// Most bytes of zstd records one ListOffsets request decompresses to find

@@ -31,10 +31,10 @@ use warren_storage::Offset;
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::Response;
 use crate::server::Shared;
 use crate::share::state::DeadLetter;
 use crate::share::{ShareKey, SharePartition, sync_kv, validate_group_id, validate_member_id};
+use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Err((code, message)) =

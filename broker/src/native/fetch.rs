@@ -28,9 +28,9 @@ use warren_storage::Offset;
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::{Chunk, Response};
 use crate::server::Shared;
 use crate::topics::Partition;
+use crate::transport::response::{Chunk, Response};
 use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// One requested partition, resolved.
@@ -78,9 +78,9 @@ fn response_head_bytes(topics: &[(String, Vec<Target>)]) -> u64 {
 
 /// Most record bytes a response whose fixed fields take `head_bytes` may
 /// carry so that its frame length fits a u32 (see
-/// [`crate::response::MAX_RESPONSE_BODY_BYTES`]).
+/// [`crate::transport::response::MAX_RESPONSE_BODY_BYTES`]).
 fn record_byte_cap(head_bytes: u64) -> u64 {
-    crate::response::MAX_RESPONSE_BODY_BYTES.saturating_sub(head_bytes)
+    crate::transport::response::MAX_RESPONSE_BODY_BYTES.saturating_sub(head_bytes)
 }
 
 /// Whether a partition's `bytes` may join the `total` record bytes already
@@ -287,7 +287,7 @@ fn read_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::MAX_RESPONSE_BODY_BYTES;
+    use crate::transport::response::MAX_RESPONSE_BODY_BYTES;
 
     #[test]
     fn record_bytes_are_capped_so_the_frame_never_wraps() {
@@ -303,6 +303,6 @@ mod tests {
         assert!(!fits(1, four_gib, cap));
         assert!(!fits(u64::MAX, 1, cap), "no overflow");
         assert_eq!(record_byte_cap(u64::MAX), 0);
-        assert!(crate::response::frame_len(heads + cap).is_some());
+        assert!(crate::transport::response::frame_len(heads + cap).is_some());
     }
 }

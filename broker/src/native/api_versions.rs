@@ -3,7 +3,7 @@
 use warren_protocol::api::api_versions::ApiVersionsResponse;
 
 use super::Reply;
-use crate::response::Response;
+use crate::transport::response::Response;
 
 pub fn handle(cid: u32) -> Reply {
     Reply::Now(Response::ok(cid, &ApiVersionsResponse::supported()))

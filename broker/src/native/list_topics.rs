@@ -6,8 +6,8 @@ use warren_protocol::api::topics::{ListTopicsRequest, ListTopicsResponse, TopicL
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {

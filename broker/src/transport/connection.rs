@@ -74,12 +74,13 @@ use warren_protocol::ErrorCode;
 use warren_protocol::frame::RequestCodec;
 use warren_storage::FileSlice;
 
+use super::response::Chunk;
 use crate::connections::ConnectionInfo;
 use crate::metrics::Metrics;
-use crate::request::{self, Reply};
-use crate::response::Chunk;
+use crate::native;
 use crate::server::Shared;
 use crate::tls::HANDSHAKE_TIMEOUT;
+use crate::transport::Reply;
 
 /// What a connection closed by `connection_write_timeout_ms` logs.
 const WRITE_TIMEOUT_REASON: &str = "the client read nothing of its responses for \
@@ -197,7 +198,7 @@ where
             };
             let started = shared.metrics.request_started();
             let api_key = frame.header.api_key;
-            let reply = request::handle(frame, &shared, &mut session);
+            let reply = native::handle(frame, &shared, &mut session);
             match &reply {
                 Reply::Now(response) => {
                     shared

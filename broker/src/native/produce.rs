@@ -42,9 +42,9 @@ use warren_storage::Offset;
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::Response;
 use crate::server::Shared;
 use crate::topics::{Partition, Topic};
+use crate::transport::response::Response;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// An fsync to wait for: the partition, the offset it must cover, and which

@@ -19,10 +19,10 @@ use warren_protocol::api::topics::EmptyResponse;
 
 use super::Reply;
 use super::create_topic::Refusal;
-use crate::response::Response;
 use crate::routing::BindingError;
 use crate::server::Shared;
 use crate::topics::BindingChange;
+use crate::transport::response::Response;
 
 /// Answers a Bind (`change = Bind`) or Unbind request.
 pub fn handle(

@@ -12,8 +12,8 @@ use warren_protocol::api::topics::{DeleteTopicRequest, EmptyResponse};
 
 use super::Reply;
 use super::create_topic::Refusal;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 
 /// Deletes topic `name` with its bindings, committed offsets and share-group
 /// state, on a blocking thread, and logs it.

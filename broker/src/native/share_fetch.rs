@@ -25,10 +25,10 @@ use warren_protocol::wire::put_array_len;
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::{Chunk, Response};
 use crate::server::Shared;
 use crate::share::{Acquisition, ShareKey, SharePartition, validate_group_id, validate_member_id};
 use crate::topics::Partition;
+use crate::transport::response::{Chunk, Response};
 
 /// Most record bytes in one ShareFetch response (the first batch always goes
 /// whole). Not configurable: a client's default frame limit is 16 MiB.

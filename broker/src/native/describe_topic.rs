@@ -9,8 +9,8 @@ use warren_protocol::api::topics::{
 };
 
 use super::Reply;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Reply {
     let Some(topic) = shared.topics.get(&req.name) else {

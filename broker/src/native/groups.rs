@@ -17,8 +17,8 @@ use warren_protocol::api::topics::EmptyResponse;
 use super::Reply;
 use crate::auth::Grants;
 use crate::groups::coordinator::Refusal;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 
 fn refused(cid: u32, (code, message): Refusal) -> Reply {
     Reply::Now(Response::error(cid, code, message))

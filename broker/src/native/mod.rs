@@ -20,10 +20,8 @@
 //! `Vec::contains`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::task::JoinHandle;
 use warren_protocol::ErrorCode;
 use warren_protocol::api::auth::{ListUsersRequest, Permission, ResourceType};
 use warren_protocol::api::bindings::{BindRequest, UnbindRequest};
@@ -37,9 +35,10 @@ use warren_protocol::api::{ApiKey, Body, decode};
 use warren_protocol::frame::RequestFrame;
 
 use crate::auth::{Grants, Session};
-use crate::response::Response;
 use crate::server::Shared;
 use crate::topics::BindingChange;
+pub use crate::transport::Reply;
+use crate::transport::response::Response;
 
 mod api_versions;
 mod auth;
@@ -96,28 +95,6 @@ pub(crate) fn over_topic_limits<T>(
     let count: usize = topics.iter().map(partitions).sum();
     over_limit(cid, "topics", topics.len(), MAX_REQUEST_TOPICS)
         .or_else(|| over_limit(cid, "partitions", count, MAX_REQUEST_PARTITIONS))
-}
-
-/// What a request produces.
-pub enum Reply {
-    /// The response is ready.
-    Now(Response),
-    /// The response comes from a task (it waits for something), with the
-    /// moment it was ready (the request-latency metric ends there, not when
-    /// the connection's writer gets to it behind earlier replies).
-    Later(JoinHandle<(Response, Instant)>),
-    /// No response at all (produce with acks=0).
-    None,
-}
-
-impl Reply {
-    /// A reply from a future, run as its own task.
-    pub fn later(f: impl Future<Output = Response> + Send + 'static) -> Reply {
-        Reply::Later(tokio::spawn(async move {
-            let response = f.await;
-            (response, Instant::now())
-        }))
-    }
 }
 
 /// Decodes, checks, applies and answers one request. Never panics on input.

@@ -23,8 +23,8 @@ use warren_storage::{LogConfig, TopicRouting};
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::response::Response;
 use crate::server::Shared;
+use crate::transport::response::Response;
 
 /// A refused or failed admin operation: its code and message.
 pub(crate) type Refusal = (ErrorCode, String);
