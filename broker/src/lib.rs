@@ -42,7 +42,6 @@
 
 pub mod auth;
 pub mod config;
-
 pub mod connections;
 pub mod error;
 pub mod groups;
@@ -50,9 +49,10 @@ mod http;
 pub mod meta;
 pub mod metrics;
 mod native;
-
+pub mod partition;
 pub mod routing;
 pub mod server;
+pub mod services;
 pub mod share;
 pub mod throughput;
 mod tls;

@@ -1,6 +1,6 @@
 //! The broker's Prometheus metrics: [`Metrics`] (one per broker, in
 //! `Shared::metrics`) and [`PartitionMetrics`] (one per partition, in
-//! [`Partition`](crate::topics::Partition)). `GET /metrics` renders them
+//! [`Partition`](crate::partition::Partition)). `GET /metrics` renders them
 //! (`http/metrics.rs`); docs/OPERATIONS.md `## Metrics` lists every series.
 //!
 //! # No global recorder
@@ -467,7 +467,7 @@ fn render_state(out: &mut String, shared: &Shared) {
         .flat_map(|t| t.partitions.iter())
         .map(|p| (p, p.index.to_string()))
         .collect();
-    let labels = |p: &crate::topics::Partition, index: &str| -> [(&str, String); 2] {
+    let labels = |p: &crate::partition::Partition, index: &str| -> [(&str, String); 2] {
         [
             ("topic", p.topic.to_string()),
             ("partition", index.to_owned()),
@@ -513,7 +513,7 @@ fn render_state(out: &mut String, shared: &Shared) {
         }
     }
     // Per-partition gauges, read from the log.
-    type Read = fn(&crate::topics::Partition) -> u64;
+    type Read = fn(&crate::partition::Partition) -> u64;
     let gauges: [(&str, &str, Read); 4] = [
         (
             names::LOG_START_OFFSET,
@@ -528,7 +528,7 @@ fn render_state(out: &mut String, shared: &Shared) {
         (
             names::HIGH_WATERMARK,
             "Offset below which consumers may read (fsynced under durability fsync).",
-            |p| p.log.high_watermark().0,
+            |p| p.high_watermark().0,
         ),
         (
             names::LOG_SIZE_BYTES,
@@ -648,7 +648,7 @@ fn render_groups(out: &mut String, shared: &Shared, max: usize) -> usize {
         if !budget.take() {
             continue;
         }
-        let lag = partition.log.high_watermark().0.saturating_sub(c.offset);
+        let lag = partition.high_watermark().0.saturating_sub(c.offset);
         let index = c.partition.to_string();
         sample(
             out,

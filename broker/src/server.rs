@@ -28,21 +28,24 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::groups::Coordinator;
+use crate::services::{Fetcher, Producer, Services, TopicAdmin};
 use crate::share::ShareGroups;
 use crate::topics::Topics;
 
 /// State every connection shares.
 pub struct Shared {
     pub config: BrokerConfig,
-    pub topics: Topics,
+    pub topics: Arc<Topics>,
     /// The broker's metadata store in `<data_dir>/meta/kv`: committed group
     /// offsets, bindings, share-group state. Key prefixes are listed in
     /// [`crate::meta`].
     pub kv: KvStore,
     /// The consumer-group coordinator.
-    pub groups: Coordinator,
+    pub groups: Arc<Coordinator>,
     /// Share groups: per-record locks and acknowledgements (state in `kv`).
-    pub share: ShareGroups,
+    pub share: Arc<ShareGroups>,
+    /// Produce, fetch and topic administration, for every front-end.
+    pub services: Services,
     /// Cancelled when the broker starts shutting down.
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
@@ -199,13 +202,31 @@ impl Broker {
             "warren broker started"
         );
         let throughput = crate::throughput::Throughput::new(&topics);
+        let (topics, groups, share) = (Arc::new(topics), Arc::new(groups), Arc::new(share));
+        let shutdown = CancellationToken::new();
+        let services = Services {
+            produce: Producer::new(Arc::clone(&topics), config.message_timestamp_max_skew_ms),
+            fetch: Fetcher::new(
+                Arc::clone(&topics),
+                config.fetch_max_bytes,
+                shutdown.clone(),
+            ),
+            admin: TopicAdmin::new(
+                Arc::clone(&topics),
+                kv.clone(),
+                Arc::clone(&groups),
+                Arc::clone(&share),
+                config.log.clone(),
+            ),
+        };
         let shared = Arc::new(Shared {
             config,
             topics,
             kv,
             groups,
             share,
-            shutdown: CancellationToken::new(),
+            services,
+            shutdown,
             advertised: local_addr,
             connections: Default::default(),
             throughput,

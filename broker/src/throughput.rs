@@ -21,8 +21,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::connections::Connections;
+use crate::partition::Partition;
 use crate::server::Shared;
-use crate::topics::{Partition, Topics};
+use crate::topics::Topics;
 
 /// Time between two samples. Not configurable.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);

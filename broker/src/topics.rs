@@ -22,144 +22,18 @@
 //! Lock order: `admin`, then the topic map, then a topic's `bindings`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::sync::Notify;
 use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::{
-    Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog, ShareConfig,
-    TopicConfig, TopicRouting,
+    KvOp, KvStore, LogConfig, LogManager, ShareConfig, TopicConfig, TopicRouting,
 };
 
 use crate::meta;
 use crate::metrics::PartitionMetrics;
+use crate::partition::Partition;
 use crate::routing::{BindingError, Bindings, validate_key};
-
-/// One partition as the request handlers see it.
-pub struct Partition {
-    pub topic: Arc<str>,
-    pub index: u32,
-    pub log: PartitionLog,
-    /// Woken (`notify_waiters`) whenever the high watermark moves.
-    pub hw_moved: Notify,
-    /// Records and bytes produced and fetched (see [`crate::metrics`]).
-    pub metrics: PartitionMetrics,
-    /// Set while a background sync ([`sync_in_background`](Self::sync_in_background))
-    /// is scheduled or running.
-    background_sync: AtomicBool,
-}
-
-impl Partition {
-    /// True when appends become visible only after an fsync.
-    pub fn syncs_before_visible(&self) -> bool {
-        self.log.config().durability == Durability::Fsync
-    }
-
-    /// Called after an append: wakes fetches at once unless the high watermark
-    /// waits for an fsync (then [`sync_to`](Self::sync_to) wakes them).
-    pub fn appended(&self) {
-        if !self.syncs_before_visible() {
-            self.hw_moved.notify_waiters();
-        }
-    }
-
-    /// Makes every offset below `target` durable on a blocking thread (sharing
-    /// fsyncs with concurrent callers), then wakes fetches.
-    ///
-    /// # Errors
-    /// The storage error of a failed fsync (the partition then refuses writes
-    /// until restart), or `Closed` if the blocking pool is gone.
-    pub async fn sync_to(self: &Arc<Self>, target: Offset) -> warren_storage::Result<()> {
-        let me = Arc::clone(self);
-        let result = tokio::task::spawn_blocking(move || me.log.sync_to(target))
-            .await
-            .unwrap_or_else(|_| Err(warren_storage::Error::Closed(self.log.name().to_string())));
-        self.hw_moved.notify_waiters();
-        result
-    }
-
-    /// Waits until every offset below `target` is durable, without holding a
-    /// thread: it asks for a [background sync](Self::sync_in_background) (one
-    /// per partition, which covers every append before it) and sleeps on
-    /// `hw_moved`, which that sync wakes. For acks=-1 produces: each used to
-    /// hold a blocking thread in the log's group commit for as long as the
-    /// fsync took, so a few connections' worth of them on a slow disk filled
-    /// the blocking pool and starved offset commits and share acks, as acks=0
-    /// floods did.
-    ///
-    /// # Errors
-    /// `Failed` once an fsync of the log failed (the partition then refuses
-    /// writes until restart).
-    pub async fn wait_durable(self: &Arc<Self>, target: Offset) -> warren_storage::Result<()> {
-        loop {
-            let moved = self.hw_moved.notified();
-            tokio::pin!(moved);
-            // Registered before looking, so a sync that ends in between still
-            // wakes this waiter.
-            moved.as_mut().enable();
-            if self.log.has_failed() {
-                return Err(warren_storage::Error::Failed(self.log.name().to_string()));
-            }
-            if self.log.durable_offset() >= target {
-                return Ok(());
-            }
-            self.sync_in_background();
-            moved.await;
-        }
-    }
-
-    /// Makes the log durable up to its end in the background, then wakes
-    /// fetches: for produces that do not wait for the fsync (acks 0 and 1).
-    ///
-    /// At most one background sync per partition is scheduled or running. A
-    /// call while one is returns at once: the running one, once caught up,
-    /// looks at the log end again and syncs once more if it grew, so the last
-    /// append is synced and becomes visible too (group commit covers every
-    /// append before it). A task per request used to hold a blocking thread
-    /// each, so a flood of acks=0 produces to an `fsync` topic filled the
-    /// blocking pool and starved offset commits, share acks and topic admin.
-    pub fn sync_in_background(self: &Arc<Self>) {
-        if self.background_sync.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let me = Arc::clone(self);
-        tokio::spawn(async move { me.run_background_sync().await });
-    }
-
-    /// Whether a background sync is scheduled or running.
-    pub fn background_sync_pending(&self) -> bool {
-        self.background_sync.load(Ordering::Acquire)
-    }
-
-    /// The body of [`sync_in_background`](Self::sync_in_background)'s task;
-    /// it owns `background_sync` until it clears it.
-    async fn run_background_sync(self: Arc<Self>) {
-        loop {
-            let target = self.log.log_end_offset();
-            if self.log.durable_offset() < target {
-                if self.sync_to(target).await.is_err() {
-                    // Logged by the log, which now refuses appends (or is
-                    // closed): nothing more will need a sync.
-                    self.background_sync.store(false, Ordering::Release);
-                    return;
-                }
-                continue;
-            }
-            // Caught up: let go, then look again. An append that found the flag
-            // set returned counting on this task. The swap is a
-            // read-modify-write, so it reads that appender's own swap (AcqRel)
-            // and sees the log end it had written before.
-            self.background_sync.swap(false, Ordering::AcqRel);
-            if self.log.durable_offset() >= self.log.log_end_offset()
-                || self.background_sync.swap(true, Ordering::AcqRel)
-            {
-                // Nothing left, or a new task took over.
-                return;
-            }
-        }
-    }
-}
 
 /// A topic: its stored config, partitions and bindings.
 pub struct Topic {
@@ -183,14 +57,12 @@ impl Topic {
         let partitions = (0..config.partitions)
             .filter_map(|p| {
                 manager.partition(&config.name, p).map(|log| {
-                    Arc::new(Partition {
-                        topic: Arc::clone(&name),
-                        index: p,
+                    Arc::new(Partition::new(
+                        Arc::clone(&name),
+                        p,
                         log,
-                        hw_moved: Notify::new(),
-                        metrics: PartitionMetrics::new(metrics_enabled),
-                        background_sync: AtomicBool::new(false),
-                    })
+                        PartitionMetrics::new(metrics_enabled),
+                    ))
                 })
             })
             .collect();
@@ -407,7 +279,7 @@ impl Topics {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(name);
         for p in removed.iter().flat_map(|t| &t.partitions) {
-            p.hw_moved.notify_waiters();
+            p.removed();
         }
         Ok(())
     }
@@ -525,60 +397,4 @@ fn remove_stored_bindings(kv: &KvStore, name: &str) -> warren_storage::Result<()
     kv.apply_durable(&ops)?;
     tracing::info!(topic = name, removed = ops.len(), "removed stored bindings");
     Ok(())
-}
-
-#[cfg(test)]
-#[expect(clippy::unwrap_used, reason = "tests")]
-mod tests {
-    use std::time::Duration;
-
-    use warren_protocol::{Compression, RecordBatchBuilder};
-
-    use super::*;
-
-    fn partition(dir: &std::path::Path) -> Arc<Partition> {
-        let config = LogConfig {
-            max_index_bytes: 4096,
-            ..LogConfig::default()
-        };
-        Arc::new(Partition {
-            topic: Arc::from("t"),
-            index: 0,
-            log: PartitionLog::open(dir, "t-0", config).unwrap(),
-            hw_moved: Notify::new(),
-            metrics: PartitionMetrics::new(false),
-            background_sync: AtomicBool::new(false),
-        })
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn background_syncs_are_one_at_a_time_and_the_last_append_becomes_visible() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = partition(dir.path());
-        let mut b = RecordBatchBuilder::new(Compression::None);
-        b.append(1_700_000_000_000, None, Some(b"v"), &[]);
-        let batch = b.build().unwrap();
-        for _ in 0..500 {
-            p.log.append(&batch).unwrap();
-            p.sync_in_background();
-            // Scheduled or running from the first call until caught up.
-            assert!(
-                p.background_sync_pending() || p.log.durable_offset() == p.log.log_end_offset()
-            );
-        }
-        let end = p.log.log_end_offset();
-        assert_eq!(end, Offset(500));
-        for _ in 0..3000 {
-            if p.log.high_watermark() == end && !p.background_sync_pending() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(p.log.high_watermark(), end, "the last append is synced");
-        assert!(
-            !p.background_sync_pending(),
-            "the task let go once caught up"
-        );
-        p.log.close().unwrap();
-    }
 }

@@ -802,7 +802,7 @@ impl Coordinator {
                         .iter()
                         .map(|p| {
                             let key = (topic_name.clone(), p.index);
-                            let end = i64::try_from(p.log.high_watermark().0).unwrap_or(i64::MAX);
+                            let end = i64::try_from(p.high_watermark().0).unwrap_or(i64::MAX);
                             let start = i64::try_from(p.log.log_start_offset().0).unwrap_or(0);
                             let c = committed.get(&key).copied().unwrap_or(-1);
                             PartitionLag {

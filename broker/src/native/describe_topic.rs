@@ -27,7 +27,7 @@ pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Repl
             partition: p.index,
             log_start_offset: p.log.log_start_offset().0,
             log_end_offset: p.log.log_end_offset().0,
-            high_watermark: p.log.high_watermark().0,
+            high_watermark: p.high_watermark().0,
             size_bytes: p.log.size_bytes(),
             segments: p.log.segments().len() as u32,
         })

@@ -58,7 +58,7 @@ pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &
                     let Some(p) = topic.partitions.get(partition as usize) else {
                         return failed(ErrorCode::UNKNOWN_PARTITION);
                     };
-                    let hw = p.log.high_watermark().0 as i64;
+                    let hw = p.high_watermark().0 as i64;
                     let found = |offset, timestamp| ListOffsetsPartitionResponse {
                         partition,
                         error_code: ErrorCode::NONE,

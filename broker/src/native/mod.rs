@@ -1,5 +1,10 @@
-//! Request dispatch: one module per api key, each with `handle`, which decodes
-//! the body, applies it and builds the [`Reply`].
+//! The native-protocol front-end: dispatch, and one module per api key, each
+//! with `handle`, which decodes the body, calls the service that does the
+//! work and encodes the [`Reply`]. Produce, Fetch, CreateTopic, DeleteTopic,
+//! Bind and Unbind are thin over [`crate::services`] (which check their own
+//! permissions and return [`crate::services::ServiceError`]s, mapped to codes
+//! by [`error`]); the other apis still hold their logic here and are checked
+//! in [`handle`] until they become services too.
 //!
 //! Handlers run on the connection's reader task, in request order: appends
 //! from one connection hit the log in the order they were sent. Anything that
@@ -42,10 +47,11 @@ use crate::transport::response::Response;
 
 mod api_versions;
 mod auth;
-pub(crate) mod bind;
-pub(crate) mod create_topic;
-pub(crate) mod delete_topic;
+mod bind;
+mod create_topic;
+mod delete_topic;
 mod describe_topic;
+pub(crate) mod error;
 mod fetch;
 pub(crate) mod groups;
 mod list_offsets;
@@ -102,9 +108,9 @@ pub(crate) fn over_topic_limits<T>(
 /// Permission checks come before anything is applied: when the broker has
 /// users, an unauthenticated connection gets `AUTHENTICATION_REQUIRED` for
 /// every api but ApiVersions and Authenticate; then each api checks its
-/// resources (docs/PROTOCOL.md, "Users and permissions"): whole-request
-/// resources here (header error), per-topic entries inside the handlers that
-/// have per-partition errors (`grants` passed down).
+/// resources (docs/PROTOCOL.md, "Users and permissions"): the services
+/// (produce, fetch, topic admin) check theirs, with the connection's
+/// `grants` passed down; the other apis are checked here (header error).
 pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) -> Reply {
     let cid = frame.header.correlation_id;
     let key = match ApiKey::try_from(frame.header.api_key) {
@@ -149,14 +155,10 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::ApiVersions => api_versions::handle(cid),
         ApiKey::Metadata => parse(cid, key, body, |r| metadata::handle(cid, r, shared, g)),
         ApiKey::CreateTopic => parse(cid, key, body, |r: CreateTopicRequest| {
-            guard(require(cid, g, topic, &r.name, Permission::Admin), || {
-                create_topic::handle(cid, r, shared, g)
-            })
+            create_topic::handle(cid, r, shared, g)
         }),
         ApiKey::DeleteTopic => parse(cid, key, body, |r: DeleteTopicRequest| {
-            guard(require(cid, g, topic, &r.name, Permission::Admin), || {
-                delete_topic::handle(cid, r, shared)
-            })
+            delete_topic::handle(cid, r, shared, g)
         }),
         ApiKey::DescribeTopic => parse(cid, key, body, |r: DescribeTopicRequest| {
             let check = g.check_describe(topic, &r.name).map_err(|denied| {
@@ -176,28 +178,12 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
         ApiKey::Fetch => parse(cid, key, body, |r| fetch::handle(cid, r, shared, g)),
         ApiKey::ListOffsets => parse(cid, key, body, |r| list_offsets::handle(cid, r, shared, g)),
         ApiKey::Bind => parse(cid, key, body, |r: BindRequest| {
-            guard(require(cid, g, topic, &r.topic, Permission::Admin), || {
-                bind::handle(
-                    cid,
-                    r.topic,
-                    r.key,
-                    r.partitions,
-                    BindingChange::Bind,
-                    shared,
-                )
-            })
+            let binding = (r.topic, r.key, r.partitions);
+            bind::handle(cid, binding, BindingChange::Bind, shared, g)
         }),
         ApiKey::Unbind => parse(cid, key, body, |r: UnbindRequest| {
-            guard(require(cid, g, topic, &r.topic, Permission::Admin), || {
-                bind::handle(
-                    cid,
-                    r.topic,
-                    r.key,
-                    r.partitions,
-                    BindingChange::Unbind,
-                    shared,
-                )
-            })
+            let binding = (r.topic, r.key, r.partitions);
+            bind::handle(cid, binding, BindingChange::Unbind, shared, g)
         }),
         ApiKey::JoinGroup => parse(cid, key, body, |r: JoinGroupRequest| {
             let check = bounded(over_limit(
@@ -341,20 +327,8 @@ fn parse<T: Body>(cid: u32, key: ApiKey, body: Bytes, apply: impl FnOnce(T) -> R
     }
 }
 
-/// Logs a storage error the client cannot explain (an I/O failure, corruption)
-/// and returns its code. A log that failed an fsync earlier refuses every
-/// request from then on; its failure was logged once, when it happened, so
-/// the refusals are logged at debug only (one error line per produce would
-/// flood the log while the partition waits for a restart).
+/// The native code of a storage error, logged as the services log one the
+/// client cannot explain ([`ServiceError::storage`](crate::services::ServiceError::storage)).
 pub(crate) fn storage_code(e: &warren_storage::Error, what: &str) -> ErrorCode {
-    let code = crate::error::storage_error_code(e);
-    if matches!(e, warren_storage::Error::Failed(_)) {
-        tracing::debug!(error = %e, "{what} refused");
-    } else if matches!(
-        code,
-        ErrorCode::UNKNOWN_SERVER_ERROR | ErrorCode::STORAGE_ERROR
-    ) {
-        tracing::error!(error = %e, "{what} failed");
-    }
-    code
+    error::code(crate::services::ServiceError::storage(e, what).kind)
 }

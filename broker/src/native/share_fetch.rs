@@ -25,9 +25,9 @@ use warren_protocol::wire::put_array_len;
 
 use super::Reply;
 use crate::auth::Grants;
+use crate::partition::Partition;
 use crate::server::Shared;
 use crate::share::{Acquisition, ShareKey, SharePartition, validate_group_id, validate_member_id};
-use crate::topics::Partition;
 use crate::transport::response::{Chunk, Response};
 
 /// Most record bytes in one ShareFetch response (the first batch always goes
@@ -141,12 +141,7 @@ pub fn handle(cid: u32, req: ShareFetchRequest, shared: &Arc<Shared>, grants: &G
                 .targets
                 .iter()
                 .filter_map(|t| t.resolved.as_ref().ok())
-                .flat_map(|(p, sp)| {
-                    [
-                        Box::pin(p.hw_moved.notified()),
-                        Box::pin(sp.changed.notified()),
-                    ]
-                })
+                .flat_map(|(p, sp)| [Box::pin(p.hw_moved()), Box::pin(sp.changed.notified())])
                 .collect();
             for n in &mut woken {
                 n.as_mut().enable();

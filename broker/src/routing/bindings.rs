@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use warren_protocol::ErrorCode;
+use crate::error::ErrorKind;
 use warren_protocol::api::bindings::RoutingMode;
 
 use super::{KeyError, TopicBindings, validate_key};
@@ -227,15 +227,15 @@ pub enum BindingError {
 }
 
 impl BindingError {
-    /// The error code a client gets.
-    pub fn code(&self) -> ErrorCode {
+    /// What kind of refusal it is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            BindingError::UnknownTopic(_) => ErrorCode::UNKNOWN_TOPIC,
+            BindingError::UnknownTopic(_) => ErrorKind::UnknownTopic,
             BindingError::HashTopic
             | BindingError::NoPartitions
             | BindingError::PartitionOutOfRange { .. }
-            | BindingError::Key(_) => ErrorCode::INVALID_BINDING,
-            BindingError::Storage(e) => crate::error::storage_error_code(e),
+            | BindingError::Key(_) => ErrorKind::InvalidBinding,
+            BindingError::Storage(e) => ErrorKind::of_storage(e),
         }
     }
 }
@@ -304,7 +304,7 @@ mod tests {
         assert!(!b.remove("k", 0));
         assert_eq!(route(&b, "k"), [] as [u32; 0]);
         assert!(b.list().is_empty());
-        assert_eq!(BindingError::HashTopic.code(), ErrorCode::INVALID_BINDING);
+        assert_eq!(BindingError::HashTopic.kind(), ErrorKind::InvalidBinding);
     }
 
     #[test]

@@ -58,8 +58,9 @@ use warren_storage::Offset;
 use super::state::DeadLetter;
 use super::{DEAD_LETTER_RETRY, SharePartition, reschedule};
 use crate::auth::Grants;
+use crate::partition::Partition;
 use crate::server::Shared;
-use crate::topics::{Partition, Topic};
+use crate::topics::Topic;
 
 /// Bytes read from the source log per read while collecting records.
 const READ_BYTES: u32 = 1 << 20;
@@ -171,8 +172,7 @@ pub async fn write(
     let mut archived = written.archived;
     let mut copied = written.copied;
     if let Some((target, end)) = written.sync
-        && target.syncs_before_visible()
-        && let Err(e) = target.sync_to(end).await
+        && let Err(e) = target.make_visible(end).await
     {
         // Appended but maybe not durable: write them again later (a crash
         // could otherwise lose them from both places).
@@ -425,10 +425,9 @@ fn append(
     let result = builder
         .build()
         .map_err(warren_storage::Error::InvalidBatch)
-        .and_then(|batch| target.log.append(&batch));
+        .and_then(|batch| target.append(&batch));
     match result {
         Ok(info) => {
-            target.appended();
             out.sync = Some((Arc::clone(target), info.log_end_offset));
             out.copied += pending.len() as u64;
             out.archived.append(pending);

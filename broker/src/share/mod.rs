@@ -62,8 +62,9 @@ use warren_protocol::api::share::{AcquiredRecords, MAX_MEMBER_ID_LEN};
 use warren_storage::{FileSlice, KvOp, KvStore, Offset};
 
 use crate::meta::SHARE_PREFIX;
+use crate::partition::Partition;
 use crate::server::Shared;
-use crate::topics::{Partition, Topics};
+use crate::topics::Topics;
 
 pub(crate) mod dead_letter;
 pub mod state;

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use warren_protocol::ErrorCode;
 
+use crate::error::{ErrorKind, ServiceError};
+
 /// A failed admin request; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -82,6 +84,42 @@ impl ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    /// The HTTP form of a service's refusal: its message (or the kind's
+    /// name), the status a script expects, a stable code.
+    fn from(e: ServiceError) -> ApiError {
+        let (status, name) = match e.kind {
+            ErrorKind::UnknownTopic => (StatusCode::NOT_FOUND, "TOPIC_NOT_FOUND"),
+            ErrorKind::UnknownPartition => (StatusCode::NOT_FOUND, "PARTITION_NOT_FOUND"),
+            ErrorKind::TopicAlreadyExists => (StatusCode::CONFLICT, "TOPIC_ALREADY_EXISTS"),
+            ErrorKind::InvalidRequest
+            | ErrorKind::InvalidRequiredAcks
+            | ErrorKind::InvalidPartitions
+            | ErrorKind::InvalidConfig
+            | ErrorKind::InvalidTopicName
+            | ErrorKind::InvalidBinding
+            | ErrorKind::Unroutable
+            | ErrorKind::CorruptMessage
+            | ErrorKind::MessageTooLarge => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            ErrorKind::OffsetOutOfRange => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "OFFSET_OUT_OF_RANGE")
+            }
+            ErrorKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL"),
+            ErrorKind::AuthenticationRequired => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ErrorKind::TopicAuthorizationFailed
+            | ErrorKind::GroupAuthorizationFailed
+            | ErrorKind::ClusterAuthorizationFailed => (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            ErrorKind::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
+            ErrorKind::TimedOut => (StatusCode::GATEWAY_TIMEOUT, "TIMED_OUT"),
+            ErrorKind::StorageFailed | ErrorKind::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
+            }
+        };
+        let message = e.message.unwrap_or_else(|| e.kind.name().to_owned());
+        ApiError::new(status, name, message)
+    }
+}
+
 impl From<(ErrorCode, String)> for ApiError {
     fn from((code, message): (ErrorCode, String)) -> ApiError {
         ApiError::from_code(code, message)
@@ -101,6 +139,70 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_refusals_map_to_statuses_and_stable_codes() {
+        let cases = [
+            (
+                ErrorKind::UnknownTopic,
+                StatusCode::NOT_FOUND,
+                "TOPIC_NOT_FOUND",
+            ),
+            (
+                ErrorKind::TopicAlreadyExists,
+                StatusCode::CONFLICT,
+                "TOPIC_ALREADY_EXISTS",
+            ),
+            (
+                ErrorKind::InvalidPartitions,
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+            ),
+            (
+                ErrorKind::InvalidBinding,
+                StatusCode::BAD_REQUEST,
+                "INVALID_REQUEST",
+            ),
+            (
+                ErrorKind::TopicAuthorizationFailed,
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+            ),
+            (
+                ErrorKind::DiskFull,
+                StatusCode::INSUFFICIENT_STORAGE,
+                "DISK_FULL",
+            ),
+            (
+                ErrorKind::ShuttingDown,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SHUTTING_DOWN",
+            ),
+            (
+                ErrorKind::StorageFailed,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+            ),
+        ];
+        for (kind, status, code) in cases {
+            let e = ApiError::from(ServiceError::new(kind, "why"));
+            assert_eq!(
+                (e.status, e.code, e.message.as_str()),
+                (status, code, "why")
+            );
+        }
+        // Without a message, the kind's name says what happened.
+        let e = ApiError::from(ServiceError::bare(ErrorKind::UnknownPartition));
+        assert_eq!(e.message, "UNKNOWN_PARTITION");
+        // Every kind maps to a client or server error, none to a success.
+        for &kind in ErrorKind::ALL {
+            let e = ApiError::from(ServiceError::bare(kind));
+            assert!(
+                e.status.is_client_error() || e.status.is_server_error(),
+                "{kind:?}"
+            );
+        }
+    }
 
     #[test]
     fn protocol_refusals_map_to_statuses_and_stable_codes() {

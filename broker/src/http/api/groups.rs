@@ -175,7 +175,7 @@ fn share_detail(
                 .topics
                 .get(&sp.key.topic)
                 .and_then(|t| t.partitions.get(sp.key.partition as usize).cloned())
-                .map(|p| p.log.high_watermark().0);
+                .map(|p| p.high_watermark().0);
             PartitionOffset {
                 topic: tp.topic,
                 partition: tp.partition,

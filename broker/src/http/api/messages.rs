@@ -232,7 +232,7 @@ pub async fn peek(
         Some(n) => n.min(MAX_LIMIT),
     };
     let log_start = p.log.log_start_offset().0;
-    let hw = p.log.high_watermark().0;
+    let hw = p.high_watermark().0;
     let offset = query.offset.unwrap_or(log_start);
     if offset < log_start || offset > hw {
         return Err(out_of_range(offset, log_start, hw));

@@ -3,10 +3,10 @@
 //! `GET /api/topics/{name}/partitions`,
 //! `GET/POST/DELETE /api/topics/{name}/bindings`.
 //!
-//! Create, delete, bind and unbind go through the same functions as the
-//! CreateTopic, DeleteTopic, Bind and Unbind requests (`crate::native`), so
-//! a topic made over HTTP is checked, stored and logged like one made with
-//! the CLI.
+//! Create, delete, bind and unbind go through the topic admin service
+//! ([`crate::services::admin`]) as the native CreateTopic, DeleteTopic, Bind
+//! and Unbind requests do, so a topic made over HTTP is checked, stored and
+//! logged like one made with the CLI.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{ApiError, ApiResult, parse_body, parse_query};
+use crate::auth::Grants;
 use crate::http::auth::RequestGrants;
-use crate::native::{bind, create_topic, delete_topic};
 use crate::server::Shared;
 use crate::topics::{BindingChange, Topic};
 
@@ -167,11 +167,19 @@ pub async fn list(State(shared): State<Arc<Shared>>) -> Json<Vec<TopicSummary>> 
     Json(shared.topics.list().iter().map(|t| summary(t)).collect())
 }
 
+/// The grants the auth layer attached to a request (none: no user exists,
+/// or the request did not pass the layer, which is then judged as
+/// unauthenticated). The services check them.
+fn caller_grants(shared: &Shared, caller: Option<Extension<RequestGrants>>) -> Arc<Grants> {
+    caller.map_or_else(
+        || Arc::new(shared.auth.grants_for(None)),
+        |Extension(c)| c.0,
+    )
+}
+
 /// `POST /api/topics`: 201 with the new topic's detail. The auth layer has
-/// checked admin on the name; write on the alternate and dead-letter topics
-/// is checked here, with the caller's grants the layer attached (none: no
-/// user exists, or the request did not pass the layer, which is then judged
-/// as unauthenticated).
+/// checked admin on the name; the topic admin service checks it again, and
+/// write on the alternate and dead-letter topics, with the caller's grants.
 pub async fn create(
     State(shared): State<Arc<Shared>>,
     caller: Option<Extension<RequestGrants>>,
@@ -200,13 +208,12 @@ pub async fn create(
     if let Some(alternate) = req.alternate_topic {
         configs.push(("alternate.topic".to_owned(), alternate));
     }
-    let settings = create_topic::settings(&shared, &req.name, req.partitions, &configs)?;
-    let grants = caller.map_or_else(
-        || Arc::new(shared.auth.grants_for(None)),
-        |Extension(c)| c.0,
-    );
-    create_topic::authorize(&grants, &req.name, &settings)?;
-    create_topic::create(Arc::clone(&shared), req.name.clone(), settings).await?;
+    let grants = caller_grants(&shared, caller);
+    shared
+        .services
+        .admin
+        .create(&grants, req.name.clone(), req.partitions, &configs)?
+        .await?;
     let created = topic(&shared, &req.name)?;
     Ok((StatusCode::CREATED, Json(detail(&created))))
 }
@@ -224,10 +231,12 @@ pub async fn describe(
 pub async fn delete(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    caller: Option<Extension<RequestGrants>>,
 ) -> ApiResult<StatusCode> {
     refuse_if_stopping(&shared)?;
     topic(&shared, &name)?;
-    delete_topic::delete(shared, name).await?;
+    let grants = caller_grants(&shared, caller);
+    shared.services.admin.delete(&grants, name)?.await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -245,7 +254,7 @@ pub async fn partitions(
                 partition: p.index,
                 log_start_offset: p.log.log_start_offset().0,
                 log_end_offset: p.log.log_end_offset().0,
-                high_watermark: p.log.high_watermark().0,
+                high_watermark: p.high_watermark().0,
                 size_bytes: p.log.size_bytes(),
                 segments: u32::try_from(p.log.segments().len()).unwrap_or(u32::MAX),
             })
@@ -267,10 +276,12 @@ pub async fn bindings(
 pub async fn bind(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
+    caller: Option<Extension<RequestGrants>>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Vec<Binding>>)> {
     let binding: Binding = parse_body(&body)?;
-    change(&shared, name.clone(), binding, BindingChange::Bind).await?;
+    let grants = caller_grants(&shared, caller);
+    change(&shared, &grants, name.clone(), binding, BindingChange::Bind).await?;
     let topic = topic(&shared, &name)?;
     Ok((StatusCode::CREATED, Json(bindings_of(&topic))))
 }
@@ -281,6 +292,7 @@ pub async fn unbind(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     query: Result<Query<BindingQuery>, QueryRejection>,
+    caller: Option<Extension<RequestGrants>>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let query = parse_query(query)?;
@@ -296,7 +308,8 @@ pub async fn unbind(
             ));
         }
     };
-    change(&shared, name, binding, BindingChange::Unbind).await?;
+    let grants = caller_grants(&shared, caller);
+    change(&shared, &grants, name, binding, BindingChange::Unbind).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -312,20 +325,17 @@ fn parse_partitions(list: &str) -> ApiResult<Vec<u32>> {
 }
 
 async fn change(
-    shared: &Arc<Shared>,
+    shared: &Shared,
+    grants: &Grants,
     name: String,
     binding: Binding,
     change: BindingChange,
 ) -> ApiResult<()> {
     refuse_if_stopping(shared)?;
-    bind::check(shared, &name, &binding.key, &binding.partitions)?;
-    bind::apply(
-        Arc::clone(shared),
-        name,
-        binding.key,
-        binding.partitions,
-        change,
-    )
-    .await?;
+    shared
+        .services
+        .admin
+        .change_binding(grants, name, binding.key, binding.partitions, change)?
+        .await?;
     Ok(())
 }
