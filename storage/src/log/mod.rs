@@ -15,7 +15,7 @@
 //!   writeback error to one `fsync` and may let the next one of the same file
 //!   succeed without the lost pages ("fsyncgate"), so from then on the durable
 //!   offset and the recovery point never move, every `sync_to` that is not
-//!   already covered and every append get [`Error::Failed`], and only a reopen
+//!   already covered and every append get [`Error::Failed`](crate::Error::Failed), and only a reopen
 //!   (which CRC-checks everything after the recovery point) serves writes
 //!   again. Every fsync runs under one `fsync_gate` that also checks and sets
 //!   the failed flag, so no fsync can start after a failed one and succeed
