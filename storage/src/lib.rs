@@ -54,6 +54,7 @@ pub use file_slice::FileSlice;
 pub use kv::{KvConfig, KvOp, KvOpenReport, KvStats, KvStore};
 pub use log::{
     AppendInfo, LocatedBatch, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome,
+    TruncateOutcome,
 };
 pub use log_manager::{LogManager, TopicConfig, TopicRouting, validate_topic_name};
 pub use metrics::StorageMetrics;

@@ -1,5 +1,6 @@
-//! Appending: as a leader (offsets assigned from the log end) and rolling the
-//! active segment when it is full or old.
+//! Appending: as a leader (offsets assigned from the log end), as a follower
+//! (offsets kept, the base offset must be the log end), and rolling the active
+//! segment when it is full or old.
 //!
 //! Every append runs under the `writer` lock (one writer per partition). The
 //! first append after a clean open rewrites the recovery point as not clean,
@@ -17,6 +18,15 @@ use crate::log::{AppendInfo, PartitionLog, Writer, lock, now_ms};
 use crate::offset::{FilePosition, Offset};
 use crate::segment::Segment;
 
+/// Where an appended batch's offsets come from.
+#[derive(Debug, Clone, Copy)]
+enum Assign {
+    /// From the log end (a leader's append); the batch's base offset is ignored.
+    FromLogEnd,
+    /// The batch's own base offset, which must be the log end (a follower's).
+    Keep(i64),
+}
+
 impl PartitionLog {
     /// Appends one batch, assigning offsets from the log end. Returns once the
     /// batch is in the page cache; see [`append_durable`](Self::append_durable).
@@ -29,7 +39,22 @@ impl PartitionLog {
     /// the log is unchanged), other I/O errors, `Closed`.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
         let header = validate_batch(batch, self.inner.config.batch_limit())?;
-        self.append_checked(batch, &header)
+        self.append_checked(batch, &header, Assign::FromLogEnd)
+    }
+
+    /// Appends a batch replicated from a leader, keeping its offsets: its base
+    /// offset must equal the log end (a follower's append, Kafka's
+    /// `appendAsFollower`). The batch is checked as [`append`](Self::append)
+    /// checks it (header, CRC, sizes) and written byte for byte as sent,
+    /// base offset and partition leader epoch included.
+    ///
+    /// # Errors
+    /// [`Error::OffsetMismatch`] when the base offset is not the log end (a gap
+    /// or an overlap); nothing is written, and the caller truncates or fetches
+    /// from the log end. Otherwise as [`append`](Self::append).
+    pub fn append_replicated(&self, batch: &[u8]) -> Result<AppendInfo> {
+        let header = validate_batch(batch, self.inner.config.batch_limit())?;
+        self.append_checked(batch, &header, Assign::Keep(header.base_offset))
     }
 
     /// Appends a batch [`record_batch::validate`] accepted (the produce
@@ -47,16 +72,30 @@ impl PartitionLog {
                 limit,
             });
         }
-        self.append_checked(bytes, batch.header())
+        self.append_checked(bytes, batch.header(), Assign::FromLogEnd)
     }
 
     /// Appends a batch whose `header` is parsed and checked.
-    fn append_checked(&self, batch: &[u8], header: &BatchHeader) -> Result<AppendInfo> {
+    fn append_checked(
+        &self,
+        batch: &[u8],
+        header: &BatchHeader,
+        assign: Assign,
+    ) -> Result<AppendInfo> {
         let mut w = lock(&self.inner.writer);
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed(self.inner.name.to_string()));
         }
         self.check_not_failed()?;
+        if let Assign::Keep(got) = assign {
+            let expected = self.log_end_offset();
+            if u64::try_from(got).ok() != Some(expected.0) {
+                return Err(Error::OffsetMismatch {
+                    expected: expected.0,
+                    got,
+                });
+            }
+        }
         if !w.marked_dirty {
             let cp = lock(&self.inner.checkpoint);
             Checkpoint {

@@ -43,12 +43,13 @@
 //!
 //! # Layout
 //! - this file: [`PartitionLog`], its state and locks, `open` and the accessors.
-//! - `append`: append and rolls.
+//! - `append`: append, a follower's append (offsets kept), rolls.
 //! - `read`: reads by offset and by timestamp.
 //! - `recovery`: what `open` trusts, CRC-checks and cuts.
 //! - `sync`: group commit, the fsync gate and fencing, interval flushes, the
 //!   high watermark, close.
 //! - `retention`: deleting the oldest segments (retention, kv compaction).
+//! - `truncate`: removing the newest records (a follower's truncation).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,6 +72,9 @@ mod read;
 mod recovery;
 mod retention;
 mod sync;
+#[cfg(test)]
+mod test_support;
+mod truncate;
 
 /// Where an appended batch went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +142,17 @@ pub struct RetentionOutcome {
     pub log_start_offset: Offset,
 }
 
+/// What a truncation removed ([`PartitionLog::truncate_to`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TruncateOutcome {
+    /// Whole segments deleted.
+    pub segments_deleted: usize,
+    /// Bytes of batches removed, over all segments.
+    pub bytes_removed: u64,
+    /// The log end offset afterwards (unchanged by a no-op).
+    pub log_end_offset: Offset,
+}
+
 /// Counters, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct LogStats {
@@ -146,7 +161,10 @@ pub struct LogStats {
     /// `fdatasync` calls made by group commit and interval flushes.
     pub fsyncs: AtomicU64,
     pub segments_rolled: AtomicU64,
+    /// Segments deleted by retention, compaction or truncation.
     pub segments_deleted: AtomicU64,
+    /// Truncations that removed records ([`PartitionLog::truncate_to`]).
+    pub truncations: AtomicU64,
 }
 
 struct Writer {

@@ -239,7 +239,7 @@ impl PartitionLog {
 
     /// Base offset of the last segment starting at or below `offset`; `None` when
     /// `offset` is below every segment (retention raced the caller).
-    fn segment_key_for(&self, offset: Offset) -> Option<Offset> {
+    pub(super) fn segment_key_for(&self, offset: Offset) -> Option<Offset> {
         let map = self
             .inner
             .segments
@@ -249,7 +249,7 @@ impl PartitionLog {
     }
 
     /// The first segment with base offset `>= key`.
-    fn segment_at_or_after(&self, key: Offset) -> Option<(Offset, Arc<Segment>)> {
+    pub(super) fn segment_at_or_after(&self, key: Offset) -> Option<(Offset, Arc<Segment>)> {
         self.inner
             .segments
             .read()

@@ -121,7 +121,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// [`Error::Failed`], whether this fsync failed or an earlier one did.
-    fn fenced_sync(&self, segment: &Segment, with_indexes: bool) -> Result<()> {
+    pub(super) fn fenced_sync(&self, segment: &Segment, with_indexes: bool) -> Result<()> {
         let _gate = lock(&self.inner.fsync_gate);
         self.check_not_failed()?;
         let synced = if with_indexes {
