@@ -242,3 +242,251 @@ fn validate_batch(batch: &[u8], limit: u32) -> Result<BatchHeader> {
     }
     Ok(header)
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::log::PartitionLog;
+    use crate::log::test_support::{all_batches, batch, config, crash, leader_batch};
+
+    fn open(dir: &std::path::Path, segment_bytes: u32) -> PartitionLog {
+        PartitionLog::open(dir, "t-0", config(Durability::None, segment_bytes)).unwrap()
+    }
+
+    #[test]
+    fn append_assigns_offsets_from_the_log_end_whatever_the_batch_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1 << 20);
+        let sent = leader_batch(0, 3, 999, 7);
+        let first = log.append(&sent).unwrap();
+        assert_eq!(
+            (first.base_offset, first.last_offset),
+            (Offset(0), Offset(2))
+        );
+        assert_eq!(first.log_end_offset, Offset(3));
+        assert_eq!(first.position, FilePosition(0));
+        let second = log.append(&batch(1, 2, 10)).unwrap();
+        assert_eq!(second.base_offset, Offset(3));
+        assert_eq!(second.position, FilePosition(sent.len() as u32));
+        assert_eq!(log.log_end_offset(), Offset(5));
+        let stored = all_batches(&log);
+        assert_eq!(
+            &stored[0][..8],
+            &0i64.to_be_bytes(),
+            "base offset rewritten"
+        );
+        assert_eq!(&stored[1][..8], &3i64.to_be_bytes());
+        assert_eq!(log.stats().appends.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn append_refuses_a_bad_batch_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1 << 20);
+        let good = batch(0, 2, 10);
+        let mut bad_crc = good.to_vec();
+        *bad_crc.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            log.append(&bad_crc),
+            Err(Error::InvalidBatch(
+                warren_protocol::Error::ChecksumMismatch { .. }
+            ))
+        ));
+        let mut extra = good.to_vec();
+        extra.push(0);
+        assert!(matches!(log.append(&extra), Err(Error::InvalidBatch(_))));
+        assert!(matches!(
+            log.append(&good[..good.len() - 1]),
+            Err(Error::InvalidBatch(_))
+        ));
+        assert_eq!(log.log_end_offset(), Offset(0));
+        assert_eq!(log.size_bytes(), 0);
+    }
+
+    #[test]
+    fn append_refuses_a_batch_over_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1024);
+        assert!(matches!(
+            log.append(&batch(0, 1, 2000)),
+            Err(Error::BatchTooLarge { limit: 1024, .. })
+        ));
+        assert!(matches!(
+            log.append_replicated(&leader_batch(0, 1, 0, 1)[..])
+                .map(|_| ()),
+            Ok(())
+        ));
+        let big = {
+            let mut b = batch(1, 1, 2000).to_vec();
+            record_batch::set_base_offset(&mut b, 1).unwrap();
+            b
+        };
+        assert!(matches!(
+            log.append_replicated(&big),
+            Err(Error::BatchTooLarge { .. })
+        ));
+        assert_eq!(log.log_end_offset(), Offset(1));
+    }
+
+    #[test]
+    fn a_full_segment_rolls_and_offsets_continue_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1024);
+        let mut segment_bases = Vec::new();
+        for i in 0..5 {
+            let info = log.append(&batch(i, 2, 400)).unwrap();
+            assert_eq!(info.base_offset, Offset(i * 2));
+            segment_bases.push(info.segment_base_offset);
+        }
+        segment_bases.dedup();
+        let actual: Vec<Offset> = log.segments().iter().map(|s| s.base_offset()).collect();
+        assert_eq!(actual, segment_bases);
+        assert!(actual.len() >= 3, "{actual:?}");
+        assert_eq!(
+            log.stats().segments_rolled.load(Ordering::Relaxed),
+            actual.len() as u64 - 1
+        );
+        assert_eq!(all_batches(&log).len(), 5);
+    }
+
+    #[test]
+    fn append_replicated_keeps_offsets_and_leader_epoch_byte_for_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1024);
+        let mut sent = Vec::new();
+        let mut next = 0i64;
+        for i in 0..12u64 {
+            let records = 1 + (i % 4) as usize;
+            let b = leader_batch(i, records, next, 40 + i as i32);
+            let info = log.append_replicated(&b).unwrap();
+            assert_eq!(info.base_offset, Offset(next as u64));
+            next += records as i64;
+            assert_eq!(info.log_end_offset, Offset(next as u64));
+            sent.push(b);
+        }
+        assert!(log.segments().len() > 1, "rolled on the way");
+        assert_eq!(all_batches(&log), sent, "stored byte for byte");
+        // What a fetch sends is the same bytes.
+        let mut fetched = Vec::new();
+        let mut from = Offset(0);
+        while from < log.log_end_offset() {
+            let read = log.read(from, u32::MAX).unwrap();
+            for slice in &read.slices {
+                slice.read_into(&mut fetched).unwrap();
+            }
+            from = read.slices.last().unwrap().next_offset;
+        }
+        assert_eq!(fetched, sent.concat());
+    }
+
+    #[test]
+    fn append_replicated_refuses_a_gap_or_an_overlap_and_leaves_the_log_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1 << 20);
+        log.append_replicated(&leader_batch(0, 3, 0, 1)).unwrap();
+        log.append_replicated(&leader_batch(1, 2, 3, 1)).unwrap();
+        let before = all_batches(&log);
+        let size = log.size_bytes();
+        for (base, what) in [
+            (6, "a gap"),
+            (4, "an overlap"),
+            (0, "a replay"),
+            (-1, "negative"),
+        ] {
+            match log.append_replicated(&leader_batch(2, 1, base, 1)) {
+                Err(Error::OffsetMismatch { expected: 5, got }) => assert_eq!(got, base, "{what}"),
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert_eq!(log.log_end_offset(), Offset(5));
+        assert_eq!(log.size_bytes(), size);
+        assert_eq!(all_batches(&log), before);
+        let mut bad_crc = leader_batch(3, 1, 5, 1).to_vec();
+        *bad_crc.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            log.append_replicated(&bad_crc),
+            Err(Error::InvalidBatch(_))
+        ));
+        log.append_replicated(&leader_batch(3, 1, 5, 1)).unwrap();
+        assert_eq!(log.log_end_offset(), Offset(6));
+    }
+
+    #[test]
+    fn append_and_append_replicated_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1 << 20);
+        log.append(&batch(0, 2, 10)).unwrap();
+        let replicated = leader_batch(1, 3, 2, 9);
+        log.append_replicated(&replicated).unwrap();
+        let info = log.append(&batch(2, 1, 10)).unwrap();
+        assert_eq!(info.base_offset, Offset(5));
+        assert!(matches!(
+            log.append_replicated(&leader_batch(3, 1, 5, 9)),
+            Err(Error::OffsetMismatch {
+                expected: 6,
+                got: 5
+            })
+        ));
+        log.append_replicated(&leader_batch(3, 1, 6, 9)).unwrap();
+        let stored = all_batches(&log);
+        assert_eq!(stored.len(), 4);
+        assert_eq!(stored[1], replicated);
+        assert_eq!(log.log_end_offset(), Offset(7));
+    }
+
+    #[test]
+    fn replicated_batches_survive_close_and_crash_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1024);
+        let mut sent = Vec::new();
+        let mut next = 0i64;
+        for i in 0..10u64 {
+            let b = leader_batch(i, 2, next, 3);
+            log.append_replicated(&b).unwrap();
+            next += 2;
+            sent.push(b);
+        }
+        log.close().unwrap();
+        drop(log);
+        let log = open(dir.path(), 1024);
+        assert!(log.recovery_report().clean_shutdown);
+        assert_eq!(all_batches(&log), sent);
+        for i in 10..14u64 {
+            let b = leader_batch(i, 2, next, 4);
+            log.append_replicated(&b).unwrap();
+            next += 2;
+            sent.push(b);
+        }
+        crash(log);
+        let log = open(dir.path(), 1024);
+        assert!(!log.recovery_report().clean_shutdown);
+        assert_eq!(all_batches(&log), sent);
+        assert_eq!(log.log_end_offset(), Offset(next as u64));
+    }
+
+    #[test]
+    fn a_follower_truncates_to_the_leader_and_appends_its_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path(), 1024);
+        let mut leader = Vec::new();
+        for i in 0..4u64 {
+            let b = leader_batch(i, 2, i as i64 * 2, 1);
+            log.append_replicated(&b).unwrap();
+            leader.push(b);
+        }
+        // Records the new leader never had (epoch 1, offsets 8..12).
+        log.append_replicated(&leader_batch(90, 2, 8, 1)).unwrap();
+        log.append_replicated(&leader_batch(91, 2, 10, 1)).unwrap();
+        log.truncate_to(Offset(8)).unwrap();
+        for i in 4..8u64 {
+            let b = leader_batch(i, 2, i as i64 * 2, 2);
+            log.append_replicated(&b).unwrap();
+            leader.push(b);
+        }
+        assert_eq!(all_batches(&log), leader);
+        crash(log);
+        let log = open(dir.path(), 1024);
+        assert_eq!(all_batches(&log), leader);
+    }
+}

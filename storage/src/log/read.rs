@@ -259,3 +259,140 @@ impl PartitionLog {
             .map(|(k, s)| (*k, s.clone()))
     }
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::config::Durability;
+    use crate::log::test_support::{BASE_TIMESTAMP_MS, all_batches, batch, config};
+
+    /// 10 batches of 3 records (offsets 0..30) in 1 KiB segments.
+    fn filled(dir: &std::path::Path) -> PartitionLog {
+        let log = PartitionLog::open(dir, "t-0", config(Durability::None, 1024)).unwrap();
+        for i in 0..10 {
+            log.append(&batch(i, 3, 60)).unwrap();
+        }
+        assert!(log.segments().len() > 2);
+        log
+    }
+
+    #[test]
+    fn read_starts_at_the_batch_holding_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        for from in 0..30u64 {
+            let info = log.read(Offset(from), 1).unwrap();
+            assert_eq!(
+                info.slices.len(),
+                1,
+                "at least one batch, however small max_bytes"
+            );
+            let slice = &info.slices[0];
+            assert_eq!(slice.first_offset, Offset(from / 3 * 3));
+            assert_eq!(slice.next_offset, Offset(from / 3 * 3 + 3));
+        }
+        assert!(log.read(Offset(30), 1024).unwrap().slices.is_empty());
+    }
+
+    #[test]
+    fn read_spans_segments_up_to_max_bytes_in_whole_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        let all = log.read(Offset(0), u32::MAX).unwrap();
+        assert_eq!(
+            all.slices.len(),
+            log.segments().len(),
+            "one slice per segment"
+        );
+        assert_eq!(all.slices.last().unwrap().next_offset, Offset(30));
+        assert_eq!(all.bytes(), log.size_bytes());
+        let one_batch = all_batches(&log)[0].len() as u32;
+        let some = log.read(Offset(0), one_batch * 2).unwrap();
+        assert!(some.bytes() <= u64::from(one_batch * 2));
+        assert_eq!(some.slices.last().unwrap().next_offset, Offset(6));
+    }
+
+    #[test]
+    fn reads_outside_the_log_are_out_of_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        assert!(matches!(
+            log.read(Offset(31), 1024),
+            Err(Error::OffsetOutOfRange {
+                requested: 31,
+                log_start: 0,
+                log_end: 30
+            })
+        ));
+        log.delete_segments_before(Offset(9)).unwrap();
+        let start = log.log_start_offset();
+        assert!(start > Offset(0));
+        assert!(matches!(
+            log.read(Offset(0), 1024),
+            Err(Error::OffsetOutOfRange { requested: 0, .. })
+        ));
+        assert_eq!(log.read(start, 1).unwrap().slices[0].first_offset, start);
+    }
+
+    #[test]
+    fn read_to_returns_only_batches_ending_at_or_before_upto() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        let info = log.read_to(Offset(0), u32::MAX, Offset(12)).unwrap();
+        assert_eq!(info.log_end_offset, Offset(12));
+        assert_eq!(info.slices.last().unwrap().next_offset, Offset(12));
+        // Inside a batch: that batch is not visible yet.
+        let info = log.read_to(Offset(0), u32::MAX, Offset(13)).unwrap();
+        assert_eq!(info.slices.last().unwrap().next_offset, Offset(12));
+        assert!(matches!(
+            log.read_to(Offset(14), 1024, Offset(13)),
+            Err(Error::OffsetOutOfRange { .. })
+        ));
+        let batches = log
+            .read_located_batches(Offset(0), u32::MAX, Offset(9))
+            .unwrap();
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[0].position, 0);
+        assert_eq!(*batches[0].path, log.segments()[0].log_path());
+    }
+
+    #[test]
+    fn read_batches_reports_a_corrupt_batch_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        let segment = log.segments()[0].clone();
+        let second = all_batches(&log)[0].len() as u64;
+        let mut bytes = std::fs::read(segment.log_path()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(segment.log_path(), &bytes).unwrap();
+        match log.read_batches(Offset(0), u32::MAX) {
+            Err(Error::CorruptLog { position, .. }) => assert!(position >= second),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        // Batch i holds offsets 3i..3i+3 with timestamps BASE + 1000 i + 0..3.
+        assert_eq!(
+            log.offset_for_timestamp(0).unwrap(),
+            Some((Offset(0), BASE_TIMESTAMP_MS))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(BASE_TIMESTAMP_MS + 4001).unwrap(),
+            Some((Offset(13), BASE_TIMESTAMP_MS + 4001))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(BASE_TIMESTAMP_MS + 4003).unwrap(),
+            Some((Offset(15), BASE_TIMESTAMP_MS + 5000))
+        );
+        assert_eq!(
+            log.offset_for_timestamp(BASE_TIMESTAMP_MS + 9003).unwrap(),
+            None
+        );
+    }
+}

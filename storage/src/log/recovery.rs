@@ -224,3 +224,182 @@ fn list_segments(dir: &Path, name: &str) -> Result<Vec<Offset>> {
     }
     Ok(logs)
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::config::Durability;
+    use crate::file_names::segment_file;
+    use crate::log::PartitionLog;
+    use crate::log::test_support::{all_batches, batch, config, crash};
+
+    fn open(dir: &Path) -> PartitionLog {
+        PartitionLog::open(dir, "t-0", config(Durability::None, 1024)).unwrap()
+    }
+
+    /// 8 batches of 2 records (offsets 0..16), several segments.
+    fn fill(log: &PartitionLog) {
+        for i in 0..8 {
+            log.append(&batch(i, 2, 150)).unwrap();
+        }
+        assert!(log.segments().len() > 2);
+    }
+
+    #[test]
+    fn an_empty_directory_opens_an_empty_log_at_offset_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        assert_eq!(log.log_start_offset(), Offset(0));
+        assert_eq!(log.log_end_offset(), Offset(0));
+        assert_eq!(log.segments().len(), 1);
+        assert!(!log.recovery_report().clean_shutdown);
+        assert_eq!(
+            Checkpoint::read(dir.path()).unwrap(),
+            Some(Checkpoint {
+                recovery_offset: Offset(0),
+                clean: false
+            }),
+            "the checkpoint exists before the first append"
+        );
+    }
+
+    #[test]
+    fn a_clean_close_reopens_without_scanning() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let before = all_batches(&log);
+        log.close().unwrap();
+        drop(log);
+        let log = open(dir.path());
+        let report = log.recovery_report();
+        assert!(report.clean_shutdown);
+        assert_eq!(report.segments_recovered, 0);
+        assert_eq!(report.truncated_bytes, 0);
+        assert_eq!(all_batches(&log), before);
+    }
+
+    #[test]
+    fn a_crash_recovers_only_the_segments_after_the_recovery_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let before = all_batches(&log);
+        let segments = log.segments().len();
+        crash(log);
+        let recovery_point = Checkpoint::read(dir.path()).unwrap().unwrap();
+        assert!(!recovery_point.clean);
+        let log = open(dir.path());
+        let report = log.recovery_report().clone();
+        assert!(!report.clean_shutdown);
+        // The roll flushes moved the recovery point to the active segment.
+        assert_eq!(report.segments_recovered, 1, "{report:?} of {segments}");
+        assert_eq!(all_batches(&log), before);
+        assert_eq!(log.log_end_offset(), Offset(16));
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_at_the_last_whole_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let before = all_batches(&log);
+        let active = log.segments().last().unwrap().log_path().to_path_buf();
+        crash(log);
+        // Half a batch, as a crash in the middle of a write leaves it.
+        let half = &batch(99, 2, 150)[..100];
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .unwrap()
+            .write_all(half)
+            .unwrap();
+        let log = open(dir.path());
+        assert_eq!(log.recovery_report().truncated_bytes, 100);
+        assert_eq!(all_batches(&log), before);
+        assert_eq!(
+            log.append(&batch(9, 1, 10)).unwrap().base_offset,
+            Offset(16)
+        );
+    }
+
+    #[test]
+    fn a_corrupt_batch_in_the_unflushed_tail_cuts_the_log_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(dir.path(), "t-0", config(Durability::None, 1 << 20)).unwrap();
+        for i in 0..4 {
+            log.append(&batch(i, 2, 50)).unwrap();
+        }
+        let before = all_batches(&log);
+        let path = log.segments()[0].log_path().to_path_buf();
+        crash(log);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let third = before[0].len() + before[1].len();
+        bytes[third + 70] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let log = PartitionLog::open(dir.path(), "t-0", config(Durability::None, 1 << 20)).unwrap();
+        assert_eq!(all_batches(&log), before[..2]);
+        assert_eq!(log.log_end_offset(), Offset(4));
+    }
+
+    #[test]
+    fn leftover_temp_files_and_orphan_indexes_are_removed_strays_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        log.close().unwrap();
+        drop(log);
+        let orphan = segment_file(dir.path(), Offset(1_000), SegmentFile::Index);
+        let tmp = dir.path().join(format!("recovery-point.{TMP_SUFFIX}"));
+        let stray = dir.path().join("notes.txt");
+        for path in [&orphan, &tmp, &stray] {
+            std::fs::write(path, b"x").unwrap();
+        }
+        let log = open(dir.path());
+        assert!(!orphan.exists());
+        assert!(!tmp.exists());
+        assert!(stray.exists(), "not ours: left alone");
+        assert_eq!(log.log_end_offset(), Offset(16));
+    }
+
+    #[test]
+    fn a_missing_index_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let before = all_batches(&log);
+        let first = log.segments()[0].base_offset();
+        log.close().unwrap();
+        drop(log);
+        std::fs::remove_file(segment_file(dir.path(), first, SegmentFile::Index)).unwrap();
+        let log = open(dir.path());
+        assert_eq!(log.recovery_report().indexes_rebuilt, 1);
+        assert_eq!(all_batches(&log), before);
+    }
+
+    #[test]
+    fn a_segment_named_below_its_predecessors_end_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        fill(&log);
+        let second = log.segments()[1].base_offset();
+        log.close().unwrap();
+        drop(log);
+        for kind in [SegmentFile::Log, SegmentFile::Index, SegmentFile::TimeIndex] {
+            std::fs::rename(
+                segment_file(dir.path(), second, kind),
+                segment_file(dir.path(), Offset(second.0 - 1), kind),
+            )
+            .unwrap();
+        }
+        std::fs::remove_file(dir.path().join(RECOVERY_POINT_FILE)).unwrap();
+        let opened = PartitionLog::open(dir.path(), "t-0", config(Durability::None, 1024));
+        assert!(
+            matches!(opened, Err(Error::CorruptLog { .. })),
+            "{opened:?}"
+        );
+    }
+}

@@ -138,3 +138,91 @@ fn file_mtime_ms(path: &Path) -> i64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::config::{Durability, LogConfig};
+    use crate::log::test_support::{BASE_TIMESTAMP_MS, all_batches, batch, config};
+
+    /// 6 batches of 2 records, one per 1 KiB segment (offsets 0..12).
+    fn filled(dir: &Path, config: LogConfig) -> PartitionLog {
+        let log = PartitionLog::open(dir, "t-0", config).unwrap();
+        for i in 0..6 {
+            log.append(&batch(i, 2, 300)).unwrap();
+        }
+        assert_eq!(log.segments().len(), 6);
+        log
+    }
+
+    #[test]
+    fn retention_by_bytes_deletes_the_oldest_segments_never_the_active_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            retention_bytes: Some(1),
+            ..config(Durability::None, 1024)
+        };
+        let log = filled(dir.path(), config);
+        let active_bytes = u64::from(log.segments()[5].size());
+        let size = log.size_bytes();
+        let outcome = log.apply_retention(BASE_TIMESTAMP_MS).unwrap();
+        assert_eq!(outcome.segments_deleted, 5);
+        assert_eq!(outcome.bytes_deleted, size - active_bytes);
+        assert_eq!(outcome.log_start_offset, Offset(10));
+        assert_eq!(log.log_start_offset(), Offset(10));
+        assert_eq!(log.segments().len(), 1);
+        assert_eq!(all_batches(&log).len(), 1);
+        assert_eq!(log.stats().segments_deleted.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn retention_by_time_goes_by_the_newest_record_of_each_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig {
+            retention_ms: Some(10_000),
+            ..config(Durability::None, 1024)
+        };
+        let log = filled(dir.path(), config);
+        // Batch i's newest record is at BASE + 1000 i + 1: at BASE + 12_500 the
+        // batches 0..=2 are older than 10 s.
+        let outcome = log.apply_retention(BASE_TIMESTAMP_MS + 12_500).unwrap();
+        assert_eq!(outcome.segments_deleted, 3);
+        assert_eq!(log.log_start_offset(), Offset(6));
+        // Nothing is old enough any more.
+        let again = log.apply_retention(BASE_TIMESTAMP_MS + 12_500).unwrap();
+        assert_eq!(again.segments_deleted, 0);
+        assert_eq!(again.log_start_offset, Offset(6));
+    }
+
+    #[test]
+    fn delete_segments_before_keeps_every_record_at_or_above_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path(), config(Durability::None, 1024));
+        // Offset 5 lies in the segment holding 4..6: it stays.
+        let outcome = log.delete_segments_before(Offset(5)).unwrap();
+        assert_eq!(outcome.segments_deleted, 2);
+        assert_eq!(log.log_start_offset(), Offset(4));
+        // Never the active segment, even past the log end.
+        log.delete_segments_before(Offset(100)).unwrap();
+        assert_eq!(log.log_start_offset(), Offset(10));
+        assert_eq!(log.log_end_offset(), Offset(12));
+        assert_eq!(all_batches(&log).len(), 1);
+    }
+
+    #[test]
+    fn a_closed_log_deletes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path(), config(Durability::None, 1024));
+        log.close().unwrap();
+        assert!(matches!(
+            log.apply_retention(i64::MAX),
+            Err(Error::Closed(_))
+        ));
+        assert!(matches!(
+            log.delete_segments_before(Offset(12)),
+            Err(Error::Closed(_))
+        ));
+        assert_eq!(log.segments().len(), 6);
+    }
+}

@@ -60,3 +60,30 @@ pub(super) fn all_batches(log: &PartitionLog) -> Vec<Bytes> {
     }
     out
 }
+
+/// "Crashes" the log: drops it without `close()`, so no clean recovery point
+/// is written. Joins the roll flushes first: a kill -9 would stop them, here
+/// they would go on writing into a directory the test reopens.
+pub(super) fn crash(log: PartitionLog) {
+    let handles: Vec<_> = crate::log::lock(&log.inner.writer)
+        .roll_flushes
+        .drain(..)
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    drop(log);
+}
+
+/// `batch` with its base offset set to `base_offset` and its partition leader
+/// epoch to `leader_epoch` (neither is covered by the CRC), as a leader would
+/// send it to a follower.
+pub(super) fn leader_batch(tag: u64, records: usize, base_offset: i64, leader_epoch: i32) -> Bytes {
+    let mut bytes = batch(tag, records, 20).to_vec();
+    warren_protocol::record_batch::set_base_offset(&mut bytes, base_offset).unwrap();
+    bytes
+        .get_mut(12..16)
+        .unwrap()
+        .copy_from_slice(&leader_epoch.to_be_bytes());
+    Bytes::from(bytes)
+}
