@@ -6,6 +6,8 @@
 //!   [`PartitionLog::append_validated`] takes a batch the produce path already
 //!   ran through `record_batch::validate` (records included) and checks only
 //!   its size; internal writers (dead letters, the metadata store) use `append`.
+//!   [`PartitionLog::append_replicated`] is a follower's append: the batch keeps
+//!   its offsets (and leader epoch), and its base offset must be the log end.
 //! - **Durability**: [`PartitionLog::sync_to`] is group commit. Callers that need
 //!   "on disk" queue on one flush lock; whoever holds it `fdatasync`s everything
 //!   written so far, so one `fsync` covers every append that landed while the
@@ -15,10 +17,11 @@
 //!   writeback error to one `fsync` and may let the next one of the same file
 //!   succeed without the lost pages ("fsyncgate"), so from then on the durable
 //!   offset and the recovery point never move, every `sync_to` that is not
-//!   already covered and every append get [`Error::Failed`](crate::Error::Failed), and only a reopen
-//!   (which CRC-checks everything after the recovery point) serves writes
-//!   again. Every fsync runs under one `fsync_gate` that also checks and sets
-//!   the failed flag, so no fsync can start after a failed one and succeed
+//!   already covered and every append get
+//!   [`Error::Failed`](crate::Error::Failed), and only a reopen (which
+//!   CRC-checks everything after the recovery point) serves writes again.
+//!   Every fsync runs under one `fsync_gate` that also checks and sets the
+//!   failed flag, so no fsync can start after a failed one and succeed
 //!   unnoticed.
 //! - **Read** returns [`FileSlice`]s of whole batches for `sendfile`.
 //! - **Recovery** on open scans only segments after the recovery point (nothing after
@@ -26,10 +29,15 @@
 //! - **Retention** deletes whole oldest segments, never the active one;
 //!   [`PartitionLog::delete_segments_before`] does the same below an offset that a
 //!   snapshot covers (the key-value store's compaction).
+//! - **Truncation** ([`PartitionLog::truncate_to`]) removes the newest records,
+//!   from a batch boundary on (a follower whose log diverged from its
+//!   leader's); the durable offset, the recovery point and the high watermark
+//!   move down with the log end.
 //!
 //! Thread-safety: `PartitionLog` is `Send + Sync` and cheap to clone (an `Arc`).
 //! Locks, in the order they may nest:
-//! - `writer` (Mutex): appends, rolls, retention, close. One writer per partition.
+//! - `writer` (Mutex): appends, rolls, retention, truncation, close. One writer
+//!   per partition.
 //! - `checkpoint` (Mutex): writing the recovery-point file and the background flush
 //!   of rolled segments.
 //! - `syncing` (`Mutex<bool>` + Condvar `synced`): group commit; the flag is held
