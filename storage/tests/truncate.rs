@@ -323,3 +323,54 @@ fn random_appends_truncations_and_reopens_match_the_model() {
         model.check(&log);
     }
 }
+
+/// Readers loop over the whole log while the writer truncates and appends:
+/// every read returns whole batches or an error, never panics, and the log
+/// ends as the model says.
+#[test]
+fn truncation_under_concurrent_readers_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(4096));
+    let mut model = Model::default();
+    for _ in 0..40 {
+        model.append(&log, 2, 100);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let log = log.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut reads = 0u32;
+                // Bounded: at most 100_000 reads, however long the writer takes.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && reads < 100_000 {
+                    reads += 1;
+                    let Ok(info) = log.read(log.log_start_offset(), 16 * 1024) else {
+                        continue;
+                    };
+                    for slice in &info.slices {
+                        buf.clear();
+                        let _ = slice.read_into(&mut buf);
+                    }
+                    let _ = log.read_batches(Offset(0), 8 * 1024);
+                }
+                reads
+            })
+        })
+        .collect();
+    for round in 0..20 {
+        let bases = model.bases();
+        let cut = bases[bases.len() / 2 + round % 3];
+        log.truncate_to(cut).unwrap();
+        model.truncate(cut);
+        for _ in 0..10 {
+            model.append(&log, 2, 100);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for reader in readers {
+        assert!(reader.join().unwrap() > 0);
+    }
+    model.check(&log);
+}

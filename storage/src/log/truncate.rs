@@ -21,9 +21,15 @@
 //!   fsynced before the cut, and the cut is fsynced before `truncate_to`
 //!   returns. A crash in the middle leaves a prefix of the old log that ends
 //!   at or above the offset (never a hole); a crash after it, the truncated log.
-//! - Readers holding [`FileSlice`](crate::FileSlice)s of the removed range get
-//!   a short read (an I/O error) or, for deleted segments, the old bytes (the
-//!   inode lives while they hold it); never a panic.
+//! - Readers are not stopped. A [`FileSlice`](crate::FileSlice) of the removed
+//!   range gives a short read (an I/O error) or, from a deleted segment, the
+//!   old bytes (the inode lives while it is open). A read racing the
+//!   truncation and the appends after it may get an error (short read, a
+//!   `CorruptLog` for a header that is now the middle of a new batch) or a
+//!   slice whose tail is the start of a new batch, which the consumer's CRC
+//!   check rejects; never a panic. A follower truncates before it serves
+//!   reads of that range, so this is the rare case, as in Kafka, whose reads
+//!   take no lock either.
 //!
 //! Thread-safety: takes the locks in the documented order, `writer`,
 //! `checkpoint`, `syncing` (waiting for a running group commit to finish and
@@ -32,6 +38,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use crate::checkpoint::{Checkpoint, sync_dir};
 use crate::error::{Error, Result};
@@ -172,8 +179,10 @@ impl PartitionLog {
             sync_dir(&inner.dir)?;
         }
         outcome.bytes_removed += target.truncate_to(offset, position)?;
+        let started = Instant::now();
         self.fenced_sync(target, false)?;
         inner.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        inner.metrics.fsynced(started);
         if !Arc::ptr_eq(target, &w.active) {
             if let Err(e) = target.preallocate_indexes(&inner.config) {
                 // As at open: on a full disk keep the index at its size; the
