@@ -135,3 +135,32 @@ impl KvStore {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use crate::error::Error;
+    use crate::kv::{KvConfig, KvOp, KvStore};
+    use crate::offset::Offset;
+
+    #[test]
+    fn compaction_snapshots_the_log_end_and_only_when_something_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = KvStore::open(dir.path(), KvConfig::default()).unwrap();
+        assert!(!store.compact_now().unwrap(), "nothing applied yet");
+        store.apply(&[KvOp::Put(b"k", b"v")]).unwrap();
+        assert!(store.compact_now().unwrap());
+        let stats = store.stats();
+        assert_eq!(stats.snapshot_offset, Offset(1));
+        assert_eq!(stats.bytes_since_snapshot, 0);
+        assert_eq!(stats.compactions, 1);
+        assert_eq!(
+            stats.durable_offset,
+            Offset(1),
+            "synced before the snapshot"
+        );
+        assert!(!store.compact_now().unwrap(), "no apply since");
+        store.close().unwrap();
+        assert!(matches!(store.compact(), Err(Error::Closed(_))));
+    }
+}

@@ -154,7 +154,7 @@ impl KvConfig {
     /// The config of the store's log: `fsync` durability (group commit through
     /// `sync_to`), no retention (compaction deletes segments), and batches up to
     /// a whole segment.
-    fn log_config(&self) -> LogConfig {
+    pub(super) fn log_config(&self) -> LogConfig {
         let index_interval_bytes = 4096u32.min(self.segment_bytes);
         // One index entry per interval at most; no need for the 10 MiB default.
         let entries = self.segment_bytes / index_interval_bytes.max(1) + 2;
@@ -558,7 +558,7 @@ impl KvStore {
 
 /// One batch holding `ops` in order: puts with their value, deletes with a null
 /// value (a tombstone).
-fn encode_batch(ops: &[KvOp<'_>], limit: u32) -> Result<Bytes> {
+pub(super) fn encode_batch(ops: &[KvOp<'_>], limit: u32) -> Result<Bytes> {
     let payload = ops
         .iter()
         .fold(0usize, |n, op| n.saturating_add(op.payload_len()));

@@ -179,3 +179,113 @@ pub(super) fn replay(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[expect(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use super::*;
+    use crate::file_names::kv_snapshot_file;
+    use crate::kv::snapshot::write_snapshot;
+    use crate::kv::{KvConfig, KvOp, encode_batch};
+
+    fn log(dir: &Path) -> PartitionLog {
+        PartitionLog::open(dir, "kv-test", KvConfig::default().log_config()).unwrap()
+    }
+
+    fn append(log: &PartitionLog, ops: &[KvOp<'_>]) {
+        log.append(&encode_batch(ops, 1 << 20).unwrap()).unwrap();
+    }
+
+    fn map(entries: &[(&str, &str)]) -> BTreeMap<Bytes, Bytes> {
+        entries
+            .iter()
+            .map(|(k, v)| (Bytes::from(k.to_string()), Bytes::from(v.to_string())))
+            .collect()
+    }
+
+    /// Offsets 0..2: a=1 b=2; 2..4: a=3, delete b; 4: c=4.
+    fn filled(dir: &Path) -> PartitionLog {
+        let log = log(dir);
+        append(&log, &[KvOp::Put(b"a", b"1"), KvOp::Put(b"b", b"2")]);
+        append(&log, &[KvOp::Put(b"a", b"3"), KvOp::Delete(b"b")]);
+        append(&log, &[KvOp::Put(b"c", b"4")]);
+        log
+    }
+
+    #[test]
+    fn replay_applies_puts_and_tombstones_in_log_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        let mut m = BTreeMap::new();
+        let mut report = KvOpenReport::default();
+        replay(&log, dir.path(), Offset(0), &mut m, &mut report).unwrap();
+        assert_eq!(m, map(&[("a", "3"), ("c", "4")]));
+        assert_eq!(report.batches_replayed, 3);
+        assert_eq!(report.records_replayed, 5);
+    }
+
+    #[test]
+    fn replay_from_inside_a_batch_skips_the_records_below_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = filled(dir.path());
+        // A snapshot as of offset 3 already holds a=3 and b=2; replay must not
+        // put a back, only delete b (offset 3) and put c.
+        let mut m = map(&[("a", "snapshot"), ("b", "2")]);
+        let mut report = KvOpenReport::default();
+        replay(&log, dir.path(), Offset(3), &mut m, &mut report).unwrap();
+        assert_eq!(m, map(&[("a", "snapshot"), ("c", "4")]));
+        assert_eq!(report.records_replayed, 2);
+    }
+
+    #[test]
+    fn choose_snapshot_takes_the_newest_valid_one_and_reports_corrupt_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let log = filled(&log_dir);
+        let older = kv_snapshot_file(dir.path(), Offset(2));
+        write_snapshot(&older, Offset(2), &map(&[("a", "1"), ("b", "2")])).unwrap();
+        let newest = kv_snapshot_file(dir.path(), Offset(4));
+        write_snapshot(&newest, Offset(4), &map(&[("a", "3")])).unwrap();
+        std::fs::write(&newest, b"not a snapshot").unwrap();
+        let snapshots = vec![(Offset(2), older.clone()), (Offset(4), newest.clone())];
+        let mut report = KvOpenReport::default();
+        let base = choose_snapshot(dir.path(), &log_dir, &snapshots, &log, &mut report).unwrap();
+        assert_eq!(base.offset, Offset(2));
+        assert_eq!(base.path, Some(older));
+        assert_eq!(base.map.len(), 2);
+        assert_eq!(report.corrupt_snapshots, vec![newest]);
+        assert_eq!(report.snapshot_offset, Offset(2));
+    }
+
+    #[test]
+    fn a_snapshot_beyond_the_log_end_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let log = filled(&log_dir);
+        let ahead = kv_snapshot_file(dir.path(), Offset(9));
+        write_snapshot(&ahead, Offset(9), &BTreeMap::new()).unwrap();
+        let mut report = KvOpenReport::default();
+        let chosen = choose_snapshot(
+            dir.path(),
+            &log_dir,
+            &[(Offset(9), ahead)],
+            &log,
+            &mut report,
+        );
+        match chosen {
+            Err(Error::CorruptFile { path, .. }) => assert_eq!(path, log_dir),
+            other => panic!("{:?}", other.map(|b| b.offset)),
+        }
+    }
+
+    #[test]
+    fn no_snapshot_and_a_log_from_offset_zero_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("log");
+        let log = filled(&log_dir);
+        let mut report = KvOpenReport::default();
+        let base = choose_snapshot(dir.path(), &log_dir, &[], &log, &mut report).unwrap();
+        assert_eq!(base.offset, Offset(0));
+        assert!(base.path.is_none() && base.map.is_empty());
+    }
+}
