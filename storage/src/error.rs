@@ -37,7 +37,7 @@ pub enum Error {
     /// An index file is unusable (rebuilt on open; reported if found later).
     #[error("corrupt index {}: {reason}", path.display())]
     CorruptIndex { path: PathBuf, reason: String },
-    /// A read asked for an offset outside `[log_start, log_end]`.
+    /// A read, or a truncation, asked for an offset outside `[log_start, log_end]`.
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         requested: u64,
@@ -47,6 +47,23 @@ pub enum Error {
     /// An appended batch is malformed or fails its CRC; nothing was written.
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] warren_protocol::Error),
+    /// A replicated batch ([`PartitionLog::append_replicated`](crate::PartitionLog::append_replicated))
+    /// does not start at the log end: `got > expected` is a gap, `got < expected`
+    /// an overlap. Nothing was written.
+    #[error("batch base offset {got} does not start at the log end offset {expected}")]
+    OffsetMismatch { expected: u64, got: i64 },
+    /// A truncation ([`PartitionLog::truncate_to`](crate::PartitionLog::truncate_to))
+    /// asked to cut inside a batch; a log is cut only between batches. Nothing
+    /// was changed.
+    #[error(
+        "offset {offset} is inside the batch holding offsets {batch_base_offset}..{batch_next_offset}: \
+         a log is truncated only at a batch boundary"
+    )]
+    NotBatchBoundary {
+        offset: u64,
+        batch_base_offset: u64,
+        batch_next_offset: u64,
+    },
     /// A batch larger than a whole segment can never be appended.
     #[error(
         "batch of {bytes} bytes is larger than the log accepts ({limit} bytes: max_message_bytes or segment_bytes)"

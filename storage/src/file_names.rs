@@ -7,7 +7,7 @@
 //!     00000000000000368769.timeindex   the files numerically (as Kafka does)
 //!     recovery-point
 //!
-//! <kv_dir>/                            a key-value store (see `kv.rs`)
+//! <kv_dir>/                            a key-value store (see `kv/mod.rs`)
 //!     .lock                            flock(2)-ed while a KvStore has it open
 //!     snapshot-00000000000000368769.kv the map as of offset 368769
 //!     log/                             its partition log, laid out as above

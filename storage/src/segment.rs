@@ -4,7 +4,9 @@
 //! ```text
 //! 00000000000000368769.log: [batch][batch][batch]...   each batch is the RecordBatch
 //!                                                      of warren_protocol::record_batch,
-//!                                                      base_offset set on append
+//!                                                      base_offset assigned on append
+//!                                                      (kept as sent on a follower's
+//!                                                      append_replicated)
 //! ```
 //!
 //! Invariants:
@@ -16,9 +18,15 @@
 //!   the current append; readers bound every scan by the `size` they loaded.
 //!
 //! Thread-safety: any number of readers may call the read methods concurrently
-//! with one writer. Mutating methods (`append`, `recover`, `seal`, `truncate`) are
-//! `pub(crate)` and called only by [`crate::PartitionLog`] with its writer lock
-//! held: "the caller is expected to hold `writer`".
+//! with one writer. Mutating methods (`append`, `recover`, `seal`,
+//! `truncate_to`, `preallocate_indexes`, `delete_files`) are `pub(crate)` and
+//! called only by [`crate::PartitionLog`] with its writer lock held: "the
+//! caller is expected to hold `writer`".
+//!
+//! Truncation ([`crate::PartitionLog::truncate_to`]) cuts the file at a batch
+//! boundary and drops the index entries at and above the cut; it publishes
+//! the smaller end before it cuts, so a reader either sees the old end and
+//! gets a short read (an I/O error) or sees the new end.
 
 use std::fs::{File, OpenOptions};
 use std::io::IoSlice;
@@ -315,6 +323,73 @@ impl Segment {
             Ordering::Release,
         );
         Ok(())
+    }
+
+    /// Byte position of the batch that starts at `offset`: where a truncation
+    /// to `offset` cuts this segment. `None` when `offset` is at or past the
+    /// segment's end (nothing to cut). `offset` must not be below the base
+    /// offset.
+    ///
+    /// # Errors
+    /// [`Error::NotBatchBoundary`] when `offset` lies inside a batch;
+    /// `CorruptLog` for a bad header on the way.
+    pub(crate) fn batch_start(&self, offset: Offset) -> Result<Option<u64>> {
+        if offset >= self.next_offset() {
+            return Ok(None);
+        }
+        if offset <= self.base_offset {
+            return Ok(Some(0));
+        }
+        let limit = u64::from(self.size());
+        let Some((position, header)) = self.translate(offset, limit)? else {
+            return Err(self.corrupt(
+                limit,
+                format!("no batch holds offset {offset}, below the segment's end"),
+            ));
+        };
+        if header.base_offset != offset.0 as i64 {
+            return Err(Error::NotBatchBoundary {
+                offset: offset.0,
+                batch_base_offset: u64::try_from(header.base_offset).unwrap_or(0),
+                batch_next_offset: u64::try_from(header.next_offset()).unwrap_or(0),
+            });
+        }
+        Ok(Some(position))
+    }
+
+    /// Removes every batch at and above `offset`, which starts at `position`
+    /// ([`batch_start`](Self::batch_start)): publishes the new end first (so no
+    /// new read reaches past it), drops the index entries at and above
+    /// `offset`, cuts the file, then recomputes the largest timestamp from the
+    /// last index entry on (as [`load_tail`](Self::load_tail)). Not synced: the
+    /// caller fsyncs. A read that loaded the old size before the cut gets a
+    /// short read (an I/O error), never bytes of a later batch.
+    ///
+    /// The caller holds the log's writer lock. Returns the bytes removed.
+    ///
+    /// # Errors
+    /// I/O errors; the segment may then end anywhere between `position` and its
+    /// old size, and the caller must fence the log.
+    pub(crate) fn truncate_to(&self, offset: Offset, position: u64) -> Result<u64> {
+        let old_size = u64::from(self.size());
+        let new_size = u32::try_from(position)
+            .ok()
+            .filter(|p| u64::from(*p) <= old_size)
+            .ok_or_else(|| {
+                self.corrupt(position, format!("cut beyond the {old_size}-byte segment"))
+            })?;
+        self.size.store(new_size, Ordering::Release);
+        self.next_offset.store(offset.0, Ordering::Release);
+        write_lock(&self.offset_index).truncate_to(offset);
+        write_lock(&self.time_index).truncate_to(offset);
+        self.log
+            .set_len(position)
+            .ctx("truncate segment", &self.log_path)?;
+        let tail = self.load_tail()?;
+        if let Some((at, reason)) = tail.invalid {
+            return Err(self.corrupt(at, reason));
+        }
+        Ok(old_size - position)
     }
 
     /// Adds index entries for the batch about to sit at `position`, if an index

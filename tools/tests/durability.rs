@@ -24,7 +24,7 @@ use warren_client::{
 };
 
 /// Storage's log lines that mean a partition was opened with a recovery scan
-/// (storage/src/log.rs, `PartitionLog::open`). A clean open logs none of them.
+/// (storage/src/log/recovery.rs, `PartitionLog::open`). A clean open logs none of them.
 const RECOVERY_LINES: [&str; 4] = [
     "log recovered",
     "flushed segment fails its checks, recovering it",
