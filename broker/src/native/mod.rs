@@ -47,6 +47,7 @@ pub(crate) mod create_topic;
 pub(crate) mod delete_topic;
 mod describe_topic;
 mod fetch;
+mod front_end;
 pub(crate) mod groups;
 mod list_offsets;
 mod list_topics;
@@ -54,6 +55,8 @@ mod metadata;
 mod produce;
 mod share_ack;
 mod share_fetch;
+
+pub(crate) use front_end::NativeFrontEnd;
 
 /// Most topics one request may name: Metadata's and JoinGroup's topic
 /// lists, and the topic entries of Fetch, ListOffsets, CommitOffsets,
