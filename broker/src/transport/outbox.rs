@@ -13,7 +13,11 @@
 //! until it is written, so a consumer that does not read its socket stops
 //! its pushers the way it stops its pipelined requests. It goes out whole,
 //! between two replies, after everything queued before it; pushes from one
-//! task keep their order.
+//! task keep their order. A reply and a push from another task are ordered
+//! only by when each went in, so a request whose answer must come before
+//! the pushes it starts (AMQP's `basic.consume-ok` before the first
+//! `basic.deliver`) is answered with [`Reply::None`] and its answer sent as
+//! the pushing task's first push.
 //!
 //! The outbox does not keep the connection open: it holds the queue only
 //! weakly, and once the reader stops (peer gone, deadline) or the broker
