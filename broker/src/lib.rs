@@ -15,9 +15,12 @@
 //! - [`auth`]: users, ACLs and per-connection sessions (who may do what).
 //! - [`config`]: [`BrokerConfig`], its defaults, flags/file/env precedence.
 //! - [`server`]: [`Broker::start`], the accept loop, graceful shutdown.
-//! - `transport`: what every front-end shares: a connection's reader, writer, back-pressure,
-//!   deadlines and sendfile (`transport::connection`), responses as bytes and file ranges
-//!   (`transport::response`), and the [`Reply`](transport::Reply) a handler gives.
+//! - `transport`: what every front-end shares, protocol-agnostic: the `FrontEnd` trait a wire
+//!   protocol implements (codec, session, handler; `transport::front_end`), a connection's
+//!   reader, writer, back-pressure, deadlines, TLS and sendfile (`transport::connection`),
+//!   the `Outbox` a front-end pushes unasked messages through (`transport::outbox`), responses
+//!   as bytes and file ranges (`transport::response`), the `Reply` a handler gives and the
+//!   `TransportContext` a listener's connections share.
 //! - [`connections`]: the registry of open connections (peer, user, counters).
 //! - `native`: the native-protocol front-end: one module per api key (parse, apply, respond);
 //!   Bind and Unbind share one.

@@ -31,6 +31,7 @@ use crate::groups::Coordinator;
 use crate::services::{Fetcher, Producer, Services, TopicAdmin};
 use crate::share::ShareGroups;
 use crate::topics::Topics;
+use crate::transport::{FrontEnd, TransportConfig, TransportContext};
 
 /// State every connection shares.
 pub struct Shared {
@@ -50,8 +51,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The address clients reach this broker at (Metadata).
     pub advertised: SocketAddr,
-    /// Open native-protocol connections.
-    pub connections: crate::connections::Connections,
+    /// Open native-protocol connections (the transport registers them).
+    pub connections: Arc<crate::connections::Connections>,
     /// Traffic history and records-in count for the admin API's overview.
     pub throughput: crate::throughput::Throughput,
     /// This broker's Prometheus metrics (its own recorder; see [`crate::metrics`]).
@@ -239,7 +240,15 @@ impl Broker {
             Arc::clone(&shared),
         ));
         let (done_tx, connections_done) = mpsc::channel(1);
-        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared), done_tx));
+        let transport = Arc::new(TransportContext {
+            config: TransportConfig::from(&shared.config),
+            shutdown: shared.shutdown.clone(),
+            connections: Arc::clone(&shared.connections),
+            metrics: Arc::clone(&shared.metrics),
+            tls: shared.tls.clone(),
+        });
+        let native = Arc::new(crate::native::NativeFrontEnd::new(Arc::clone(&shared)));
+        let accept = tokio::spawn(accept_loop(listener, transport, native, done_tx));
         let http_stop = CancellationToken::new();
         let http = tokio::spawn(crate::http::serve(
             http_listener,
@@ -281,8 +290,19 @@ pub fn check_anonymous_exposure(config: &BrokerConfig, has_users: bool) -> Resul
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sender<()>) {
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+/// Accepts connections on `listener` and serves each with `front_end`'s
+/// protocol in its own task, at most `max_connections` at once (an accept
+/// waits for a free slot), until the broker shuts down. Each connection
+/// task holds a clone of `done`: the receiver sees the channel close once
+/// every connection has finished. A second listener (another protocol) is
+/// one more call, with its own front-end and a clone of `done`.
+pub(crate) async fn accept_loop<F: FrontEnd>(
+    listener: TcpListener,
+    transport: Arc<TransportContext>,
+    front_end: Arc<F>,
+    done: mpsc::Sender<()>,
+) {
+    let limit = Arc::new(Semaphore::new(transport.config.max_connections));
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -290,11 +310,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sen
                 Ok(p) => p,
                 Err(_) => return,
             },
-            () = shared.shutdown.cancelled() => return,
+            () = transport.shutdown.cancelled() => return,
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            () = shared.shutdown.cancelled() => return,
+            () = transport.shutdown.cancelled() => return,
         };
         match accepted {
             Ok((socket, peer)) => {
@@ -302,10 +322,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sen
                 if let Err(e) = socket.set_nodelay(true) {
                     tracing::debug!(%peer, error = %e, "set TCP_NODELAY failed");
                 }
-                let shared = Arc::clone(&shared);
+                let transport = Arc::clone(&transport);
+                let front_end = Arc::clone(&front_end);
                 let done = done.clone();
                 tokio::spawn(async move {
-                    crate::transport::connection::run(socket, peer, shared).await;
+                    crate::transport::connection::run(socket, peer, &transport, &*front_end).await;
                     drop(permit);
                     drop(done);
                 });

@@ -53,6 +53,7 @@ mod delete_topic;
 mod describe_topic;
 pub(crate) mod error;
 mod fetch;
+mod front_end;
 pub(crate) mod groups;
 mod list_offsets;
 mod list_topics;
@@ -60,6 +61,8 @@ mod metadata;
 mod produce;
 mod share_ack;
 mod share_fetch;
+
+pub(crate) use front_end::NativeFrontEnd;
 
 /// Most topics one request may name: Metadata's and JoinGroup's topic
 /// lists, and the topic entries of Fetch, ListOffsets, CommitOffsets,

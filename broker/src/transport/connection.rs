@@ -1,22 +1,28 @@
-//! One client connection: a reader that decodes and dispatches requests, and a
-//! writer that sends responses in request order, record bytes by `sendfile(2)`.
+//! One client connection, whatever its protocol: a reader that decodes
+//! requests with the [`FrontEnd`]'s codec and hands them to its handler, and
+//! a writer that sends the replies in request order, record bytes by
+//! `sendfile(2)`, and the messages the front-end pushes between them.
 //!
 //! ```text
-//! socket ──read──> RequestCodec ──> request::handle ──> Reply ──(bounded mpsc)──> writer ──> socket
-//!                        │                                 Now / Later(task)         │ bytes: write
-//!                        └── in-flight byte permits, released when the reply is sent ┘ files: sendfile
+//! socket ──read──> FrontEnd::Codec ──> FrontEnd::handle ──> Reply ──(bounded mpsc)──> writer ──> socket
+//!                        │                  Now / Later(task) / None    ^       │ bytes: write
+//!                        │                   Outbox::push(message) ─────┘       │ files: sendfile
+//!                        └── in-flight byte permits, released when written ─────┘
 //! ```
 //!
 //! Back-pressure: the reader stops reading the socket when the connection has
 //! `max_inflight_requests` replies queued or `max_inflight_bytes` of request
 //! frames not yet answered, so neither a flood of produces nor a consumer that
 //! does not read its socket makes the broker's memory grow; TCP pushes back on
-//! the client. Fetch responses hold file ranges, not record bytes.
+//! the client. Fetch responses hold file ranges, not record bytes. Pushed
+//! messages ([`Outbox`]) take places in the same queue and bytes of the same
+//! budget, so their senders wait the same way.
 //!
 //! Timeouts (so silent or slow clients cannot hold the `max_connections`
 //! slots forever; plain TCP and TLS alike, counted after the handshake): a
-//! new connection must send a whole first request, and when users exist
-//! authenticate, within `connection_setup_timeout_ms`; a frame once started
+//! new connection must send a whole first request, and finish its setup
+//! ([`FrontEnd::setup_done`]: for the native protocol, authenticate when
+//! users exist), within `connection_setup_timeout_ms`; a frame once started
 //! must be complete within `frame_read_timeout_ms`; a connection with no
 //! request in flight that has sent nothing for `connections_max_idle_ms` is
 //! closed. The reader waits on its socket and the earliest deadline
@@ -41,9 +47,10 @@
 //! response and the connection stays open. Nothing here can panic on input.
 //!
 //! # TLS
-//! With `tls_cert`/`tls_key` set, [`run`] first does the TLS handshake in the
-//! connection's own task, bounded by [`HANDSHAKE_TIMEOUT`] (a failed or slow
-//! handshake closes only this connection, with a log line). The reader and
+//! With a TLS acceptor in the [`TransportContext`], [`run`] first does the
+//! TLS handshake in the connection's own task, bounded by
+//! [`HANDSHAKE_TIMEOUT`] (a failed or slow handshake closes only this
+//! connection, with a log line). The reader and
 //! writer below are generic over the stream ([`ResponseWriter`]); only the way
 //! file ranges reach the socket differs:
 //!
@@ -61,26 +68,24 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::server::TlsStream;
 use tokio_util::codec::Decoder;
 use warren_protocol::ErrorCode;
-use warren_protocol::frame::RequestCodec;
 use warren_storage::FileSlice;
 
+use super::outbox::{Queued, permits_for};
 use super::response::Chunk;
+use super::{FrontEnd, Outbox, Reply, TransportConfig, TransportContext};
 use crate::connections::ConnectionInfo;
 use crate::metrics::Metrics;
-use crate::native;
-use crate::server::Shared;
 use crate::tls::HANDSHAKE_TIMEOUT;
-use crate::transport::Reply;
 
 /// What a connection closed by `connection_write_timeout_ms` logs.
 const WRITE_TIMEOUT_REASON: &str = "the client read nothing of its responses for \
@@ -99,34 +104,30 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// small next to encrypting it, small enough for many connections.
 const COPY_CHUNK_BYTES: usize = 256 * 1024;
 
-/// A reply waiting for its turn on the socket, with the request's byte permit.
-struct Queued {
-    reply: Reply,
-    permit: OwnedSemaphorePermit,
-    /// For a [`Reply::Later`]: the api key and start time its metrics are
-    /// recorded with once the task's response is ready.
-    api_key: u16,
-    started: Option<Instant>,
-}
-
-/// Serves one connection until the peer closes it, it misbehaves, or the broker
-/// shuts down. Logs one line at open and one at close with the reason. With
-/// TLS, the handshake comes first (see the module docs).
-pub async fn run(socket: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    set_write_timeout(&socket, shared.config.connection_write_timeout_ms, peer);
-    let Some(acceptor) = shared.tls.clone() else {
+/// Serves one connection of `front_end`'s protocol until the peer closes
+/// it, it misbehaves, or the broker shuts down. Logs one line at open and
+/// one at close with the reason. With TLS, the handshake comes first (see
+/// the module docs).
+pub async fn run<F: FrontEnd>(
+    socket: TcpStream,
+    peer: SocketAddr,
+    transport: &TransportContext,
+    front_end: &F,
+) {
+    set_write_timeout(&socket, transport.config.connection_write_timeout_ms, peer);
+    let Some(acceptor) = transport.tls.clone() else {
         let (reader, writer) = socket.into_split();
-        return serve(reader, writer, peer, false, shared).await;
+        return serve(reader, writer, peer, false, transport, front_end).await;
     };
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket));
     let stream = tokio::select! {
         r = handshake => r,
-        () = shared.shutdown.cancelled() => return,
+        () = transport.shutdown.cancelled() => return,
     };
     match stream {
         Ok(Ok(stream)) => {
             let (reader, writer) = tokio::io::split(stream);
-            serve(reader, writer, peer, true, shared).await;
+            serve(reader, writer, peer, true, transport, front_end).await;
         }
         Ok(Err(e)) => {
             tracing::info!(%peer, error = %e, "TLS handshake failed; connection closed");
@@ -152,41 +153,53 @@ fn is_write_timeout(e: &io::Error) -> bool {
 }
 
 /// The connection proper, over a plain or a TLS stream split in two halves.
-async fn serve<R, W>(mut reader: R, writer: W, peer: SocketAddr, tls: bool, shared: Arc<Shared>)
-where
+async fn serve<F, R, W>(
+    mut reader: R,
+    writer: W,
+    peer: SocketAddr,
+    tls: bool,
+    transport: &TransportContext,
+    front_end: &F,
+) where
+    F: FrontEnd,
     R: AsyncRead + Unpin,
     W: ResponseWriter,
 {
+    let config = &transport.config;
+    let metrics = &transport.metrics;
     tracing::info!(%peer, tls, "connection opened");
-    let registration = shared.connections.register(peer, tls);
+    let registration = transport.connections.register(peer, tls);
     let info = Arc::clone(&registration.info);
-    let mut session = crate::auth::Session::new(Arc::clone(&info));
-    let (tx, rx) = mpsc::channel::<Queued>(shared.config.max_inflight_requests);
+    let (tx, rx) = mpsc::channel::<Queued>(config.max_inflight_requests);
+    let inflight = Arc::new(Semaphore::new(config.max_inflight_bytes));
+    // Cancelled when the reader stops, or at once when the broker starts
+    // shutting down: pushes fail from then on.
+    let closing = transport.shutdown.child_token();
+    let outbox = Outbox::new(&tx, &inflight, config.max_inflight_bytes, closing.clone());
+    let mut session = front_end.session(Arc::clone(&info), outbox);
     let write_task = tokio::spawn(write_loop(
         writer,
         peer,
         rx,
         Arc::clone(&info),
-        Arc::clone(&shared.metrics),
+        Arc::clone(metrics),
     ));
-    let inflight = Arc::new(Semaphore::new(shared.config.max_inflight_bytes));
-    let mut codec = RequestCodec::new(shared.config.max_frame_bytes);
+    let mut codec = front_end.codec(config.max_frame_bytes);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let mut requests: u64 = 0;
-    let mut clock = Deadlines::new(&shared.config);
+    let mut clock = Deadlines::new(config);
     let reason: String = 'conn: loop {
         let mut decoded = false;
         loop {
-            let frame = match codec.decode(&mut buf) {
-                Ok(Some(frame)) => frame,
+            let request = match codec.decode(&mut buf) {
+                Ok(Some(request)) => request,
                 Ok(None) => break,
                 Err(e) => break 'conn format!("malformed frame: {e}"),
             };
             decoded = true;
             requests += 1;
             ConnectionInfo::add(&info.requests, 1);
-            let frame_bytes = frame.body.len() + warren_protocol::frame::REQUEST_HEADER_BYTES;
-            let want = frame_bytes.clamp(1, shared.config.max_inflight_bytes) as u32;
+            let want = permits_for(front_end.request_bytes(&request), config.max_inflight_bytes);
             let permit = tokio::select! {
                 p = Arc::clone(&inflight).acquire_many_owned(want) => match p {
                     Ok(p) => p,
@@ -194,21 +207,17 @@ where
                 },
                 // The writer gave up: permits may never come back.
                 () = tx.closed() => break 'conn "writer stopped".to_string(),
-                () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
+                () = transport.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
             };
-            let started = shared.metrics.request_started();
-            let api_key = frame.header.api_key;
-            let reply = native::handle(frame, &shared, &mut session);
+            let started = metrics.request_started();
+            let api_key = front_end.api_key(&request);
+            let reply = front_end.handle(request, &mut session);
             match &reply {
                 Reply::Now(response) => {
-                    shared
-                        .metrics
-                        .request_ready(api_key, response.code, started);
+                    metrics.request_ready(api_key, response.code, started);
                 }
                 Reply::None => {
-                    shared
-                        .metrics
-                        .request_ready(api_key, ErrorCode::NONE, started);
+                    metrics.request_ready(api_key, ErrorCode::NONE, started);
                     continue;
                 }
                 Reply::Later(_) => {}
@@ -226,10 +235,7 @@ where
             }
         }
         clock.frame_progress(decoded, buf.is_empty());
-        if !clock.setup_done
-            && requests > 0
-            && (!shared.auth.has_users() || session.grants(&shared.auth).is_authenticated())
-        {
+        if !clock.setup_done && requests > 0 && front_end.setup_done(&mut session) {
             clock.setup_done = true;
         }
         let (deadline, why) = clock.next();
@@ -248,7 +254,7 @@ where
             // failed handler): no reply can go out any more, so stop.
             () = tx.closed() => break 'conn "writer stopped".to_string(),
             () = tokio::time::sleep_until(deadline) => {
-                let in_flight = inflight.available_permits() < shared.config.max_inflight_bytes;
+                let in_flight = inflight.available_permits() < config.max_inflight_bytes;
                 match why {
                     // A long poll or a slow reply is not idleness: look again
                     // a whole idle period from now.
@@ -269,10 +275,14 @@ where
                     ),
                 }
             }
-            () = shared.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
+            () = transport.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
         }
     };
-    // Let queued replies finish (the writer drains the queue, then exits).
+    // No more requests: pushes stop, the session ends, and the writer
+    // drains the queued replies, then exits (outboxes hold the queue only
+    // weakly, so they do not keep it open).
+    closing.cancel();
+    drop(session);
     drop(tx);
     let write_result = write_task.await;
     let reason = match write_result {
@@ -315,7 +325,7 @@ struct Deadlines {
 }
 
 impl Deadlines {
-    fn new(config: &crate::config::BrokerConfig) -> Deadlines {
+    fn new(config: &TransportConfig) -> Deadlines {
         let now = tokio::time::Instant::now();
         Deadlines {
             opened: now,
@@ -389,9 +399,9 @@ impl ResponseWriter for WriteHalf<TlsStream<TcpStream>> {
     }
 }
 
-/// Sends the replies in order. On an error (the write deadline included)
-/// logs it at debug and returns it, dropping `rx`, which tells the reader to
-/// stop.
+/// Sends the replies in order, pushed messages where they were queued. On
+/// an error (the write deadline included) logs it at debug and returns it,
+/// dropping `rx`, which tells the reader to stop.
 async fn write_loop<W: ResponseWriter>(
     writer: W,
     peer: SocketAddr,
@@ -561,12 +571,12 @@ mod tests {
     use crate::config::BrokerConfig;
 
     fn clock() -> Deadlines {
-        Deadlines::new(&BrokerConfig {
+        Deadlines::new(&TransportConfig::from(&BrokerConfig {
             connection_setup_timeout_ms: 10_000,
             frame_read_timeout_ms: 30_000,
             connections_max_idle_ms: 600_000,
             ..BrokerConfig::default()
-        })
+        }))
     }
 
     #[test]
@@ -619,11 +629,11 @@ mod tests {
 
     #[test]
     fn a_huge_timeout_means_far_away_not_a_panic() {
-        let c = Deadlines::new(&BrokerConfig {
+        let c = Deadlines::new(&TransportConfig::from(&BrokerConfig {
             connections_max_idle_ms: u64::MAX,
             connection_setup_timeout_ms: u64::MAX,
             ..BrokerConfig::default()
-        });
+        }));
         let (deadline, _) = c.next();
         assert!(deadline > tokio::time::Instant::now() + Duration::from_secs(86_400));
     }

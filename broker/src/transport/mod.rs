@@ -1,19 +1,52 @@
-//! The transport every front-end shares: one connection's reader and writer
-//! (framing by a codec, pipelining, back-pressure, deadlines, the in-order
-//! reply queue, `sendfile(2)` or the TLS copy), and the [`Reply`] a handler
+//! The transport every front-end shares, protocol-agnostic: one
+//! connection's reader and writer (framing by the front-end's codec,
+//! pipelining, back-pressure, deadlines, the in-order reply queue, pushed
+//! messages, `sendfile(2)` or the TLS copy), and the [`Reply`] a handler
 //! gives for each request.
 //!
+//! A wire protocol plugs in as a [`FrontEnd`]: a frame decoder, a
+//! per-connection session, a handler that turns a request into a [`Reply`],
+//! and what the loop needs to know about a request (its size, its metrics
+//! label) and a session (whether its setup is done). It never touches the
+//! connection code. The connection gets a [`TransportContext`] (limits,
+//! shutdown token, connection registry, metrics, TLS) instead of the whole
+//! broker state.
+//!
+//! ```text
+//!              TcpListener ──accept (max_connections)──> connection::run
+//!                                                           │ TLS handshake?
+//!   FrontEnd ── codec(max_frame_bytes) ─────────────────────┤
+//!            ── session(info, Outbox) ──────────────────────┤
+//!            ── handle(request, &mut session) -> Reply ─────┘
+//!   Outbox (cloneable, held by the session or its tasks) ──push──> the same writer queue
+//! ```
+//!
+//! - `front_end`: the [`FrontEnd`] trait a protocol implements.
 //! - `connection`: the reader and writer tasks of one connection.
+//! - `outbox`: [`Outbox`], messages a front-end sends unasked (AMQP
+//!   `basic.deliver`), through the connection's writer queue.
 //! - `response`: a response as bytes and file ranges.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub mod connection;
+pub mod front_end;
+pub mod outbox;
 pub mod response;
+#[cfg(test)]
+mod tests;
 
+pub use front_end::FrontEnd;
+pub use outbox::Outbox;
 use response::Response;
+
+use crate::config::BrokerConfig;
+use crate::connections::Connections;
+use crate::metrics::Metrics;
 
 /// What a request produces.
 pub enum Reply {
@@ -35,4 +68,59 @@ impl Reply {
             (response, Instant::now())
         }))
     }
+}
+
+/// The limits and timeouts a connection reads, taken from [`BrokerConfig`]
+/// (each field's meaning, default and unit are documented there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportConfig {
+    /// Connections one listener serves at once (`max_connections`).
+    pub max_connections: usize,
+    /// Largest request frame the codec accepts (`max_frame_bytes`).
+    pub max_frame_bytes: usize,
+    /// Replies and pushed messages queued per connection
+    /// (`max_inflight_requests`).
+    pub max_inflight_requests: usize,
+    /// Bytes of requests not yet answered and of pushed messages not yet
+    /// written, per connection (`max_inflight_bytes`).
+    pub max_inflight_bytes: usize,
+    /// `connection_setup_timeout_ms`.
+    pub connection_setup_timeout_ms: u64,
+    /// `frame_read_timeout_ms`.
+    pub frame_read_timeout_ms: u64,
+    /// `connections_max_idle_ms`.
+    pub connections_max_idle_ms: u64,
+    /// `connection_write_timeout_ms` (the socket's `TCP_USER_TIMEOUT`).
+    pub connection_write_timeout_ms: u64,
+}
+
+impl From<&BrokerConfig> for TransportConfig {
+    fn from(c: &BrokerConfig) -> TransportConfig {
+        TransportConfig {
+            max_connections: c.max_connections,
+            max_frame_bytes: c.max_frame_bytes,
+            max_inflight_requests: c.max_inflight_requests,
+            max_inflight_bytes: c.max_inflight_bytes,
+            connection_setup_timeout_ms: c.connection_setup_timeout_ms,
+            frame_read_timeout_ms: c.frame_read_timeout_ms,
+            connections_max_idle_ms: c.connections_max_idle_ms,
+            connection_write_timeout_ms: c.connection_write_timeout_ms,
+        }
+    }
+}
+
+/// What every connection of a listener shares, whatever its protocol.
+/// Thread-safe (read-only but for the registry and metrics, which are).
+pub struct TransportContext {
+    pub config: TransportConfig,
+    /// Cancelled when the broker starts shutting down: stop accepting and
+    /// reading, drain the queued replies.
+    pub shutdown: CancellationToken,
+    /// Open connections (the admin API lists them).
+    pub connections: Arc<Connections>,
+    /// Request counts and latencies (see [`FrontEnd::api_key`]).
+    pub metrics: Arc<Metrics>,
+    /// The TLS acceptor when `tls_cert`/`tls_key` are set: then the listener
+    /// speaks only TLS.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
