@@ -25,7 +25,8 @@
 //! - [`metrics`]: [`StorageMetrics`], the handles logs record fsyncs, rolls, retention and truncations into.
 //! - [`config`]: [`LogConfig`] and [`Durability`].
 //! - [`share_config`]: [`ShareConfig`], a topic's share-group settings.
-//! - [`offset`]: the `Offset`, `RelativeOffset` and `FilePosition` newtypes.
+//! - [`offset`]: the `FilePosition` newtype, and `Offset` and `RelativeOffset` re-exported
+//!   from `warren_protocol::offset`.
 //! - [`error`]: the crate's error type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
