@@ -113,11 +113,15 @@ impl Broker {
                         source: e,
                     },
                 })?;
-                let manager = LogManager::open_with_metrics(&data_dir, storage_metrics.clone())
-                    .map_err(|source| Error::Storage {
-                        path: data_dir.clone(),
-                        source,
-                    })?;
+                let manager = LogManager::open_checked(
+                    &data_dir,
+                    storage_metrics.clone(),
+                    &crate::metadata::check_stored,
+                )
+                .map_err(|source| Error::Storage {
+                    path: data_dir.clone(),
+                    source,
+                })?;
                 let kv_dir = manager.meta_dir().join("kv");
                 let kv = KvStore::open_with_metrics(&kv_dir, KvConfig::default(), storage_metrics)
                     .map_err(|source| Error::Storage {

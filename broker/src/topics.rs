@@ -27,12 +27,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
 use warren_protocol::api::bindings::RoutingMode;
-use warren_storage::{
-    Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog, ShareConfig,
-    TopicConfig, TopicRouting,
-};
+use warren_storage::{Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog};
 
 use crate::meta;
+use crate::metadata::{ShareConfig, TopicConfig, TopicRouting};
 use crate::metrics::PartitionMetrics;
 use crate::routing::{BindingError, Bindings, validate_key};
 
@@ -304,8 +302,20 @@ impl Topics {
         let map = manager
             .topics()
             .into_iter()
-            .map(|c| {
-                let topic = Topic::new(c, &manager, metrics_enabled);
+            .map(|stored| {
+                let config = TopicConfig::from_stored(&stored).unwrap_or_else(|reason| {
+                    // Only for a manager not opened with `metadata::check_stored`
+                    // (the broker always passes it, so a bad file refuses the start).
+                    tracing::error!(topic = %stored.name, %reason, "topic settings do not parse; using the defaults");
+                    TopicConfig {
+                        name: stored.name.clone(),
+                        partitions: stored.partitions,
+                        log: stored.log.clone(),
+                        share: ShareConfig::default(),
+                        routing: TopicRouting::default(),
+                    }
+                });
+                let topic = Topic::new(config, &manager, metrics_enabled);
                 (topic.config.name.clone(), Arc::new(topic))
             })
             .collect();
@@ -357,9 +367,14 @@ impl Topics {
     /// [`delete`](Self::delete)) are removed first, so the new topic starts
     /// with none, in memory and after a restart.
     ///
+    /// The routing and share settings are checked here (storage stores them
+    /// unread, in the topic file: see [`crate::metadata::topic`]), in the
+    /// order storage checked them before they moved: name, log config,
+    /// routing, share.
+    ///
     /// # Errors
-    /// As [`LogManager::create_topic_with`], and the store's errors removing
-    /// leftover bindings.
+    /// As [`LogManager::create_topic_with`]; `Config` for bad routing or
+    /// share settings; the store's errors removing leftover bindings.
     pub fn create(
         &self,
         kv: &KvStore,
@@ -373,9 +388,21 @@ impl Topics {
         if self.manager.topic(name).is_none() {
             remove_stored_bindings(kv, name)?;
         }
-        let config = self
+        warren_storage::validate_topic_name(name)?;
+        log.validate()?;
+        routing.validate(name)?;
+        share.validate(name)?;
+        let extra = TopicConfig::stored_extra(&routing, &share)?;
+        let stored = self
             .manager
-            .create_topic_with(name, partitions, log, routing, share)?;
+            .create_topic_with(name, partitions, log, extra)?;
+        let config = TopicConfig {
+            name: stored.name,
+            partitions: stored.partitions,
+            log: stored.log,
+            share,
+            routing,
+        };
         let topic = Arc::new(Topic::new(config, &self.manager, self.metrics_enabled));
         self.map
             .write()

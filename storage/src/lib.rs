@@ -6,11 +6,12 @@
 //! group-commit `fsync`, reads by returning file slices for `sendfile`, recovers
 //! from a crash by scanning only what was not flushed, and deletes old segments
 //! for retention. [`LogManager`] owns a whole data directory. [`KvStore`] is a
-//! durable key-value store built on one such log plus snapshots (consumer-group
-//! offsets live in it).
+//! durable key-value store built on one such log plus snapshots (the broker keeps
+//! its metadata in it).
 //!
 //! # Layout
-//! - [`log_manager`]: a data directory: topics, their partition logs, the dir lock.
+//! - [`log_manager`]: a data directory: topics (name, partition count, [`LogConfig`], and
+//!   their owner's settings kept opaque), their partition logs, the dir lock.
 //! - `dir_lock`: the directory flock, with a bounded retry (why: fork-to-exec windows).
 //! - [`log`]: [`PartitionLog`], one partition: append, read, sync, recovery, retention.
 //! - [`kv`]: [`KvStore`], a key-value map on a log: atomic batches, snapshots, compaction.
@@ -24,7 +25,6 @@
 //! - `fault_injection` (tests and the `fault-injection` feature only): fail or hold the n-th segment fsync.
 //! - [`metrics`]: [`StorageMetrics`], the handles logs record fsyncs, rolls, retention and truncations into.
 //! - [`config`]: [`LogConfig`] and [`Durability`].
-//! - [`share_config`]: [`ShareConfig`], a topic's share-group settings.
 //! - [`offset`]: the `FilePosition` newtype, and `Offset` and `RelativeOffset` re-exported
 //!   from `warren_protocol::offset`.
 //! - [`error`]: the crate's error type.
@@ -46,7 +46,6 @@ pub mod metrics;
 pub mod offset;
 pub mod offset_index;
 pub mod segment;
-pub mod share_config;
 pub mod time_index;
 
 pub use config::{Durability, LogConfig};
@@ -56,7 +55,6 @@ pub use kv::{KvConfig, KvOp, KvOpenReport, KvStats, KvStore};
 pub use log::{
     AppendInfo, LocatedBatch, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome,
 };
-pub use log_manager::{LogManager, TopicConfig, TopicRouting, validate_topic_name};
+pub use log_manager::{ExtraCheck, LogManager, TopicConfig, validate_topic_name};
 pub use metrics::StorageMetrics;
 pub use offset::{FilePosition, Offset, RelativeOffset};
-pub use share_config::ShareConfig;

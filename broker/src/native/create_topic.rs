@@ -17,12 +17,12 @@ use std::sync::Arc;
 use warren_protocol::ErrorCode;
 use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
-use warren_storage::ShareConfig;
+use warren_storage::LogConfig;
 use warren_storage::log_manager::MAX_PARTITIONS;
-use warren_storage::{LogConfig, TopicRouting};
 
 use super::Reply;
 use crate::auth::Grants;
+use crate::metadata::{ShareConfig, TopicRouting};
 use crate::server::Shared;
 use crate::transport::response::Response;
 
