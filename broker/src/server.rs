@@ -37,7 +37,7 @@ pub struct Shared {
     pub topics: Topics,
     /// The broker's metadata store in `<data_dir>/meta/kv`: committed group
     /// offsets, bindings, share-group state. Key prefixes are listed in
-    /// [`crate::meta`].
+    /// [`crate::metadata`].
     pub kv: KvStore,
     /// The consumer-group coordinator.
     pub groups: Coordinator,

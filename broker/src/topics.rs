@@ -9,7 +9,7 @@
 //!
 //! # Bindings
 //! A topic's bindings live in two places: the metadata store (`Shared::kv`,
-//! keys in [`crate::meta`]), which makes them durable, and [`Topic`]'s
+//! keys in [`crate::metadata::bindings`]), which makes them durable, and [`Topic`]'s
 //! in-memory [`Bindings`], which produce routes by. Every change goes through
 //! [`Topics::change_bindings`], [`Topics::create`] or [`Topics::delete`] under
 //! the `admin` mutex, store first, memory once the store has it durably, so
@@ -29,8 +29,7 @@ use tokio::sync::Notify;
 use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::{Durability, KvOp, KvStore, LogConfig, LogManager, Offset, PartitionLog};
 
-use crate::meta;
-use crate::metadata::{ShareConfig, TopicConfig, TopicRouting};
+use crate::metadata::{ShareConfig, TopicConfig, TopicRouting, bindings};
 use crate::metrics::PartitionMetrics;
 use crate::routing::{BindingError, Bindings, validate_key};
 
@@ -474,7 +473,7 @@ impl Topics {
         let partitions = partitions.as_slice();
         let keys: Vec<Vec<u8>> = partitions
             .iter()
-            .map(|p| meta::binding_key(name, key, *p))
+            .map(|p| bindings::key(name, key, *p))
             .collect();
         let ops: Vec<KvOp<'_>> = keys
             .iter()
@@ -509,8 +508,8 @@ impl Topics {
         let mut report = LoadedBindings::default();
         let mut doomed = Vec::new();
         let mut valid = Vec::new();
-        for (raw, _) in kv.scan_prefix(&[meta::BINDING_PREFIX]) {
-            let topic = meta::parse_binding_key(&raw).and_then(|b| {
+        for (raw, _) in kv.scan_prefix(bindings::ALL) {
+            let topic = bindings::parse(&raw).and_then(|b| {
                 let topic = self.get(b.topic)?;
                 topic
                     .check_binding(b.key, &[b.partition])
@@ -544,7 +543,7 @@ impl Topics {
 /// Removes every binding of topic `name` from `kv` (durably); nothing to do
 /// when it has none.
 fn remove_stored_bindings(kv: &KvStore, name: &str) -> warren_storage::Result<()> {
-    let stored = kv.scan_prefix(&meta::binding_prefix(name));
+    let stored = kv.scan_prefix(&bindings::topic_prefix(name));
     if stored.is_empty() {
         return Ok(());
     }
