@@ -104,6 +104,88 @@ mod tests {
         assert_eq!(users::USERS, b"u");
     }
 
+    /// A store whose entries were written byte by byte as today's broker
+    /// writes them loads through every owner's loader.
+    #[test]
+    #[expect(clippy::unwrap_used, reason = "tests")]
+    fn a_store_with_these_bytes_loads_through_every_owner() {
+        use std::sync::Arc;
+
+        use warren_protocol::api::auth::ResourceType;
+        use warren_protocol::api::bindings::RoutingMode;
+        use warren_storage::{KvConfig, KvOp, KvStore, LogConfig, LogManager, StorageMetrics};
+
+        use super::super::{ShareConfig, TopicRouting, check_stored};
+        use crate::auth::Auth;
+        use crate::groups::coordinator::{StoredCommit, committed_offsets};
+        use crate::share::{ShareGroups, ShareKey, ShareState};
+        use crate::topics::Topics;
+
+        let dir = tempfile::tempdir().unwrap();
+        let kv = KvStore::open(&dir.path().join("kv"), KvConfig::default()).unwrap();
+        let manager = LogManager::open_checked(
+            &dir.path().join("data"),
+            StorageMetrics::default(),
+            &check_stored,
+        )
+        .unwrap();
+        let topics = Topics::with_metrics(Arc::new(manager), false);
+        let direct = TopicRouting {
+            mode: RoutingMode::Direct,
+            alternate_topic: None,
+        };
+        let log = LogConfig::default();
+        topics
+            .create(&kv, "orders", 2, log, direct, ShareConfig::default())
+            .unwrap();
+
+        let mut user = vec![1, 0, 0, 0, 0x10, 0, 0, 16];
+        user.extend_from_slice(&[7; 16]);
+        user.extend_from_slice(&[1; 32]);
+        user.extend_from_slice(&[2; 32]);
+        let offset = b"\0\0\0\0\0\0\0\0\x2a\0\0\0\0\0\0\0\x07\xff\xff\xff\xff";
+        let share = ShareState::new(0).encode();
+        let entries: [(&[u8], &[u8]); 5] = [
+            (b"borders\0eu\0\0\0\0\x01", b""),
+            (b"obilling\0orders\0\0\0\0\x01", offset),
+            (b"sbilling\0orders\0\0\0\0\0", &share),
+            (b"ualice", &user),
+            (b"aalice\0topic:orders\0read", b""),
+        ];
+        let ops: Vec<KvOp<'_>> = entries.iter().map(|(k, v)| KvOp::Put(k, v)).collect();
+        kv.apply_durable(&ops).unwrap();
+
+        let loaded = topics.load_bindings(&kv).unwrap();
+        assert_eq!((loaded.loaded, loaded.removed), (1, 0));
+        let mut partitions = Vec::new();
+        topics.get("orders").unwrap().route("eu", &mut partitions);
+        assert_eq!(partitions, [1]);
+
+        assert_eq!(
+            committed_offsets(&kv),
+            [StoredCommit {
+                group: "billing".into(),
+                topic: "orders".into(),
+                partition: 1,
+                offset: 42,
+            }]
+        );
+
+        let share_groups = ShareGroups::load(&kv, &topics, &crate::BrokerConfig::default());
+        let key = ShareKey {
+            group: "billing".into(),
+            topic: "orders".into(),
+            partition: 0,
+        };
+        assert!(share_groups.get(&key).is_some());
+
+        let auth = Auth::load(&kv);
+        assert!(auth.has_users());
+        let grants = auth.grants_for(Some("alice"));
+        assert!(grants.allows(ResourceType::Topic, "orders", Permission::Read));
+        assert!(!grants.allows(ResourceType::Topic, "orders", Permission::Write));
+    }
+
     #[test]
     fn no_two_owners_share_a_prefix() {
         let prefixes = [OFFSET, BINDING, SHARE_STATE, USER, ACL];
