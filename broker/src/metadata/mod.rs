@@ -17,7 +17,7 @@
 //! | `u` user                                | the user's SCRAM credential and superuser flag | [`users`] | [`crate::auth`] |
 //! | `a` user `\0` resource `\0` permission  | empty: the ACL entry exists             | [`users`]        | [`crate::auth`] |
 //!
-//! One prefix byte per kind ([`keys`]), then text fields each ended by `\0`
+//! One prefix byte per kind (`keys`), then text fields each ended by `\0`
 //! (topic, group and user names never contain a NUL byte: topic names are
 //! `[A-Za-z0-9._-]`, group names are checked by the coordinators), so a prefix
 //! scan finds one group's or one topic's entries. `partition` is 4 bytes
