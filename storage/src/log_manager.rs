@@ -52,12 +52,13 @@ pub const MAX_PARTITIONS: u32 = 10_000;
 ///
 /// Storage reads `name`, `partitions` and `log` (missing: the defaults).
 /// Every other field of the object belongs to whoever creates topics (the
-/// broker keeps its own per-topic settings there): storage
-/// keeps them in [`extra`](Self::extra), writes them in the same atomic write
-/// as its own fields (so the file stays the one commit point of a create), and
-/// returns them untouched. It checks only that they are JSON; their owner
-/// checks them before creating a topic and, through
-/// [`LogManager::open_checked`], when the directory is opened.
+/// broker keeps its own per-topic settings there): storage keeps them in
+/// [`extra`](Self::extra), writes them in the same atomic write as its own
+/// fields (so the file stays the one commit point of a create), and returns
+/// them untouched. It checks only that they are JSON; their owner checks them
+/// before creating a topic and, through [`LogManager::open_checked`], when the
+/// directory is opened. (`extra` is a JSON map, so a file written now lists
+/// those fields by name; JSON readers do not care about the order.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub name: String,
