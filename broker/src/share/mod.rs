@@ -13,8 +13,8 @@
 //!
 //! Persistence: the state of a share-partition is the value of key
 //! `s group \0 topic \0 partition (u32 BE)` in [`Shared::kv`] (see
-//! [`crate::metadata::share_state`]), written after every acknowledgement (before its response),
-//! lock expiry, dead-lettering, and at shutdown. Acquisitions alone are not
+//! [`crate::metadata::share_state`]), written after every acknowledgement
+//! (before its response), lock expiry, dead-lettering, and at shutdown. Acquisitions alone are not
 //! written (as in Kafka): at 100 000 records/s that would be a write per fetch
 //! for no gain but the delivery count, so a crash forgets the deliveries since
 //! the last write and a record may be delivered more often than
