@@ -16,18 +16,12 @@
 //!   A user deleted or an ACL revoked takes effect on that user's next
 //!   request.
 //!
-//! Store layout (see [`crate::meta`]):
-//! ```text
-//! key   = 'u' name                         value = user record (below)
-//! key   = 'a' user 0x00 resource 0x00 perm value = (empty): the entry exists
-//!         resource = "topic:PATTERN" | "group:PATTERN" | "cluster", perm = "read" | "write" | "admin"
-//! user record = version: u8 (= 1) | superuser: u8 | iterations: u32 |
-//!               salt_len: u16 | salt | stored_key: 32 bytes | server_key: 32 bytes
-//! ```
-//! Integers big-endian. User names and patterns never hold a NUL byte (they
-//! are checked against `[A-Za-z0-9._@-]` and `[A-Za-z0-9._-*]`), so the key
-//! splits unambiguously. A record that does not parse is skipped with a
-//! warning at load (the rest still loads).
+//! Store layout: users under `u name`, ACL entries under
+//! `a user \0 resource \0 permission`, keys and user records built and parsed
+//! by [`crate::metadata::users`] (which draws the bytes). User names and
+//! patterns never hold a NUL byte (they are checked against `[A-Za-z0-9._@-]`
+//! and `[A-Za-z0-9._-*]`), so the key splits unambiguously. A record that does
+//! not parse is skipped with a warning at load (the rest still loads).
 //!
 //! Thread-safe: `state` is an `RwLock<Arc<..>>` swapped whole on change
 //! (copy-on-write; changes are rare), `write` serializes changes so each
@@ -38,7 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
 use warren_protocol::ErrorCode;
 use warren_protocol::api::auth::{
     AclEntry, Permission, Resource, ResourceType, UserListing, valid_user_name,
@@ -47,10 +40,8 @@ use warren_protocol::scram::{DEFAULT_ITERATIONS, KEY_BYTES, ScramCredential, Scr
 use warren_storage::{KvOp, KvStore};
 
 use crate::connections::ConnectionInfo;
-use crate::meta::{ACL_PREFIX, USER_PREFIX};
+use crate::metadata::users::{self, StoredUser};
 
-/// Version byte of a stored user record.
-const USER_RECORD_VERSION: u8 = 1;
 /// How long a successful HTTP Basic check is remembered (see
 /// [`Auth::verify_password_cached`]). Not configurable.
 pub const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -165,16 +156,26 @@ impl Auth {
     /// records are skipped with a warning.
     pub fn load(kv: &KvStore) -> Auth {
         let mut state = AuthState::default();
-        for (key, value) in kv.scan_prefix(&[USER_PREFIX]) {
-            match parse_user(&key, value) {
-                Some((name, user)) => {
-                    state.users.insert(name, user);
+        for (key, value) in kv.scan_prefix(users::USERS) {
+            match users::parse_user(&key, value) {
+                Some(StoredUser {
+                    name,
+                    superuser,
+                    credential,
+                }) => {
+                    state.users.insert(
+                        name,
+                        User {
+                            credential,
+                            superuser,
+                        },
+                    );
                 }
                 None => tracing::warn!(key = ?key, "skipping a malformed stored user"),
             }
         }
-        for (key, _) in kv.scan_prefix(&[ACL_PREFIX]) {
-            match parse_acl_key(&key) {
+        for (key, _) in kv.scan_prefix(users::ACLS) {
+            match users::parse_acl_key(&key) {
                 Some(acl) if state.users.contains_key(&acl.user) => {
                     state.acls.insert(acl);
                 }
@@ -436,8 +437,8 @@ impl Auth {
                 credential,
                 superuser,
             };
-            let key = user_key(name);
-            let value = encode_user(&user);
+            let key = users::user_key(name);
+            let value = users::encode_user(user.superuser, &user.credential);
             kv.apply_durable(&[KvOp::Put(&key, &value)])?;
             if state.users.is_empty() {
                 tracing::info!(
@@ -498,8 +499,8 @@ impl Auth {
                 .filter(|a| a.user == name)
                 .cloned()
                 .collect();
-            let acl_keys: Vec<Vec<u8>> = acls.iter().map(acl_key).collect();
-            let user_key = user_key(name);
+            let acl_keys: Vec<Vec<u8>> = acls.iter().map(users::acl_key).collect();
+            let user_key = users::user_key(name);
             let mut ops: Vec<KvOp<'_>> = acl_keys.iter().map(|k| KvOp::Delete(k)).collect();
             ops.push(KvOp::Delete(&user_key));
             kv.apply_durable(&ops)?;
@@ -529,7 +530,7 @@ impl Auth {
             if state.acls.contains(&acl) {
                 return Ok(());
             }
-            kv.apply_durable(&[KvOp::Put(&acl_key(&acl), &[])])?;
+            kv.apply_durable(&[KvOp::Put(&users::acl_key(&acl), &[])])?;
             state.acls.insert(acl);
             Ok(())
         })
@@ -547,7 +548,7 @@ impl Auth {
             if !state.acls.contains(acl) {
                 return Ok(());
             }
-            kv.apply_durable(&[KvOp::Delete(&acl_key(acl))])?;
+            kv.apply_durable(&[KvOp::Delete(&users::acl_key(acl))])?;
             state.acls.remove(acl);
             Ok(())
         })
@@ -757,96 +758,9 @@ impl Session {
     }
 }
 
-/// The store key of a user.
-pub fn user_key(name: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(name.len() + 1);
-    key.push(USER_PREFIX);
-    key.extend_from_slice(name.as_bytes());
-    key
-}
-
-/// The store key of an ACL entry.
-pub fn acl_key(acl: &AclEntry) -> Vec<u8> {
-    let resource = acl.resource.to_string();
-    let mut key = Vec::with_capacity(acl.user.len() + resource.len() + 8);
-    key.push(ACL_PREFIX);
-    key.extend_from_slice(acl.user.as_bytes());
-    key.push(0);
-    key.extend_from_slice(resource.as_bytes());
-    key.push(0);
-    key.extend_from_slice(acl.permission.name().as_bytes());
-    key
-}
-
-fn parse_acl_key(raw: &[u8]) -> Option<AclEntry> {
-    let text = std::str::from_utf8(raw.strip_prefix(&[ACL_PREFIX])?).ok()?;
-    let mut parts = text.split('\0');
-    let user = parts.next()?;
-    let resource: Resource = parts.next()?.parse().ok()?;
-    let permission: Permission = parts.next()?.parse().ok()?;
-    if parts.next().is_some() || !valid_user_name(user) {
-        return None;
-    }
-    Some(AclEntry {
-        user: user.to_owned(),
-        resource,
-        permission,
-    })
-}
-
-fn encode_user(user: &User) -> Vec<u8> {
-    let c = &user.credential;
-    let mut out = BytesMut::with_capacity(8 + c.salt.len() + 2 * KEY_BYTES);
-    out.put_u8(USER_RECORD_VERSION);
-    out.put_u8(u8::from(user.superuser));
-    out.put_u32(c.iterations);
-    // validate() bounds the salt at 256 bytes, so it fits a u16.
-    out.put_u16(c.salt.len() as u16);
-    out.put_slice(&c.salt);
-    out.put_slice(&c.stored_key);
-    out.put_slice(&c.server_key);
-    out.to_vec()
-}
-
-fn parse_user(key: &[u8], mut value: Bytes) -> Option<(String, User)> {
-    let name = std::str::from_utf8(key.strip_prefix(&[USER_PREFIX])?).ok()?;
-    if !valid_user_name(name) || value.remaining() < 8 || value.get_u8() != USER_RECORD_VERSION {
-        return None;
-    }
-    let superuser = match value.get_u8() {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
-    let iterations = value.get_u32();
-    let salt_len = usize::from(value.get_u16());
-    if value.remaining() != salt_len + 2 * KEY_BYTES {
-        return None;
-    }
-    let salt = value.split_to(salt_len).to_vec();
-    let mut stored_key = [0u8; KEY_BYTES];
-    value.copy_to_slice(&mut stored_key);
-    let mut server_key = [0u8; KEY_BYTES];
-    value.copy_to_slice(&mut server_key);
-    let credential = ScramCredential {
-        salt,
-        iterations,
-        stored_key,
-        server_key,
-    };
-    credential.validate().ok()?;
-    Some((
-        name.to_owned(),
-        User {
-            credential,
-            superuser,
-        },
-    ))
-}
-
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![expect(clippy::unwrap_used)]
     use super::*;
     use warren_storage::KvConfig;
 
@@ -880,7 +794,7 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
         }
         assert!(!auth.has_users(), "nothing was created");
-        assert!(kv.scan_prefix(&[USER_PREFIX]).is_empty());
+        assert!(kv.scan_prefix(users::USERS).is_empty());
         // IPv4-mapped loopback is loopback.
         let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         auth.create_user_from(&kv, "root", credential("r"), true, mapped)
@@ -1094,34 +1008,5 @@ mod tests {
         auth.delete_user(&kv, "root").unwrap();
         assert!(auth.cache().is_empty());
         assert!(!auth.verify_password_cached("root", "r"));
-    }
-
-    #[test]
-    fn malformed_records_do_not_parse() {
-        let user = User {
-            credential: credential("p"),
-            superuser: true,
-        };
-        let good = encode_user(&user);
-        assert_eq!(
-            parse_user(&user_key("a"), Bytes::from(good.clone())),
-            Some(("a".into(), user))
-        );
-        for cut in 0..good.len() {
-            assert!(parse_user(&user_key("a"), Bytes::copy_from_slice(&good[..cut])).is_none());
-        }
-        assert!(parse_user(&user_key("a b"), Bytes::from(good)).is_none());
-        let entry = acl("bob", "topic:o*", Permission::Admin);
-        assert_eq!(parse_acl_key(&acl_key(&entry)), Some(entry));
-        for bad in [
-            &b"a"[..],
-            b"abob",
-            b"abob\0topic:x",
-            b"abob\0queue:x\0read",
-            b"abob\0cluster\0own",
-            b"abob\0cluster\0read\0",
-        ] {
-            assert!(parse_acl_key(bad).is_none(), "{bad:?}");
-        }
     }
 }

@@ -28,7 +28,10 @@
 //!   and the bind/unbind/load paths that keep them in step with the metadata store.
 //! - [`routing`]: the routing modes' bindings ([`routing::Bindings`]): `direct`'s exact-key
 //!   map, `topic`'s pattern trie with RabbitMQ's rules ([`routing::TopicBindings`]).
-//! - [`meta`]: the key layout of the broker's metadata store (binding keys included).
+//! - [`metadata`]: what the broker keeps about topics beyond their logs ([`metadata::TopicConfig`]
+//!   with its routing and share-group settings, opaque to storage in the topic file), and the
+//!   metadata store's key layout: one owning module per key prefix (offsets, bindings, share
+//!   state, users and ACLs).
 //! - [`metrics`]: the broker's Prometheus metrics: its own recorder, cached handles,
 //!   per-partition probes, and the families rendered from state at scrape time.
 //! - `http`: the HTTP listener: probes, metrics, admin API, web page (one file per area),
@@ -49,7 +52,7 @@ pub mod connections;
 pub mod error;
 pub mod groups;
 mod http;
-pub mod meta;
+pub mod metadata;
 pub mod metrics;
 mod native;
 pub mod partition;

@@ -39,7 +39,7 @@ pub struct Shared {
     pub topics: Arc<Topics>,
     /// The broker's metadata store in `<data_dir>/meta/kv`: committed group
     /// offsets, bindings, share-group state. Key prefixes are listed in
-    /// [`crate::meta`].
+    /// [`crate::metadata`].
     pub kv: KvStore,
     /// The consumer-group coordinator.
     pub groups: Arc<Coordinator>,
@@ -117,11 +117,15 @@ impl Broker {
                         source: e,
                     },
                 })?;
-                let manager = LogManager::open_with_metrics(&data_dir, storage_metrics.clone())
-                    .map_err(|source| Error::Storage {
-                        path: data_dir.clone(),
-                        source,
-                    })?;
+                let manager = LogManager::open_checked(
+                    &data_dir,
+                    storage_metrics.clone(),
+                    &crate::metadata::check_stored,
+                )
+                .map_err(|source| Error::Storage {
+                    path: data_dir.clone(),
+                    source,
+                })?;
                 let kv_dir = manager.meta_dir().join("kv");
                 let kv = KvStore::open_with_metrics(&kv_dir, KvConfig::default(), storage_metrics)
                     .map_err(|source| Error::Storage {

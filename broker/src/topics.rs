@@ -9,7 +9,7 @@
 //!
 //! # Bindings
 //! A topic's bindings live in two places: the metadata store (`Shared::kv`,
-//! keys in [`crate::meta`]), which makes them durable, and [`Topic`]'s
+//! keys in [`crate::metadata::bindings`]), which makes them durable, and [`Topic`]'s
 //! in-memory [`Bindings`], which produce routes by. Every change goes through
 //! [`Topics::change_bindings`], [`Topics::create`] or [`Topics::delete`] under
 //! the `admin` mutex, store first, memory once the store has it durably, so
@@ -26,11 +26,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use warren_protocol::api::bindings::RoutingMode;
-use warren_storage::{
-    KvOp, KvStore, LogConfig, LogManager, ShareConfig, TopicConfig, TopicRouting,
-};
+use warren_storage::{KvOp, KvStore, LogConfig, LogManager};
 
-use crate::meta;
+use crate::metadata::{ShareConfig, TopicConfig, TopicRouting, bindings};
 use crate::metrics::PartitionMetrics;
 use crate::partition::Partition;
 use crate::routing::{BindingError, Bindings, validate_key};
@@ -176,8 +174,20 @@ impl Topics {
         let map = manager
             .topics()
             .into_iter()
-            .map(|c| {
-                let topic = Topic::new(c, &manager, metrics_enabled);
+            .map(|stored| {
+                let config = TopicConfig::from_stored(&stored).unwrap_or_else(|reason| {
+                    // Only for a manager not opened with `metadata::check_stored`
+                    // (the broker always passes it, so a bad file refuses the start).
+                    tracing::error!(topic = %stored.name, %reason, "topic settings do not parse; using the defaults");
+                    TopicConfig {
+                        name: stored.name.clone(),
+                        partitions: stored.partitions,
+                        log: stored.log.clone(),
+                        share: ShareConfig::default(),
+                        routing: TopicRouting::default(),
+                    }
+                });
+                let topic = Topic::new(config, &manager, metrics_enabled);
                 (topic.config.name.clone(), Arc::new(topic))
             })
             .collect();
@@ -229,9 +239,14 @@ impl Topics {
     /// [`delete`](Self::delete)) are removed first, so the new topic starts
     /// with none, in memory and after a restart.
     ///
+    /// The routing and share settings are checked here (storage stores them
+    /// unread, in the topic file: see [`crate::metadata::topic`]), in the
+    /// order storage checked them before they moved: name, log config,
+    /// routing, share.
+    ///
     /// # Errors
-    /// As [`LogManager::create_topic_with`], and the store's errors removing
-    /// leftover bindings.
+    /// As [`LogManager::create_topic_with`]; `Config` for bad routing or
+    /// share settings; the store's errors removing leftover bindings.
     pub fn create(
         &self,
         kv: &KvStore,
@@ -245,9 +260,21 @@ impl Topics {
         if self.manager.topic(name).is_none() {
             remove_stored_bindings(kv, name)?;
         }
-        let config = self
+        warren_storage::validate_topic_name(name)?;
+        log.validate()?;
+        routing.validate(name)?;
+        share.validate(name)?;
+        let extra = TopicConfig::stored_extra(&routing, &share)?;
+        let stored = self
             .manager
-            .create_topic_with(name, partitions, log, routing, share)?;
+            .create_topic_with(name, partitions, log, extra)?;
+        let config = TopicConfig {
+            name: stored.name,
+            partitions: stored.partitions,
+            log: stored.log,
+            share,
+            routing,
+        };
         let topic = Arc::new(Topic::new(config, &self.manager, self.metrics_enabled));
         self.map
             .write()
@@ -319,7 +346,7 @@ impl Topics {
         let partitions = partitions.as_slice();
         let keys: Vec<Vec<u8>> = partitions
             .iter()
-            .map(|p| meta::binding_key(name, key, *p))
+            .map(|p| bindings::key(name, key, *p))
             .collect();
         let ops: Vec<KvOp<'_>> = keys
             .iter()
@@ -354,8 +381,8 @@ impl Topics {
         let mut report = LoadedBindings::default();
         let mut doomed = Vec::new();
         let mut valid = Vec::new();
-        for (raw, _) in kv.scan_prefix(&[meta::BINDING_PREFIX]) {
-            let topic = meta::parse_binding_key(&raw).and_then(|b| {
+        for (raw, _) in kv.scan_prefix(bindings::ALL) {
+            let topic = bindings::parse(&raw).and_then(|b| {
                 let topic = self.get(b.topic)?;
                 topic
                     .check_binding(b.key, &[b.partition])
@@ -389,7 +416,7 @@ impl Topics {
 /// Removes every binding of topic `name` from `kv` (durably); nothing to do
 /// when it has none.
 fn remove_stored_bindings(kv: &KvStore, name: &str) -> warren_storage::Result<()> {
-    let stored = kv.scan_prefix(&meta::binding_prefix(name));
+    let stored = kv.scan_prefix(&bindings::topic_prefix(name));
     if stored.is_empty() {
         return Ok(());
     }

@@ -596,8 +596,8 @@ async fn an_empty_group_past_the_retention_loses_its_offsets_for_good() -> Resul
             &dir.path().join("meta").join("kv"),
             warren_storage::KvConfig::default(),
         )?;
-        let key = warren_broker::groups::coordinator::offset_key("idle", "t", 0);
-        let value = warren_broker::groups::coordinator::encode_offset(3, 0, None);
+        let key = warren_broker::metadata::offsets::key("idle", "t", 0);
+        let value = warren_broker::metadata::offsets::encode(3, 0, None);
         kv.apply_durable(&[warren_storage::KvOp::Put(&key, &value)])?;
         kv.close()?;
     }

@@ -592,9 +592,9 @@ async fn stored_bindings_no_topic_can_take_are_dropped_at_start() -> Result<()> 
     let kv_dir = dir.path().join("meta").join("kv");
     let kv = KvStore::open(&kv_dir, KvConfig::default())?;
     let strays = [
-        warren_broker::meta::binding_key("deleted", "k", 0),
-        warren_broker::meta::binding_key("h", "k", 0),
-        warren_broker::meta::binding_key("d", "k", 7),
+        warren_broker::metadata::bindings::key("deleted", "k", 0),
+        warren_broker::metadata::bindings::key("h", "k", 0),
+        warren_broker::metadata::bindings::key("d", "k", 7),
         b"bd\0no-partition".to_vec(),
     ];
     let ops: Vec<KvOp<'_>> = strays.iter().map(|k| KvOp::Put(k, b"")).collect();
@@ -619,7 +619,7 @@ async fn stored_bindings_no_topic_can_take_are_dropped_at_start() -> Result<()> 
         .into_iter()
         .map(|(k, _)| k.to_vec())
         .collect();
-    assert_eq!(left, [warren_broker::meta::binding_key("d", "k", 1)]);
+    assert_eq!(left, [warren_broker::metadata::bindings::key("d", "k", 1)]);
     kv.close()?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! - [`wire`]: primitive field encodings (strings, bytes, arrays) and the
 //!   bounds-checked [`wire::WireReader`].
 //! - [`partitioner`]: Kafka's murmur2 key-to-partition hash.
+//! - [`offset`]: the [`Offset`] and [`RelativeOffset`] newtypes (storage re-exports them).
 //! - [`frame`]: request/response frames and their tokio-util codecs.
 //! - [`record_batch`]: the RecordBatch (Kafka's layout, magic 2), its header view,
 //!   CRC-32C, the [`RecordBatchBuilder`] and the produce-time [`record_batch::validate`].
@@ -25,6 +26,7 @@ pub mod api;
 pub mod error;
 pub mod error_code;
 pub mod frame;
+pub mod offset;
 pub mod partitioner;
 pub mod record;
 pub mod record_batch;
@@ -36,6 +38,7 @@ pub mod wire;
 pub use api::{ApiKey, Body, Request};
 pub use error::{Error, Result};
 pub use error_code::ErrorCode;
+pub use offset::{Offset, RelativeOffset};
 pub use partitioner::partition_for_key;
 pub use record::{Header, Record};
 pub use record_batch::{BatchHeader, Compression, RecordBatch, RecordBatchBuilder};

@@ -12,7 +12,8 @@
 //! bindings, users and ACLs).
 //!
 //! # Layout
-//! - [`log_manager`]: a data directory: topics, their partition logs, the dir lock.
+//! - [`log_manager`]: a data directory: topics (name, partition count, [`LogConfig`], and
+//!   their owner's settings kept opaque), their partition logs, the dir lock.
 //! - `dir_lock`: the directory flock, with a bounded retry (why: fork-to-exec windows).
 //! - [`log`]: [`PartitionLog`], one partition; one file per concern:
 //!   - `log/mod.rs`: the struct, its locks, `open`, accessors.
@@ -37,8 +38,8 @@
 //! - `fault_injection` (tests and the `fault-injection` feature only): fail or hold the n-th segment fsync.
 //! - [`metrics`]: [`StorageMetrics`], the handles logs record fsyncs, rolls, retention and recovery truncations into.
 //! - [`config`]: [`LogConfig`] and [`Durability`].
-//! - [`share_config`]: [`ShareConfig`], a topic's share-group settings.
-//! - [`offset`]: the `Offset`, `RelativeOffset` and `FilePosition` newtypes.
+//! - [`offset`]: the `FilePosition` newtype, and `Offset` and `RelativeOffset` re-exported
+//!   from `warren_protocol::offset`.
 //! - [`error`]: the crate's error type.
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -58,7 +59,6 @@ pub mod metrics;
 pub mod offset;
 pub mod offset_index;
 pub mod segment;
-pub mod share_config;
 pub mod time_index;
 
 pub use config::{Durability, LogConfig};
@@ -69,7 +69,6 @@ pub use log::{
     AppendInfo, LocatedBatch, LogStats, PartitionLog, ReadInfo, RecoveryReport, RetentionOutcome,
     TruncateOutcome,
 };
-pub use log_manager::{LogManager, TopicConfig, TopicRouting, validate_topic_name};
+pub use log_manager::{ExtraCheck, LogManager, TopicConfig, validate_topic_name};
 pub use metrics::StorageMetrics;
 pub use offset::{FilePosition, Offset, RelativeOffset};
-pub use share_config::ShareConfig;

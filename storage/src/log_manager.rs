@@ -4,8 +4,8 @@
 //! ```text
 //! <data_dir>/
 //!   .lock                      flock(2)-ed while a LogManager has the dir open
-//!   meta/topics/<topic>.json   one TopicConfig per topic, written atomically
-//!   meta/kv/                   the broker's KvStore (group offsets, bindings, share-group state)
+//!   meta/topics/<topic>.json   one TopicConfig per topic (with its owner's extra fields), written atomically
+//!   meta/kv/                   the broker's KvStore (its metadata, keyed by the broker)
 //!   <topic>-<partition>/       one PartitionLog each
 //!   <topic>-<partition>.deleted/  a deletion in progress; removed on open
 //! ```
@@ -28,7 +28,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use warren_protocol::api::bindings::{RoutingMode, UnknownRoutingMode};
 
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::config::{Durability, LogConfig};
@@ -36,7 +35,6 @@ use crate::error::{Error, IoContext, Result};
 use crate::file_names::{parse_partition_dir, partition_dir_name};
 use crate::log::PartitionLog;
 use crate::metrics::StorageMetrics;
-use crate::share_config::ShareConfig;
 
 const META_DIR: &str = "meta";
 const TOPICS_DIR: &str = "topics";
@@ -49,129 +47,38 @@ pub const MAX_PARTITIONS: u32 = 10_000;
 /// A topic as persisted in `meta/topics/<name>.json`:
 ///
 /// ```text
-/// { "name": "orders", "partitions": 3, "log": { ... },
-///   "routing": { "mode": "direct", "alternate_topic": "orders-unrouted" } }
+/// { "name": "orders", "partitions": 3, "log": { ... }, <the owner's fields> }
 /// ```
 ///
-/// `routing` (and each of its fields) may be missing: files written before
-/// routing existed load as `hash` with no alternate topic.
+/// Storage reads `name`, `partitions` and `log` (missing: the defaults).
+/// Every other field of the object belongs to whoever creates topics (the
+/// broker keeps its own per-topic settings there): storage keeps them in
+/// [`extra`](Self::extra), writes them in the same atomic write as its own
+/// fields (so the file stays the one commit point of a create), and returns
+/// them untouched. It checks only that they are JSON; their owner checks them
+/// before creating a topic and, through [`LogManager::open_checked`], when the
+/// directory is opened. (`extra` is a JSON map, so a file written now lists
+/// those fields by name; JSON readers do not care about the order.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicConfig {
     pub name: String,
     pub partitions: u32,
     #[serde(default)]
     pub log: LogConfig,
-    /// Share-group settings (dead-letter topic, delivery limit, lock timeout);
-    /// defaults for topic files written before they existed.
-    #[serde(default)]
-    pub share: ShareConfig,
-    #[serde(default)]
-    pub routing: TopicRouting,
+    /// The fields of the file storage does not read, by name.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// A topic's routing settings, the topic configs `routing` and
-/// `alternate.topic` (DESIGN.md, "Routing"). Fixed at creation. The bindings
-/// themselves are not here: the broker keeps them in its metadata store.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicRouting {
-    /// How a batch produced with `partition = -1` is placed. Default `hash`.
-    #[serde(default, with = "routing_mode_name")]
-    pub mode: RoutingMode,
-    /// Where a routed batch that matches no binding goes (`direct` and
-    /// `topic` only). Need not exist. Default none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alternate_topic: Option<String>,
-}
+/// The fields of a topic file storage reads itself; [`TopicConfig::extra`]
+/// must not repeat them.
+const OWN_FIELDS: [&str; 3] = ["name", "partitions", "log"];
 
-impl TopicRouting {
-    /// The topic config keys [`set`](Self::set) takes.
-    pub const KEYS: &'static [&'static str] = &["routing", "alternate.topic"];
-
-    /// Sets one setting by its topic config key: `routing` (`hash`, `direct`,
-    /// `topic`) or `alternate.topic` (a topic name; empty = none). Does not run
-    /// [`validate`](Self::validate).
-    ///
-    /// # Errors
-    /// [`Error::Config`] for an unknown key or mode.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        match key {
-            "routing" => {
-                self.mode = value
-                    .trim()
-                    .parse()
-                    .map_err(|e: UnknownRoutingMode| Error::Config(format!("routing: {e}")))?;
-            }
-            "alternate.topic" => {
-                let value = value.trim();
-                self.alternate_topic = (!value.is_empty()).then(|| value.to_owned());
-            }
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown topic config {other:?} (known: {})",
-                    Self::KEYS.join(", ")
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Every key of [`KEYS`](Self::KEYS) with its value, as [`set`](Self::set)
-    /// would take it back (`alternate.topic` is empty when there is none).
-    pub fn entries(&self) -> Vec<(String, String)> {
-        vec![
-            ("routing".into(), self.mode.name().into()),
-            (
-                "alternate.topic".into(),
-                self.alternate_topic.clone().unwrap_or_default(),
-            ),
-        ]
-    }
-
-    /// Checks the settings of topic `topic`: an alternate topic needs a mode
-    /// that routes by bindings (a `hash` topic never fails to route), a valid
-    /// name, and must be another topic.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the problem.
-    pub fn validate(&self, topic: &str) -> Result<()> {
-        let Some(alternate) = &self.alternate_topic else {
-            return Ok(());
-        };
-        if !self.mode.uses_bindings() {
-            return Err(Error::Config(format!(
-                "alternate.topic needs routing direct or topic (a {} topic always routes)",
-                self.mode
-            )));
-        }
-        if validate_topic_name(alternate).is_err() {
-            return Err(Error::Config(format!(
-                "alternate.topic {alternate:?} is not a valid topic name"
-            )));
-        }
-        if alternate == topic {
-            return Err(Error::Config(format!(
-                "alternate.topic of {topic:?} cannot be the topic itself"
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Serde for [`RoutingMode`] by name (`"hash"`), which the protocol crate
-/// leaves to its users (it has no serde).
-mod routing_mode_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use warren_protocol::api::bindings::RoutingMode;
-
-    pub fn serialize<S: Serializer>(mode: &RoutingMode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(mode.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RoutingMode, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+/// A check of the fields a topic file holds beyond storage's own
+/// ([`TopicConfig::extra`]), run on every topic file when a data directory is
+/// opened ([`LogManager::open_checked`]). An `Err` is the reason of the
+/// [`Error::CorruptFile`] that refuses the open.
+pub type ExtraCheck<'a> = &'a dyn Fn(&TopicConfig) -> std::result::Result<(), String>;
 
 struct Topic {
     config: TopicConfig,
@@ -239,6 +146,22 @@ impl LogManager {
     /// # Errors
     /// As [`open`](Self::open).
     pub fn open_with_metrics(data_dir: &Path, metrics: StorageMetrics) -> Result<LogManager> {
+        LogManager::open_checked(data_dir, metrics, &|_| Ok(()))
+    }
+
+    /// [`open_with_metrics`](Self::open_with_metrics), refusing the directory
+    /// when `check_extra` refuses a topic file's [`extra`](TopicConfig::extra)
+    /// fields. Runs before anything in the directory is changed, as the
+    /// checks of storage's own fields do.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); `CorruptFile` naming the topic file and the
+    /// reason `check_extra` gave.
+    pub fn open_checked(
+        data_dir: &Path,
+        metrics: StorageMetrics,
+        check_extra: ExtraCheck<'_>,
+    ) -> Result<LogManager> {
         std::fs::create_dir_all(data_dir.join(META_DIR).join(TOPICS_DIR))
             .ctx("create data directory", data_dir)?;
         let lock = crate::dir_lock::lock_exclusive(data_dir, LOCK_FILE, "lock data directory")?;
@@ -250,7 +173,7 @@ impl LogManager {
             background: Mutex::new(None),
             metrics,
         };
-        let configs = manager.read_topic_configs()?;
+        let configs = manager.read_topic_configs(check_extra)?;
         manager.sweep_data_dir(&configs)?;
         let mut topics = BTreeMap::new();
         for config in configs {
@@ -297,7 +220,7 @@ impl LogManager {
         )
     }
 
-    fn read_topic_configs(&self) -> Result<Vec<TopicConfig>> {
+    fn read_topic_configs(&self, check_extra: ExtraCheck<'_>) -> Result<Vec<TopicConfig>> {
         let dir = self.data_dir.join(META_DIR).join(TOPICS_DIR);
         let mut configs = Vec::new();
         for entry in std::fs::read_dir(&dir).ctx("list topics", &dir)? {
@@ -330,14 +253,10 @@ impl LogManager {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-            config
-                .routing
-                .validate(&config.name)
-                .and_then(|()| config.share.validate(&config.name))
-                .map_err(|e| Error::CorruptFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
+            check_extra(&config).map_err(|reason| Error::CorruptFile {
+                path: path.clone(),
+                reason,
+            })?;
             configs.push(config);
         }
         configs.sort_by(|a, b| a.name.cmp(&b.name));
@@ -394,38 +313,38 @@ impl LogManager {
         Ok(())
     }
 
-    /// Creates a topic with `partitions` empty partitions, routed by `hash`.
+    /// Creates a topic with `partitions` empty partitions and no
+    /// [`extra`](TopicConfig::extra) fields.
     ///
     /// # Errors
     /// As [`create_topic_with`](Self::create_topic_with).
     pub fn create_topic(&self, name: &str, partitions: u32, log: LogConfig) -> Result<TopicConfig> {
-        self.create_topic_with(
-            name,
-            partitions,
-            log,
-            TopicRouting::default(),
-            ShareConfig::default(),
-        )
+        self.create_topic_with(name, partitions, log, serde_json::Map::new())
     }
 
-    /// Creates a topic with `partitions` empty partitions and the given
-    /// routing and share-group settings.
+    /// Creates a topic with `partitions` empty partitions, storing `extra`
+    /// in its topic file (the same atomic write; see [`TopicConfig`]).
+    /// `extra` is not checked beyond not naming storage's own fields: its
+    /// owner checks it first.
     ///
     /// # Errors
-    /// `InvalidTopicName`, `TopicExists`, `Config` (bad config, routing or
-    /// partition count), I/O errors, `DiskFull`.
+    /// `InvalidTopicName`, `TopicExists`, `Config` (bad config, partition
+    /// count, or an `extra` field named like one of storage's), I/O errors,
+    /// `DiskFull`.
     pub fn create_topic_with(
         &self,
         name: &str,
         partitions: u32,
         log: LogConfig,
-        routing: TopicRouting,
-        share: ShareConfig,
+        extra: serde_json::Map<String, serde_json::Value>,
     ) -> Result<TopicConfig> {
         validate_topic_name(name)?;
         log.validate()?;
-        routing.validate(name)?;
-        share.validate(name)?;
+        if let Some(field) = OWN_FIELDS.iter().find(|f| extra.contains_key(**f)) {
+            return Err(Error::Config(format!(
+                "topic field {field:?} is storage's own, not an extra setting"
+            )));
+        }
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(Error::Config(format!(
                 "partitions {partitions} must be in 1..={MAX_PARTITIONS}"
@@ -451,8 +370,7 @@ impl LogManager {
             name: name.to_string(),
             partitions,
             log,
-            routing,
-            share,
+            extra,
         };
         let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Config(e.to_string()))?;
         write_atomically(&self.topic_file(name), &json)?;

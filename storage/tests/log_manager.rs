@@ -1,4 +1,5 @@
-//! The data directory: topics and their configs survive reopening, deletion is
+//! The data directory: topics and their configs (with their owner's extra fields,
+//! stored untouched and checked by the owner at open) survive reopening, deletion is
 //! complete and final, leftovers are swept or left alone as they should be, names
 //! and partition counts are checked, the directory lock keeps a second owner out,
 //! and the background thread flushes and enforces retention.
@@ -11,10 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{all_batches, batch, small_config};
-use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::log_manager::MAX_PARTITIONS;
 use warren_storage::{
-    Durability, Error, LogConfig, LogManager, Offset, ShareConfig, TopicConfig, TopicRouting,
+    Durability, Error, LogConfig, LogManager, Offset, StorageMetrics, TopicConfig,
     validate_topic_name,
 };
 
@@ -39,6 +39,17 @@ fn audit_config() -> LogConfig {
         retention_ms: None,
         ..small_config(4096)
     }
+}
+
+/// Fields a topic file's owner adds (storage does not read them).
+fn owner_fields() -> serde_json::Map<String, serde_json::Value> {
+    let serde_json::Value::Object(map) = serde_json::json!({
+        "owner": { "mode": "whatever", "n": 3, "list": [1, "two", null] },
+        "flag": true,
+    }) else {
+        unreachable!("an object literal")
+    };
+    map
 }
 
 fn topic_file(data: &Path, name: &str) -> std::path::PathBuf {
@@ -72,106 +83,6 @@ fn wait_for(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
-fn routing_settings_survive_reopen_and_old_topic_files_load_as_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
-    let manager = LogManager::open(data).unwrap();
-    let routing = TopicRouting {
-        mode: RoutingMode::Topic,
-        alternate_topic: Some("unrouted".into()),
-    };
-    let events = manager
-        .create_topic_with(
-            "events",
-            2,
-            audit_config(),
-            routing.clone(),
-            ShareConfig::default(),
-        )
-        .unwrap();
-    assert_eq!(events.routing, routing);
-    let json = std::fs::read_to_string(topic_file(data, "events")).unwrap();
-    assert!(json.contains("\"mode\": \"topic\""), "{json}");
-    assert!(json.contains("\"alternate_topic\": \"unrouted\""), "{json}");
-    drop(manager);
-
-    // A topic file from before routing existed: no `routing` at all.
-    let old = serde_json::json!({ "name": "legacy", "partitions": 1, "log": audit_config() });
-    std::fs::write(topic_file(data, "legacy"), old.to_string()).unwrap();
-    // One with a routing mode but no alternate topic.
-    let direct = serde_json::json!({
-        "name": "direct", "partitions": 1, "log": audit_config(), "routing": { "mode": "direct" }
-    });
-    std::fs::write(topic_file(data, "direct"), direct.to_string()).unwrap();
-
-    let manager = LogManager::open(data).unwrap();
-    assert_eq!(manager.topic("events").unwrap().routing, routing);
-    assert_eq!(
-        manager.topic("legacy").unwrap().routing,
-        TopicRouting::default()
-    );
-    assert_eq!(
-        manager.topic("direct").unwrap().routing,
-        TopicRouting {
-            mode: RoutingMode::Direct,
-            alternate_topic: None
-        }
-    );
-    drop(manager);
-
-    // An unknown mode is a corrupt file, named.
-    let bad = serde_json::json!({
-        "name": "bad", "partitions": 1, "log": audit_config(), "routing": { "mode": "fanout" }
-    });
-    std::fs::write(topic_file(data, "bad"), bad.to_string()).unwrap();
-    match LogManager::open(data) {
-        Err(Error::CorruptFile { path, reason }) => {
-            assert_eq!(path, topic_file(data, "bad"));
-            assert!(reason.contains("fanout"), "{reason}");
-        }
-        other => panic!("expected CorruptFile, got {other:?}"),
-    }
-}
-
-#[test]
-fn routing_settings_are_checked_at_creation() {
-    let dir = tempfile::tempdir().unwrap();
-    let manager = LogManager::open(dir.path()).unwrap();
-    let refused = [
-        // A hash topic always routes: an alternate would never be used.
-        (RoutingMode::Hash, "other"),
-        (RoutingMode::Direct, "not a name"),
-        (RoutingMode::Topic, "t"),
-    ];
-    for (mode, alternate) in refused {
-        let routing = TopicRouting {
-            mode,
-            alternate_topic: Some(alternate.into()),
-        };
-        let err = manager
-            .create_topic_with("t", 1, audit_config(), routing, ShareConfig::default())
-            .unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{mode} {alternate}: {err}");
-    }
-    assert!(manager.topics().is_empty());
-
-    let mut routing = TopicRouting::default();
-    routing.set("routing", "direct").unwrap();
-    routing.set("alternate.topic", "elsewhere").unwrap();
-    assert_eq!(
-        routing.entries(),
-        [
-            ("routing".to_string(), "direct".to_string()),
-            ("alternate.topic".to_string(), "elsewhere".to_string())
-        ]
-    );
-    routing.set("alternate.topic", "").unwrap();
-    assert_eq!(routing.alternate_topic, None);
-    assert!(routing.set("routing", "fanout").is_err());
-    assert!(routing.set("exchange", "x").is_err());
-}
-
-#[test]
 fn topics_and_their_configs_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
@@ -183,25 +94,13 @@ fn topics_and_their_configs_survive_reopen() {
             name: "orders".into(),
             partitions: 3,
             log: orders_config(),
-            routing: TopicRouting::default(),
-            share: ShareConfig::default(),
+            extra: serde_json::Map::new(),
         }
     );
-    let share = ShareConfig {
-        dead_letter_topic: Some("audit.dlq".into()),
-        max_delivery_attempts: 3,
-        lock_timeout_ms: 5_000,
-    };
     let audit = manager
-        .create_topic_with(
-            "audit.v2_x-y",
-            1,
-            audit_config(),
-            TopicRouting::default(),
-            share.clone(),
-        )
+        .create_topic_with("audit.v2_x-y", 1, audit_config(), owner_fields())
         .unwrap();
-    assert_eq!(audit.share, share);
+    assert_eq!(audit.extra, owner_fields());
     assert!(topic_file(data, "orders").exists());
     assert_eq!(manager.topics(), vec![audit.clone(), orders.clone()]);
     drop(manager);
@@ -632,16 +531,67 @@ fn a_second_open_of_a_locked_data_dir_fails_until_the_first_is_dropped() {
 }
 
 #[test]
-fn a_topic_file_from_before_share_configs_loads_with_their_defaults() {
+fn extra_fields_are_written_in_the_topic_file_and_returned_untouched() {
     let dir = tempfile::tempdir().unwrap();
-    drop(LogManager::open(dir.path()).unwrap());
-    std::fs::write(
-        topic_file(dir.path(), "old"),
-        br#"{"name":"old","partitions":1,"log":{}}"#,
-    )
+    let data = dir.path();
+    let manager = LogManager::open(data).unwrap();
+    let created = manager
+        .create_topic_with("t", 2, audit_config(), owner_fields())
+        .unwrap();
+    assert_eq!(created.extra, owner_fields());
+    // One file, storage's fields and the owner's side by side.
+    let file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(topic_file(data, "t")).unwrap()).unwrap();
+    let mut expected = owner_fields();
+    expected.insert("name".into(), "t".into());
+    expected.insert("partitions".into(), 2.into());
+    expected.insert("log".into(), serde_json::to_value(audit_config()).unwrap());
+    assert_eq!(file, serde_json::Value::Object(expected));
+    drop(manager);
+
+    let manager = LogManager::open(data).unwrap();
+    assert_eq!(manager.topic("t"), Some(created.clone()));
+    drop(manager);
+
+    // The owner's check sees them at open; its refusal names the file.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let manager = LogManager::open_checked(data, StorageMetrics::default(), &|c| {
+        seen.lock().unwrap().push(c.clone());
+        Ok(())
+    })
     .unwrap();
-    let manager = LogManager::open(dir.path()).unwrap();
-    assert_eq!(manager.topic("old").unwrap().share, ShareConfig::default());
+    assert_eq!(*seen.lock().unwrap(), [created]);
+    drop(manager);
+    match LogManager::open_checked(data, StorageMetrics::default(), &|_| Err("no".into())) {
+        Err(Error::CorruptFile { path, reason }) => {
+            assert_eq!(path, topic_file(data, "t"));
+            assert_eq!(reason, "no");
+        }
+        other => panic!("expected CorruptFile, got {other:?}"),
+    }
+    // A refused open changed nothing.
+    assert_eq!(entries(data), vec![".lock", "meta", "t-0", "t-1"]);
+    assert!(LogManager::open(data).unwrap().topic("t").is_some());
+}
+
+#[test]
+fn extra_fields_cannot_shadow_storages_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let manager = LogManager::open(data).unwrap();
+    for field in ["name", "partitions", "log"] {
+        let mut extra = owner_fields();
+        extra.insert(field.into(), serde_json::json!(7));
+        assert!(
+            matches!(
+                manager.create_topic_with("t", 1, audit_config(), extra),
+                Err(Error::Config(_))
+            ),
+            "{field}"
+        );
+    }
+    assert!(manager.topic("t").is_none());
+    assert_eq!(entries(data), vec![".lock", "meta"]);
 }
 
 #[test]

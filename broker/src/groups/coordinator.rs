@@ -11,9 +11,9 @@
 //! - Sessions: [`run_expiry`] sleeps until the earliest session
 //!   deadline of any member (woken early when a join brings an earlier one),
 //!   then expels every member whose deadline passed. No polling loop.
-//! - Committed offsets live in the metadata [`KvStore`] under
-//!   [`OFFSET_PREFIX`](crate::meta::OFFSET_PREFIX): key
-//!   `o group \0 topic \0 partition(u32 BE)`, value [`encode_offset`]. A commit
+//! - Committed offsets live in the metadata [`KvStore`], keys and values
+//!   built and parsed by [`crate::metadata::offsets`]: key
+//!   `o group \0 topic \0 partition(u32 BE)`, value [`offsets::encode`]. A commit
 //!   is checked and appended under the groups lock (so a check and its write
 //!   cannot interleave with a membership change or another commit), then made
 //!   durable outside it with the store's group commit; the response waits for
@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::Notify;
 use warren_protocol::ErrorCode;
 use warren_protocol::api::groups::{
@@ -46,7 +46,7 @@ use warren_storage::{KvOp, KvStore, Offset};
 use super::assignor::TopicPartition;
 use super::state::GroupState;
 use crate::config::BrokerConfig;
-use crate::meta::OFFSET_PREFIX;
+use crate::metadata::offsets::{self, StoredOffset};
 use crate::server::Shared;
 use crate::topics::Topics;
 
@@ -80,24 +80,6 @@ pub fn validate_group(group: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The store key of a committed offset.
-pub fn offset_key(group: &str, topic: &str, partition: u32) -> Vec<u8> {
-    let mut key = group_prefix(group);
-    key.extend_from_slice(topic.as_bytes());
-    key.push(0);
-    key.extend_from_slice(&partition.to_be_bytes());
-    key
-}
-
-/// The prefix of every committed offset of `group`.
-fn group_prefix(group: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(group.len() + 64);
-    key.push(OFFSET_PREFIX);
-    key.extend_from_slice(group.as_bytes());
-    key.push(0);
-    key
-}
-
 /// One committed offset, as [`committed_offsets`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCommit {
@@ -111,77 +93,18 @@ pub struct StoredCommit {
 /// partition). Scans the store's offset keys: for metrics and admin calls,
 /// not a hot path. Entries that do not parse are skipped.
 pub fn committed_offsets(kv: &KvStore) -> Vec<StoredCommit> {
-    kv.scan_prefix(&[OFFSET_PREFIX])
+    kv.scan_prefix(offsets::ALL)
         .iter()
         .filter_map(|(key, value)| {
-            let (group, topic, partition) = parse_offset_key(key)?;
+            let (group, topic, partition) = offsets::parse_key(key)?;
             Some(StoredCommit {
                 group: group.to_owned(),
                 topic: topic.to_owned(),
                 partition,
-                offset: decode_offset(value)?.offset,
+                offset: offsets::decode(value)?.offset,
             })
         })
         .collect()
-}
-
-/// Splits a committed-offset key into (group, topic, partition).
-fn parse_offset_key(key: &[u8]) -> Option<(&str, &str, u32)> {
-    let rest = key.strip_prefix(&[OFFSET_PREFIX])?;
-    let (rest, partition) = rest.split_last_chunk::<4>()?;
-    let rest = rest.strip_suffix(&[0])?;
-    let split = rest.iter().position(|&b| b == 0)?;
-    let group = std::str::from_utf8(rest.get(..split)?).ok()?;
-    let topic = std::str::from_utf8(rest.get(split + 1..)?).ok()?;
-    Some((group, topic, u32::from_be_bytes(*partition)))
-}
-
-/// A committed offset as stored:
-/// `version u8 = 0 | offset u64 | commit_time_ms i64 | metadata_len i32 (-1 = null) | metadata`.
-pub fn encode_offset(offset: u64, commit_time_ms: i64, metadata: Option<&str>) -> Bytes {
-    let meta = metadata.map(str::as_bytes);
-    let mut b = BytesMut::with_capacity(21 + meta.map_or(0, <[u8]>::len));
-    b.put_u8(0);
-    b.put_u64(offset);
-    b.put_i64(commit_time_ms);
-    match meta {
-        Some(m) => {
-            // Protocol strings are at most 65 535 bytes, far below i32::MAX.
-            b.put_i32(i32::try_from(m.len()).unwrap_or(i32::MAX));
-            b.put_slice(m);
-        }
-        None => b.put_i32(-1),
-    }
-    b.freeze()
-}
-
-/// A stored committed offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredOffset {
-    pub offset: u64,
-    pub commit_time_ms: i64,
-    pub metadata: Option<String>,
-}
-
-/// Parses [`encode_offset`]'s bytes; `None` if they are not such a value.
-pub fn decode_offset(mut b: &[u8]) -> Option<StoredOffset> {
-    if b.remaining() < 21 || b.get_u8() != 0 {
-        return None;
-    }
-    let offset = b.get_u64();
-    let commit_time_ms = b.get_i64();
-    let len = b.get_i32();
-    let metadata = if len < 0 {
-        None
-    } else {
-        let len = usize::try_from(len).ok()?;
-        Some(String::from_utf8(b.get(..len)?.to_vec()).ok()?)
-    };
-    Some(StoredOffset {
-        offset,
-        commit_time_ms,
-        metadata,
-    })
 }
 
 /// Reads one committed offset; a value that does not decode is logged and
@@ -190,7 +113,7 @@ pub fn decode_offset(mut b: &[u8]) -> Option<StoredOffset> {
 fn read_offset(kv: &KvStore, key: &[u8]) -> Result<Option<StoredOffset>, ErrorCode> {
     match kv.get(key) {
         None => Ok(None),
-        Some(value) => decode_offset(&value).map(Some).ok_or_else(|| {
+        Some(value) => offsets::decode(&value).map(Some).ok_or_else(|| {
             tracing::error!(key = ?String::from_utf8_lossy(key), "committed offset does not decode");
             ErrorCode::UNKNOWN_SERVER_ERROR
         }),
@@ -300,9 +223,9 @@ impl Coordinator {
         let coordinator = Coordinator::new(config);
         {
             let mut activity = coordinator.activity();
-            for (key, value) in kv.scan_prefix(&[OFFSET_PREFIX]) {
+            for (key, value) in kv.scan_prefix(offsets::ALL) {
                 if let (Some((group, _, _)), Some(stored)) =
-                    (parse_offset_key(&key), decode_offset(&value))
+                    (offsets::parse_key(&key), offsets::decode(&value))
                 {
                     let last = activity.entry(group.to_owned()).or_insert(i64::MIN);
                     *last = (*last).max(stored.commit_time_ms);
@@ -591,7 +514,7 @@ impl Coordinator {
                     },
                 };
                 if code == ErrorCode::NONE {
-                    let value = encode_offset(p.offset, time, p.metadata.as_deref());
+                    let value = offsets::encode(p.offset, time, p.metadata.as_deref());
                     match slot_of.entry((t.topic.as_str(), p.partition)) {
                         std::collections::hash_map::Entry::Occupied(slot) => {
                             if let Some(kv) = keys_values.get_mut(*slot.get()) {
@@ -601,7 +524,7 @@ impl Coordinator {
                         std::collections::hash_map::Entry::Vacant(slot) => {
                             slot.insert(keys_values.len());
                             keys_values
-                                .push((offset_key(&req.group, &t.topic, p.partition), value));
+                                .push((offsets::key(&req.group, &t.topic, p.partition), value));
                         }
                     }
                 }
@@ -690,11 +613,11 @@ impl Coordinator {
         };
         let topics = if req.topics.is_empty() {
             let mut by_topic: BTreeMap<String, Vec<CommittedOffset>> = BTreeMap::new();
-            for (key, value) in kv.scan_prefix(&group_prefix(&req.group)) {
-                let Some((_, topic, partition)) = parse_offset_key(&key) else {
+            for (key, value) in kv.scan_prefix(&offsets::group_prefix(&req.group)) {
+                let Some((_, topic, partition)) = offsets::parse_key(&key) else {
                     continue;
                 };
-                let decoded = decode_offset(&value).ok_or(ErrorCode::UNKNOWN_SERVER_ERROR);
+                let decoded = offsets::decode(&value).ok_or(ErrorCode::UNKNOWN_SERVER_ERROR);
                 by_topic
                     .entry(topic.to_owned())
                     .or_default()
@@ -713,7 +636,7 @@ impl Coordinator {
                         .partitions
                         .iter()
                         .map(|&p| {
-                            committed(read_offset(kv, &offset_key(&req.group, &t.topic, p)), p)
+                            committed(read_offset(kv, &offsets::key(&req.group, &t.topic, p)), p)
                         })
                         .collect(),
                 })
@@ -726,8 +649,8 @@ impl Coordinator {
     /// Scans every committed offset (an admin call, not a hot path).
     pub fn list(&self, kv: &KvStore) -> ListGroupsResponse {
         let mut groups: BTreeMap<String, u32> = BTreeMap::new();
-        for (key, _) in kv.scan_prefix(&[OFFSET_PREFIX]) {
-            if let Some((group, _, _)) = parse_offset_key(&key) {
+        for (key, _) in kv.scan_prefix(offsets::ALL) {
+            if let Some((group, _, _)) = offsets::parse_key(&key) {
                 groups.entry(group.to_owned()).or_insert(0);
             }
         }
@@ -758,9 +681,9 @@ impl Coordinator {
     ) -> Result<DescribeGroupResponse, Refusal> {
         validate_group(group_name)?;
         let mut committed: BTreeMap<(String, u32), i64> = BTreeMap::new();
-        for (key, value) in kv.scan_prefix(&group_prefix(group_name)) {
+        for (key, value) in kv.scan_prefix(&offsets::group_prefix(group_name)) {
             if let (Some((_, topic, partition)), Some(stored)) =
-                (parse_offset_key(&key), decode_offset(&value))
+                (offsets::parse_key(&key), offsets::decode(&value))
             {
                 committed.insert(
                     (topic.to_owned(), partition),
@@ -855,10 +778,10 @@ impl Coordinator {
         let groups = self.lock();
         let mut touched = BTreeSet::new();
         let keys: Vec<Bytes> = kv
-            .scan_prefix(&[OFFSET_PREFIX])
+            .scan_prefix(offsets::ALL)
             .into_iter()
             .filter(|(key, _)| {
-                parse_offset_key(key).is_some_and(|(g, t, _)| {
+                offsets::parse_key(key).is_some_and(|(g, t, _)| {
                     t == topic && {
                         touched.insert(g.to_owned());
                         true
@@ -871,7 +794,9 @@ impl Coordinator {
         // A group left with no offsets and no members is gone.
         let mut activity = self.activity();
         for group in touched {
-            if !groups.contains_key(&group) && kv.scan_prefix(&group_prefix(&group)).is_empty() {
+            if !groups.contains_key(&group)
+                && kv.scan_prefix(&offsets::group_prefix(&group)).is_empty()
+            {
                 activity.remove(&group);
             }
         }
@@ -903,7 +828,7 @@ impl Coordinator {
         let mut end = None;
         for group in &expired {
             let keys: Vec<Bytes> = kv
-                .scan_prefix(&group_prefix(group))
+                .scan_prefix(&offsets::group_prefix(group))
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect();
@@ -1020,33 +945,6 @@ mod tests {
         assert!(claimed_among(&[], &revoking).is_empty());
     }
 
-    #[test]
-    fn offset_keys_round_trip_and_sort_by_partition() {
-        let k = offset_key("billing", "orders.eu", 258);
-        assert_eq!(parse_offset_key(&k), Some(("billing", "orders.eu", 258)));
-        assert!(offset_key("g", "t", 2) < offset_key("g", "t", 10));
-        assert!(offset_key("g", "t", 0).starts_with(&group_prefix("g")));
-        assert!(!offset_key("g2", "t", 0).starts_with(&group_prefix("g")));
-        assert_eq!(parse_offset_key(b"ogroup"), None);
-        assert_eq!(parse_offset_key(b"x"), None);
-    }
-
-    #[test]
-    fn offset_values_round_trip_and_garbage_is_none() {
-        for meta in [None, Some(""), Some("host-a")] {
-            let v = encode_offset(42, 1_700_000_000_000, meta);
-            let d = decode_offset(&v).unwrap();
-            assert_eq!(d.offset, 42);
-            assert_eq!(d.commit_time_ms, 1_700_000_000_000);
-            assert_eq!(d.metadata.as_deref(), meta);
-        }
-        assert_eq!(decode_offset(b""), None);
-        assert_eq!(decode_offset(&[1; 21]), None);
-        let mut v = encode_offset(1, 0, Some("abc")).to_vec();
-        v.truncate(v.len() - 1);
-        assert_eq!(decode_offset(&v), None);
-    }
-
     fn join_req(group: &str, member_id: &str) -> JoinGroupRequest {
         JoinGroupRequest {
             group: group.into(),
@@ -1074,8 +972,8 @@ mod tests {
                 ("recent", now),
                 ("joined", now - 120_000),
             ] {
-                let key = offset_key(group, "t", 0);
-                kv.apply_durable(&[KvOp::Put(&key, &encode_offset(5, time, None))])
+                let key = offsets::key(group, "t", 0);
+                kv.apply_durable(&[KvOp::Put(&key, &offsets::encode(5, time, None))])
                     .unwrap();
             }
             let c = Coordinator::load(&config, &kv);

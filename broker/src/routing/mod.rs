@@ -6,7 +6,7 @@
 //!
 //! [`Bindings`] holds whichever a topic needs; the broker's `Topic` keeps it behind an
 //! `RwLock` that produce only reads. Bindings are persisted in the metadata store
-//! (key layout in [`crate::meta`]) by Bind/Unbind and reloaded at start. A batch
+//! (keys in [`crate::metadata::bindings`]) by Bind/Unbind and reloaded at start. A batch
 //! whose key reaches several partitions is appended to each; one that reaches none
 //! goes to the topic's alternate topic (routed by that topic's own mode, no further
 //! hop) or is refused `UNROUTABLE`: that is the produce handler's part.

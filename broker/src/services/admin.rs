@@ -29,11 +29,12 @@ use std::sync::Arc;
 
 use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_storage::log_manager::MAX_PARTITIONS;
-use warren_storage::{KvStore, LogConfig, ShareConfig, TopicRouting};
+use warren_storage::{KvStore, LogConfig};
 
 use super::{ErrorKind, ServiceError, ServiceResult, require};
 use crate::auth::Grants;
 use crate::groups::Coordinator;
+use crate::metadata::{ShareConfig, TopicRouting};
 use crate::routing::BindingError;
 use crate::share::ShareGroups;
 use crate::topics::{BindingChange, Topics};

@@ -13,8 +13,8 @@
 //!
 //! Persistence: the state of a share-partition is the value of key
 //! `s group \0 topic \0 partition (u32 BE)` in [`Shared::kv`] (see
-//! [`crate::meta`]), written after every acknowledgement (before its response),
-//! lock expiry, dead-lettering, and at shutdown. Acquisitions alone are not
+//! [`crate::metadata::share_state`]), written after every acknowledgement
+//! (before its response), lock expiry, dead-lettering, and at shutdown. Acquisitions alone are not
 //! written (as in Kafka): at 100 000 records/s that would be a write per fetch
 //! for no gain but the delivery count, so a crash forgets the deliveries since
 //! the last write and a record may be delivered more often than
@@ -61,7 +61,7 @@ use warren_protocol::ErrorCode;
 use warren_protocol::api::share::{AcquiredRecords, MAX_MEMBER_ID_LEN};
 use warren_storage::{FileSlice, KvOp, KvStore, Offset};
 
-use crate::meta::SHARE_PREFIX;
+use crate::metadata::share_state;
 use crate::partition::Partition;
 use crate::server::Shared;
 use crate::topics::Topics;
@@ -126,30 +126,19 @@ pub struct ShareKey {
 }
 
 impl ShareKey {
-    /// The metadata-store key: `s group \0 topic \0 partition (u32 BE)`.
+    /// The metadata-store key: `s group \0 topic \0 partition (u32 BE)`
+    /// ([`share_state::key`]).
     pub fn kv_key(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(1 + self.group.len() + 1 + self.topic.len() + 1 + 4);
-        k.push(SHARE_PREFIX);
-        k.extend_from_slice(self.group.as_bytes());
-        k.push(0);
-        k.extend_from_slice(self.topic.as_bytes());
-        k.push(0);
-        k.extend_from_slice(&self.partition.to_be_bytes());
-        k
+        share_state::key(&self.group, &self.topic, self.partition)
     }
 
     /// Parses a metadata-store key written by [`kv_key`](Self::kv_key).
     pub fn from_kv_key(key: &[u8]) -> Option<ShareKey> {
-        let rest = key.strip_prefix(&[SHARE_PREFIX])?;
-        let (rest, partition) = rest.split_last_chunk::<4>()?;
-        let rest = rest.strip_suffix(&[0])?;
-        let mut parts = rest.splitn(2, |b| *b == 0);
-        let group = std::str::from_utf8(parts.next()?).ok()?;
-        let topic = std::str::from_utf8(parts.next()?).ok()?;
+        let (group, topic, partition) = share_state::parse_key(key)?;
         Some(ShareKey {
             group: group.to_string(),
             topic: topic.to_string(),
-            partition: u32::from_be_bytes(*partition),
+            partition,
         })
     }
 }
@@ -429,7 +418,7 @@ impl ShareGroups {
         let groups = ShareGroups::new(config);
         let mut stale = Vec::new();
         let mut loaded = 0usize;
-        for (key, value) in kv.scan_prefix(&[SHARE_PREFIX]) {
+        for (key, value) in kv.scan_prefix(share_state::ALL) {
             let Some(share_key) = ShareKey::from_kv_key(&key) else {
                 tracing::error!(key = ?key, "unreadable share-group key in the metadata store; ignored");
                 continue;
@@ -691,7 +680,7 @@ impl ShareGroups {
         // acknowledgement still holding one cannot write it back after.
         self.forget(&removed);
         let stale: Vec<_> = kv
-            .scan_prefix(&[SHARE_PREFIX])
+            .scan_prefix(share_state::ALL)
             .into_iter()
             .filter(|(k, _)| ShareKey::from_kv_key(k).is_some_and(|k| k.topic == topic))
             .map(|(k, _)| k)

@@ -1,14 +1,14 @@
 //! Per-topic share-group settings: the dead-letter topic, the delivery limit
 //! and the acquisition lock timeout. Stored with the topic (the `share` field
-//! of [`TopicConfig`](crate::TopicConfig)); the broker's share groups read them.
+//! of [`TopicConfig`](super::TopicConfig), in the topic file); the broker's
+//! share groups read them.
 //!
 //! `Default` is the only place defaults live. A topic file written before these
 //! settings existed loads with the defaults (`#[serde(default)]`).
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::log_manager::validate_topic_name;
+use warren_storage::{Error, Result, validate_topic_name};
 
 /// Default `max_delivery_attempts`: Kafka's `group.share.delivery.count.limit`.
 pub const DEFAULT_MAX_DELIVERY_ATTEMPTS: u16 = 5;
