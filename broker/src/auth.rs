@@ -1,6 +1,6 @@
 //! Users, ACLs and per-connection sessions: who may do what.
 //!
-//! - [`Auth`] (in [`Shared::auth`](crate::server::Shared::auth)) holds every
+//! - [`Auth`] (in [`Shared::auth`](crate::state::Shared::auth)) holds every
 //!   user (name, SCRAM credential, superuser flag) and every ACL entry,
 //!   loaded from the metadata store at start and written through it (durable,
 //!   fsynced) on every change, before the change is visible. The password is
@@ -40,6 +40,7 @@ use warren_protocol::scram::{DEFAULT_ITERATIONS, KEY_BYTES, ScramCredential, Scr
 use warren_storage::{KvOp, KvStore};
 
 use crate::connections::ConnectionInfo;
+use crate::error::{ErrorKind, ServiceError};
 use crate::metadata::users::{self, StoredUser};
 
 /// How long a successful HTTP Basic check is remembered (see
@@ -120,8 +121,23 @@ impl AuthError {
             AuthError::InvalidAcl(_) => ErrorCode::INVALID_ACL,
             AuthError::SuperuserRequired(_) => ErrorCode::SUPERUSER_REQUIRED,
             AuthError::FirstUserNotLocal { .. } => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
-            AuthError::Storage(e) => crate::native::storage_code(e, "writing users/ACLs"),
+            AuthError::Storage(e) => crate::error::storage_code(e, "writing users/ACLs"),
         }
+    }
+
+    /// The refusal as a service error (a storage failure logged as the
+    /// services log one).
+    pub fn into_service_error(self) -> ServiceError {
+        let kind = match &self {
+            AuthError::UserExists(_) => ErrorKind::UserAlreadyExists,
+            AuthError::UserNotFound(_) => ErrorKind::UserNotFound,
+            AuthError::InvalidUser(_) => ErrorKind::InvalidUser,
+            AuthError::InvalidAcl(_) => ErrorKind::InvalidAcl,
+            AuthError::SuperuserRequired(_) => ErrorKind::SuperuserRequired,
+            AuthError::FirstUserNotLocal { .. } => ErrorKind::ClusterAuthorizationFailed,
+            AuthError::Storage(e) => ServiceError::storage(e, "writing users/ACLs").kind,
+        };
+        ServiceError::new(kind, self.to_string())
     }
 }
 

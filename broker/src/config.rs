@@ -206,6 +206,25 @@ impl Default for BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// Refuses a broker that would give anonymous full access beyond this
+    /// machine: no users, a non-loopback `listen` or `http` address, and no
+    /// `allow_anonymous`.
+    ///
+    /// # Errors
+    /// [`Error::AnonymousNotLoopback`] naming the address and the two ways out.
+    pub fn check_anonymous_exposure(&self, has_users: bool) -> Result<()> {
+        if has_users || self.allow_anonymous {
+            return Ok(());
+        }
+        match [self.listen, self.http]
+            .into_iter()
+            .find(|a| !a.ip().to_canonical().is_loopback())
+        {
+            Some(addr) => Err(Error::AnonymousNotLoopback { addr }),
+            None => Ok(()),
+        }
+    }
+
     /// Builds the configuration from its sources (see the module docs):
     /// `overrides` are the command-line flags as a TOML table, `file` the
     /// optional TOML file, `env` the process environment.

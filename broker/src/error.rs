@@ -60,6 +60,13 @@ pub enum Error {
     },
 }
 
+/// [`storage_error_code`], logging the error as the services do one the
+/// client cannot explain ([`ServiceError::storage`]), naming `what` failed.
+pub fn storage_code(e: &warren_storage::Error, what: &str) -> ErrorCode {
+    ServiceError::storage(e, what);
+    storage_error_code(e)
+}
+
 /// The error code a client gets for a storage error, and whether the broker
 /// should log it as unexpected.
 pub fn storage_error_code(e: &warren_storage::Error) -> ErrorCode {
@@ -128,6 +135,16 @@ pub enum ErrorKind {
     GroupAuthorizationFailed,
     /// The caller may not do this cluster operation.
     ClusterAuthorizationFailed,
+    /// A user of that name exists.
+    UserAlreadyExists,
+    /// No such user.
+    UserNotFound,
+    /// The user name or credential is not valid.
+    InvalidUser,
+    /// The ACL entry is not valid.
+    InvalidAcl,
+    /// The change would leave no superuser to manage users.
+    SuperuserRequired,
     /// The disk is full; nothing was written.
     DiskFull,
     /// The partition's storage failed (an fsync error fenced it) or an I/O
@@ -161,6 +178,11 @@ impl ErrorKind {
         ErrorKind::TopicAuthorizationFailed,
         ErrorKind::GroupAuthorizationFailed,
         ErrorKind::ClusterAuthorizationFailed,
+        ErrorKind::UserAlreadyExists,
+        ErrorKind::UserNotFound,
+        ErrorKind::InvalidUser,
+        ErrorKind::InvalidAcl,
+        ErrorKind::SuperuserRequired,
         ErrorKind::DiskFull,
         ErrorKind::StorageFailed,
         ErrorKind::ShuttingDown,
@@ -189,6 +211,11 @@ impl ErrorKind {
             ErrorKind::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
             ErrorKind::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
             ErrorKind::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
+            ErrorKind::UserAlreadyExists => "USER_ALREADY_EXISTS",
+            ErrorKind::UserNotFound => "USER_NOT_FOUND",
+            ErrorKind::InvalidUser => "INVALID_USER",
+            ErrorKind::InvalidAcl => "INVALID_ACL",
+            ErrorKind::SuperuserRequired => "SUPERUSER_REQUIRED",
             ErrorKind::DiskFull => "DISK_FULL",
             ErrorKind::StorageFailed => "STORAGE_ERROR",
             ErrorKind::ShuttingDown => "BROKER_SHUTTING_DOWN",

@@ -1,5 +1,6 @@
 //! The broker's Prometheus metrics: [`Metrics`] (one per broker, in
-//! `Shared::metrics`) and [`PartitionMetrics`] (one per partition, in
+//! `Shared::metrics`) and the per-partition counters
+//! ([`PartitionMetrics`](crate::partition::PartitionMetrics), in
 //! [`Partition`](crate::partition::Partition)). `GET /metrics` renders them
 //! (`http/metrics.rs`); docs/OPERATIONS.md `## Metrics` lists every series.
 //!
@@ -37,7 +38,6 @@
 //! locks (taken only when a handle is registered and when rendering).
 
 use std::fmt::{Display, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,12 @@ use warren_protocol::ErrorCode;
 use warren_protocol::api::ApiKey;
 use warren_storage::StorageMetrics;
 
-use crate::server::Shared;
+use warren_storage::KvStore;
+
+use crate::connections::Connections;
+use crate::partition::{PartitionCounts, PartitionMetrics};
+use crate::share::ShareGroups;
+use crate::topics::Topics;
 
 /// How often the broker drains histogram samples into their buckets.
 pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -298,26 +303,38 @@ impl Metrics {
     /// The Prometheus text of every family, or `None` when metrics are off.
     /// Reads the broker's state (topics, groups, share groups, connections)
     /// for the point-in-time families; blocking only on short in-memory locks.
-    pub fn render(&self, shared: &Shared) -> Option<String> {
+    pub fn render(&self, state: &StateSources<'_>) -> Option<String> {
         let exporter = self.exporter.as_ref()?;
         let mut out = exporter.handle.render();
-        render_state(&mut out, shared);
+        render_state(&mut out, state);
         Some(out)
     }
 }
 
+/// The broker state the point-in-time families are read from at scrape
+/// time.
+pub struct StateSources<'a> {
+    pub topics: &'a Topics,
+    pub connections: &'a Connections,
+    /// The metadata store (committed offsets, for group lag).
+    pub kv: &'a KvStore,
+    pub share: &'a ShareGroups,
+    /// `metrics_max_group_series`: most group series per family.
+    pub max_group_series: u32,
+}
+
 /// The broker task that drains histogram samples every [`UPKEEP_INTERVAL`]
 /// until shutdown; returns at once when metrics are off.
-pub async fn run_upkeep(shared: Arc<Shared>) {
-    if !shared.metrics.enabled() {
+pub async fn run_upkeep(metrics: Arc<Metrics>, shutdown: tokio_util::sync::CancellationToken) {
+    if !metrics.enabled() {
         return;
     }
     let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => shared.metrics.run_upkeep(),
-            () = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => metrics.run_upkeep(),
+            () = shutdown.cancelled() => return,
         }
     }
 }
@@ -362,64 +379,6 @@ fn describe(recorder: &PrometheusRecorder) {
     }
 }
 
-/// A partition's counters; see the module docs for why they are rendered
-/// from the partition rather than by the recorder. Recording is a
-/// `fetch_add` through the handle; the values are read at scrape time.
-#[derive(Debug)]
-pub struct PartitionMetrics {
-    produced_records: Counter,
-    produced_bytes: Counter,
-    fetched_records: Counter,
-    fetched_bytes: Counter,
-    /// The values behind the handles; `None` when metrics are off.
-    values: Option<Arc<PartitionCounts>>,
-}
-
-/// The values behind a [`PartitionMetrics`]'s handles.
-#[derive(Debug, Default)]
-struct PartitionCounts {
-    produced_records: Arc<AtomicU64>,
-    produced_bytes: Arc<AtomicU64>,
-    fetched_records: Arc<AtomicU64>,
-    fetched_bytes: Arc<AtomicU64>,
-}
-
-impl PartitionMetrics {
-    /// Handles backed by fresh counters when `enabled`, no-ops otherwise.
-    pub fn new(enabled: bool) -> PartitionMetrics {
-        if !enabled {
-            return PartitionMetrics {
-                produced_records: Counter::noop(),
-                produced_bytes: Counter::noop(),
-                fetched_records: Counter::noop(),
-                fetched_bytes: Counter::noop(),
-                values: None,
-            };
-        }
-        let v = PartitionCounts::default();
-        PartitionMetrics {
-            produced_records: Counter::from_arc(Arc::clone(&v.produced_records)),
-            produced_bytes: Counter::from_arc(Arc::clone(&v.produced_bytes)),
-            fetched_records: Counter::from_arc(Arc::clone(&v.fetched_records)),
-            fetched_bytes: Counter::from_arc(Arc::clone(&v.fetched_bytes)),
-            values: Some(Arc::new(v)),
-        }
-    }
-
-    /// A batch of `records` records, `bytes` bytes, was appended.
-    pub fn produced(&self, records: u64, bytes: u64) {
-        self.produced_records.increment(records);
-        self.produced_bytes.increment(bytes);
-    }
-
-    /// A fetch response carried `bytes` bytes of whole batches spanning
-    /// `records` offsets (counted from the batches' offsets, not decoded).
-    pub fn fetched(&self, records: u64, bytes: u64) {
-        self.fetched_records.increment(records);
-        self.fetched_bytes.increment(bytes);
-    }
-}
-
 /// Writes a family's `# HELP` and `# TYPE` lines.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -460,8 +419,8 @@ fn escape_label_value(out: &mut String, v: &str) {
 }
 
 /// The families read from the broker's state at scrape time.
-fn render_state(out: &mut String, shared: &Shared) {
-    let topics = shared.topics.list();
+fn render_state(out: &mut String, state: &StateSources<'_>) {
+    let topics = state.topics.list();
     let partitions: Vec<_> = topics
         .iter()
         .flat_map(|t| t.partitions.iter())
@@ -474,41 +433,36 @@ fn render_state(out: &mut String, shared: &Shared) {
         ]
     };
     // Per-partition counters, from the partition's own atomics.
-    type Pick = fn(&PartitionCounts) -> &AtomicU64;
+    type Pick = fn(&PartitionCounts) -> u64;
     let counters: [(&str, &str, Pick); 4] = [
         (
             names::PRODUCED_RECORDS_TOTAL,
-            "Records appended by Produce requests.",
-            |c| &c.produced_records,
+            "Records appended: by Produce requests, and dead-letter copies to a dead-letter topic.",
+            |c| c.produced_records,
         ),
         (
             names::PRODUCED_BYTES_TOTAL,
-            "RecordBatch bytes appended by Produce requests.",
-            |c| &c.produced_bytes,
+            "RecordBatch bytes appended: by Produce requests, and dead-letter copies.",
+            |c| c.produced_bytes,
         ),
         (
             names::FETCHED_RECORDS_TOTAL,
             "Records delivered: offsets covered by the whole batches Fetch responses \
              carried (from batch offsets, not decoded), and records ShareFetch acquired.",
-            |c| &c.fetched_records,
+            |c| c.fetched_records,
         ),
         (
             names::FETCHED_BYTES_TOTAL,
             "RecordBatch bytes Fetch and ShareFetch responses carried (sent with sendfile).",
-            |c| &c.fetched_bytes,
+            |c| c.fetched_bytes,
         ),
     ];
     for (name, help, pick) in counters {
         family(out, name, "counter", help);
         for (p, index) in &partitions {
-            if let Some(values) = &p.metrics.values {
+            if let Some(values) = p.metrics.counts() {
                 let [a, b] = labels(p, index);
-                sample(
-                    out,
-                    name,
-                    &[(a.0, &a.1), (b.0, &b.1)],
-                    pick(values).load(Ordering::Relaxed),
-                );
+                sample(out, name, &[(a.0, &a.1), (b.0, &b.1)], pick(&values));
             }
         }
     }
@@ -558,12 +512,7 @@ fn render_state(out: &mut String, shared: &Shared) {
         "gauge",
         "Open native-protocol connections.",
     );
-    sample(
-        out,
-        names::CONNECTIONS_ACTIVE,
-        &[],
-        shared.connections.len(),
-    );
+    sample(out, names::CONNECTIONS_ACTIVE, &[], state.connections.len());
     family(
         out,
         names::CONNECTIONS_TOTAL,
@@ -574,12 +523,12 @@ fn render_state(out: &mut String, shared: &Shared) {
         out,
         names::CONNECTIONS_TOTAL,
         &[],
-        shared.connections.totals().connections,
+        state.connections.totals().connections,
     );
-    let max = usize::try_from(shared.config.metrics_max_group_series).unwrap_or(usize::MAX);
+    let max = usize::try_from(state.max_group_series).unwrap_or(usize::MAX);
     let mut dropped = Vec::new();
-    dropped.push((names::GROUP_LAG, render_groups(out, shared, max)));
-    dropped.extend(render_share(out, shared, max));
+    dropped.push((names::GROUP_LAG, render_groups(out, state, max)));
+    dropped.extend(render_share(out, state, max));
     family(
         out,
         names::METRICS_SERIES_DROPPED,
@@ -629,7 +578,7 @@ impl SeriesBudget {
 /// committed offset (what the group could still read), as DescribeGroup
 /// reports it. Partitions of deleted topics and partitions with no commit
 /// are left out.
-fn render_groups(out: &mut String, shared: &Shared, max: usize) -> usize {
+fn render_groups(out: &mut String, state: &StateSources<'_>, max: usize) -> usize {
     let mut budget = SeriesBudget::new(max);
     family(
         out,
@@ -637,8 +586,8 @@ fn render_groups(out: &mut String, shared: &Shared, max: usize) -> usize {
         "gauge",
         "Records a consumer group has not committed: high watermark minus committed offset.",
     );
-    for c in crate::groups::coordinator::committed_offsets(&shared.kv) {
-        let Some(partition) = shared
+    for c in crate::groups::coordinator::committed_offsets(state.kv) {
+        let Some(partition) = state
             .topics
             .get(&c.topic)
             .and_then(|t| t.partitions.get(c.partition as usize).cloned())
@@ -666,10 +615,14 @@ fn render_groups(out: &mut String, shared: &Shared, max: usize) -> usize {
 
 /// Share-group records in flight (acquired, lock not yet expired) per
 /// share-partition, and records dead-lettered per (group, topic).
-fn render_share(out: &mut String, shared: &Shared, max: usize) -> [(&'static str, usize); 2] {
+fn render_share(
+    out: &mut String,
+    state: &StateSources<'_>,
+    max: usize,
+) -> [(&'static str, usize); 2] {
     let mut inflight_budget = SeriesBudget::new(max);
     let mut dead_budget = SeriesBudget::new(max);
-    let mut stats = shared.share.stats();
+    let mut stats = state.share.stats();
     stats.sort_by(|a, b| {
         (&a.key.group, &a.key.topic, a.key.partition).cmp(&(
             &b.key.group,
@@ -751,7 +704,7 @@ mod tests {
         assert!(m.request_started().is_none());
         let p = m.partition();
         p.produced(1, 2);
-        assert!(p.values.is_none());
+        assert!(p.counts().is_none());
     }
 
     #[test]

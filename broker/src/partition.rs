@@ -1,6 +1,7 @@
 //! One partition as the services see it: its log, the notifier that wakes
 //! long-polling fetches when its high watermark moves, its metrics, and the
-//! rule that decides when an append becomes visible.
+//! rule that decides when an append becomes visible; and its counters
+//! ([`PartitionMetrics`]), which the metrics endpoint reads at scrape time.
 //!
 //! Every append goes through [`Partition::append_validated`] (produce) or
 //! [`Partition::append`] (internal writers: dead letters), which wake fetches
@@ -12,14 +13,13 @@
 //! (visible once the in-sync replicas have it), not in its callers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use metrics::Counter;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 use warren_protocol::record_batch::ValidatedBatch;
 use warren_storage::{AppendInfo, Durability, Offset, PartitionLog};
-
-use crate::metrics::PartitionMetrics;
 
 /// One partition; see the module docs.
 pub struct Partition {
@@ -221,6 +221,83 @@ impl Partition {
             }
         }
     }
+}
+
+/// A partition's counters; see [`crate::metrics`]'s docs for why they are
+/// rendered from the partition rather than by the recorder. Recording is a
+/// `fetch_add` through the handle; the values are read at scrape time.
+#[derive(Debug)]
+pub struct PartitionMetrics {
+    produced_records: Counter,
+    produced_bytes: Counter,
+    fetched_records: Counter,
+    fetched_bytes: Counter,
+    /// The values behind the handles; `None` when metrics are off.
+    values: Option<Arc<PartitionAtomics>>,
+}
+
+/// The atomics behind a [`PartitionMetrics`]'s handles.
+#[derive(Debug, Default)]
+struct PartitionAtomics {
+    produced_records: Arc<AtomicU64>,
+    produced_bytes: Arc<AtomicU64>,
+    fetched_records: Arc<AtomicU64>,
+    fetched_bytes: Arc<AtomicU64>,
+}
+
+impl PartitionMetrics {
+    /// Handles backed by fresh counters when `enabled`, no-ops otherwise.
+    pub fn new(enabled: bool) -> PartitionMetrics {
+        if !enabled {
+            return PartitionMetrics {
+                produced_records: Counter::noop(),
+                produced_bytes: Counter::noop(),
+                fetched_records: Counter::noop(),
+                fetched_bytes: Counter::noop(),
+                values: None,
+            };
+        }
+        let v = PartitionAtomics::default();
+        PartitionMetrics {
+            produced_records: Counter::from_arc(Arc::clone(&v.produced_records)),
+            produced_bytes: Counter::from_arc(Arc::clone(&v.produced_bytes)),
+            fetched_records: Counter::from_arc(Arc::clone(&v.fetched_records)),
+            fetched_bytes: Counter::from_arc(Arc::clone(&v.fetched_bytes)),
+            values: Some(Arc::new(v)),
+        }
+    }
+
+    /// The counters' values now, or `None` when metrics are off.
+    pub fn counts(&self) -> Option<PartitionCounts> {
+        self.values.as_ref().map(|v| PartitionCounts {
+            produced_records: v.produced_records.load(Ordering::Relaxed),
+            produced_bytes: v.produced_bytes.load(Ordering::Relaxed),
+            fetched_records: v.fetched_records.load(Ordering::Relaxed),
+            fetched_bytes: v.fetched_bytes.load(Ordering::Relaxed),
+        })
+    }
+
+    /// A batch of `records` records, `bytes` bytes, was appended.
+    pub fn produced(&self, records: u64, bytes: u64) {
+        self.produced_records.increment(records);
+        self.produced_bytes.increment(bytes);
+    }
+
+    /// A fetch response carried `bytes` bytes of whole batches spanning
+    /// `records` offsets (counted from the batches' offsets, not decoded).
+    pub fn fetched(&self, records: u64, bytes: u64) {
+        self.fetched_records.increment(records);
+        self.fetched_bytes.increment(bytes);
+    }
+}
+
+/// A [`PartitionMetrics`]'s values at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionCounts {
+    pub produced_records: u64,
+    pub produced_bytes: u64,
+    pub fetched_records: u64,
+    pub fetched_bytes: u64,
 }
 
 #[cfg(test)]

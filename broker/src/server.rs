@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use warren_storage::{KvConfig, KvStore, LogManager};
@@ -28,41 +28,11 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::groups::Coordinator;
-use crate::services::{Fetcher, Producer, Services, TopicAdmin};
-use crate::share::ShareGroups;
+use crate::services::{Access, Catalog, Fetcher, Producer, Services, TopicAdmin};
+use crate::share::{ShareContext, ShareGroups};
+use crate::state::Shared;
 use crate::topics::Topics;
-use crate::transport::{FrontEnd, TransportConfig, TransportContext};
-
-/// State every connection shares.
-pub struct Shared {
-    pub config: BrokerConfig,
-    pub topics: Arc<Topics>,
-    /// The broker's metadata store in `<data_dir>/meta/kv`: committed group
-    /// offsets, bindings, share-group state. Key prefixes are listed in
-    /// [`crate::metadata`].
-    pub kv: KvStore,
-    /// The consumer-group coordinator.
-    pub groups: Arc<Coordinator>,
-    /// Share groups: per-record locks and acknowledgements (state in `kv`).
-    pub share: Arc<ShareGroups>,
-    /// Produce, fetch and topic administration, for every front-end.
-    pub services: Services,
-    /// Cancelled when the broker starts shutting down.
-    pub shutdown: CancellationToken,
-    /// The address clients reach this broker at (Metadata).
-    pub advertised: SocketAddr,
-    /// Open native-protocol connections (the transport registers them).
-    pub connections: Arc<crate::connections::Connections>,
-    /// Traffic history and records-in count for the admin API's overview.
-    pub throughput: crate::throughput::Throughput,
-    /// This broker's Prometheus metrics (its own recorder; see [`crate::metrics`]).
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Users and ACLs (stored in `kv`); anonymous access while there are none.
-    pub auth: crate::auth::Auth,
-    /// The TLS acceptor when `tls_cert`/`tls_key` are set: then both
-    /// listeners speak only TLS.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
-}
+use crate::transport::{TransportConfig, TransportContext};
 
 /// The broker; see [`Broker::start`].
 pub struct Broker;
@@ -104,7 +74,7 @@ impl Broker {
         // A data dir that does not exist yet holds no users: refuse before
         // creating it.
         if !config.data_dir.exists() {
-            check_anonymous_exposure(&config, false)?;
+            config.check_anonymous_exposure(false)?;
         }
         let anonymous_check = config.clone();
         let (topics, kv, auth) =
@@ -134,7 +104,7 @@ impl Broker {
                     })?;
                 // Logs whether anonymous access is on.
                 let auth = crate::auth::Auth::load(&kv);
-                if let Err(e) = check_anonymous_exposure(&anonymous_check, auth.has_users()) {
+                if let Err(e) = anonymous_check.check_anonymous_exposure(auth.has_users()) {
                     // Refused before anything listens: close cleanly, so the
                     // next start scans nothing.
                     let _ = kv.close();
@@ -206,8 +176,9 @@ impl Broker {
             tls = tls.is_some(),
             "warren broker started"
         );
-        let throughput = crate::throughput::Throughput::new(&topics);
+        let throughput = Arc::new(crate::throughput::Throughput::new(&topics));
         let (topics, groups, share) = (Arc::new(topics), Arc::new(groups), Arc::new(share));
+        let auth = Arc::new(auth);
         let shutdown = CancellationToken::new();
         let services = Services {
             produce: Producer::new(Arc::clone(&topics), config.message_timestamp_max_skew_ms),
@@ -223,6 +194,19 @@ impl Broker {
                 Arc::clone(&share),
                 config.log.clone(),
             ),
+            catalog: Catalog::new(Arc::clone(&topics), local_addr),
+            access: Access::new(
+                Arc::clone(&auth),
+                kv.clone(),
+                config.check_anonymous_exposure(false).is_err(),
+            ),
+            share: ShareContext {
+                groups: Arc::clone(&share),
+                topics: Arc::clone(&topics),
+                kv: kv.clone(),
+                auth: Arc::clone(&auth),
+                shutdown: shutdown.clone(),
+            },
         };
         let shared = Arc::new(Shared {
             config,
@@ -239,9 +223,17 @@ impl Broker {
             auth,
             tls,
         });
-        tokio::spawn(crate::groups::coordinator::run_expiry(Arc::clone(&shared)));
-        tokio::spawn(crate::groups::coordinator::run_offsets_retention(
-            Arc::clone(&shared),
+        tokio::spawn(crate::groups::coordinator::run_expiry(
+            Arc::clone(&shared.groups),
+            Arc::clone(&shared.topics),
+            shared.shutdown.clone(),
+        ));
+        tokio::spawn(crate::offsets_retention::run(
+            Arc::clone(&shared.groups),
+            Arc::clone(&shared.share),
+            shared.kv.clone(),
+            Duration::from_millis(shared.config.offsets_retention_check_ms),
+            shared.shutdown.clone(),
         ));
         let (done_tx, connections_done) = mpsc::channel(1);
         let transport = Arc::new(TransportContext {
@@ -252,16 +244,26 @@ impl Broker {
             tls: shared.tls.clone(),
         });
         let native = Arc::new(crate::native::NativeFrontEnd::new(Arc::clone(&shared)));
-        let accept = tokio::spawn(accept_loop(listener, transport, native, done_tx));
+        let accept = tokio::spawn(crate::transport::accept_loop(
+            listener, transport, native, done_tx,
+        ));
         let http_stop = CancellationToken::new();
         let http = tokio::spawn(crate::http::serve(
             http_listener,
             Arc::clone(&shared),
             http_stop.clone(),
         ));
-        tokio::spawn(crate::throughput::run_sampler(Arc::clone(&shared)));
-        let share_timers = tokio::spawn(crate::share::run_timers(Arc::clone(&shared)));
-        tokio::spawn(crate::metrics::run_upkeep(Arc::clone(&shared)));
+        tokio::spawn(crate::throughput::run_sampler(
+            Arc::clone(&shared.throughput),
+            Arc::clone(&shared.topics),
+            Arc::clone(&shared.connections),
+            shared.shutdown.clone(),
+        ));
+        let share_timers = tokio::spawn(crate::share::run_timers(shared.services.share.clone()));
+        tokio::spawn(crate::metrics::run_upkeep(
+            Arc::clone(&shared.metrics),
+            shared.shutdown.clone(),
+        ));
         Ok(RunningBroker {
             shared,
             local_addr,
@@ -272,76 +274,6 @@ impl Broker {
             share_timers,
             connections_done,
         })
-    }
-}
-
-/// Refuses a broker that would give anonymous full access beyond this
-/// machine: no users, a non-loopback `listen` or `http` address, and no
-/// `allow_anonymous`.
-///
-/// # Errors
-/// [`Error::AnonymousNotLoopback`] naming the address and the two ways out.
-pub fn check_anonymous_exposure(config: &BrokerConfig, has_users: bool) -> Result<()> {
-    if has_users || config.allow_anonymous {
-        return Ok(());
-    }
-    match [config.listen, config.http]
-        .into_iter()
-        .find(|a| !a.ip().to_canonical().is_loopback())
-    {
-        Some(addr) => Err(Error::AnonymousNotLoopback { addr }),
-        None => Ok(()),
-    }
-}
-
-/// Accepts connections on `listener` and serves each with `front_end`'s
-/// protocol in its own task, at most `max_connections` at once (an accept
-/// waits for a free slot), until the broker shuts down. Each connection
-/// task holds a clone of `done`: the receiver sees the channel close once
-/// every connection has finished. A second listener (another protocol) is
-/// one more call, with its own front-end and a clone of `done`.
-pub(crate) async fn accept_loop<F: FrontEnd>(
-    listener: TcpListener,
-    transport: Arc<TransportContext>,
-    front_end: Arc<F>,
-    done: mpsc::Sender<()>,
-) {
-    let limit = Arc::new(Semaphore::new(transport.config.max_connections));
-    let mut backoff = Duration::from_millis(5);
-    loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&limit).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            () = transport.shutdown.cancelled() => return,
-        };
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            () = transport.shutdown.cancelled() => return,
-        };
-        match accepted {
-            Ok((socket, peer)) => {
-                backoff = Duration::from_millis(5);
-                if let Err(e) = socket.set_nodelay(true) {
-                    tracing::debug!(%peer, error = %e, "set TCP_NODELAY failed");
-                }
-                let transport = Arc::clone(&transport);
-                let front_end = Arc::clone(&front_end);
-                let done = done.clone();
-                tokio::spawn(async move {
-                    crate::transport::connection::run(socket, peer, &transport, &*front_end).await;
-                    drop(permit);
-                    drop(done);
-                });
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: wait, do not spin.
-                tracing::warn!(error = %e, "accept failed; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
     }
 }
 

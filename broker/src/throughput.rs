@@ -22,7 +22,6 @@ use serde::Serialize;
 
 use crate::connections::Connections;
 use crate::partition::Partition;
-use crate::server::Shared;
 use crate::topics::Topics;
 
 /// Time between two samples. Not configurable.
@@ -173,13 +172,13 @@ pub fn now_ms() -> u64 {
 }
 
 /// Samples every [`SAMPLE_INTERVAL`] until the broker shuts down.
-pub async fn run_sampler(shared: Arc<Shared>) {
-    let stats = &shared.throughput;
-    stats.record(
-        Instant::now(),
-        now_ms(),
-        stats.point(&shared.topics, &shared.connections),
-    );
+pub async fn run_sampler(
+    stats: Arc<Throughput>,
+    topics: Arc<Topics>,
+    connections: Arc<Connections>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    stats.record(Instant::now(), now_ms(), stats.point(&topics, &connections));
     let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick is immediate; the starting point is already set.
@@ -187,9 +186,9 @@ pub async fn run_sampler(shared: Arc<Shared>) {
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            () = shared.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
-        let point = stats.point(&shared.topics, &shared.connections);
+        let point = stats.point(&topics, &connections);
         stats.record(Instant::now(), now_ms(), point);
     }
 }

@@ -29,8 +29,8 @@ use warren_protocol::api::bindings::RoutingMode;
 use warren_storage::{KvOp, KvStore, LogConfig, LogManager};
 
 use crate::metadata::{ShareConfig, TopicConfig, TopicRouting, bindings};
-use crate::metrics::PartitionMetrics;
-use crate::partition::Partition;
+
+use crate::partition::{Partition, PartitionMetrics};
 use crate::routing::{BindingError, Bindings, validate_key};
 
 /// A topic: its stored config, partitions and bindings.

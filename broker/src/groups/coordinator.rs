@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use warren_protocol::ErrorCode;
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitOffsetsResponse, CommittedOffset, CommittedTopic,
@@ -47,7 +48,6 @@ use super::assignor::TopicPartition;
 use super::state::GroupState;
 use crate::config::BrokerConfig;
 use crate::metadata::offsets::{self, StoredOffset};
-use crate::server::Shared;
 use crate::topics::Topics;
 
 /// Longest group name, in bytes.
@@ -172,11 +172,6 @@ fn partition_counts<'a>(
         })
         .collect()
 }
-
-/// Most store operations in one apply when many offsets are deleted at once
-/// (a topic's or an expired group's): 10 000 keys of at most about 520 bytes
-/// stay well inside the store's 16 MiB batch. Not configurable.
-const DELETE_CHUNK: usize = 10_000;
 
 /// The group coordinator. See the module docs.
 pub struct Coordinator {
@@ -546,7 +541,7 @@ impl Coordinator {
         let ops: Vec<KvOp<'_>> = keys_values.iter().map(|(k, v)| KvOp::Put(k, v)).collect();
         let end = kv.apply(&ops).map_err(|e| {
             (
-                crate::native::storage_code(&e, "commit offsets"),
+                crate::error::storage_code(&e, "commit offsets"),
                 format!("storing offsets: {e}"),
             )
         })?;
@@ -790,7 +785,7 @@ impl Coordinator {
             })
             .map(|(key, _)| key)
             .collect();
-        let end = delete_keys(kv, &keys)?;
+        let end = crate::metadata::delete_keys(kv, &keys)?;
         // A group left with no offsets and no members is gone.
         let mut activity = self.activity();
         for group in touched {
@@ -832,7 +827,7 @@ impl Coordinator {
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect();
-            if let Some(o) = delete_keys(kv, &keys)? {
+            if let Some(o) = crate::metadata::delete_keys(kv, &keys)? {
                 end = Some(o);
             }
             activity.remove(group);
@@ -842,57 +837,14 @@ impl Coordinator {
     }
 }
 
-/// Deletes `keys` from `kv` in applies of at most [`DELETE_CHUNK`]; returns
-/// the last store offset written, if any.
-///
-/// # Errors
-/// The store's; earlier chunks stay deleted.
-pub(crate) fn delete_keys(kv: &KvStore, keys: &[Bytes]) -> warren_storage::Result<Option<Offset>> {
-    let mut end = None;
-    for chunk in keys.chunks(DELETE_CHUNK) {
-        let ops: Vec<KvOp<'_>> = chunk.iter().map(|k| KvOp::Delete(k)).collect();
-        end = Some(kv.apply(&ops)?);
-    }
-    Ok(end)
-}
-
-/// Runs until the broker shuts down: every `offsets_retention_check_ms`,
-/// deletes the committed offsets of consumer groups and the state of share
-/// groups that have been idle for `offsets_retention_minutes`
-/// ([`Coordinator::expire_offsets`], [`crate::share::ShareGroups::expire_idle`]),
-/// durably, on a blocking thread.
-pub async fn run_offsets_retention(shared: Arc<Shared>) {
-    let every = Duration::from_millis(shared.config.offsets_retention_check_ms);
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shared.shutdown.cancelled() => return,
-        }
-        let worker = Arc::clone(&shared);
-        let swept = tokio::task::spawn_blocking(move || {
-            let now = now_ms();
-            let (_, groups_end) = worker.groups.expire_offsets(&worker.kv, now)?;
-            if let Some(end) = groups_end {
-                worker.kv.sync_to(end)?;
-            }
-            worker.share.expire_idle(&worker.kv, now)
-        })
-        .await;
-        match swept {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "expiring idle group state failed; retried at the next check")
-            }
-            Err(e) => tracing::warn!(error = %e, "the group retention task failed"),
-        }
-    }
-}
-
 /// Runs until the broker shuts down: sleeps until the earliest session
 /// deadline of any member (or until a join may have brought an earlier one),
 /// then expels the members whose session ran out.
-pub async fn run_expiry(shared: Arc<Shared>) {
-    let coordinator = &shared.groups;
+pub async fn run_expiry(
+    coordinator: Arc<Coordinator>,
+    topics: Arc<Topics>,
+    shutdown: CancellationToken,
+) {
     loop {
         let changed = coordinator.deadline_changed.notified();
         let next = coordinator.next_deadline();
@@ -904,10 +856,10 @@ pub async fn run_expiry(shared: Arc<Shared>) {
         };
         tokio::select! {
             () = sleep => {
-                coordinator.expire(&shared.topics, Instant::now());
+                coordinator.expire(&topics, Instant::now());
             }
             () = changed => {}
-            () = shared.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
     }
 }

@@ -48,7 +48,7 @@ use warren_protocol::api::auth::{Permission, ResourceType};
 
 use crate::auth::{Grants, TokenError};
 use crate::http::{RouteEntry, table_router};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Largest `POST /api/topics` body read to find the topic name.
 const MAX_CREATE_BODY_BYTES: usize = 64 * 1024;

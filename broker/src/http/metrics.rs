@@ -12,7 +12,8 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::http::{RouteEntry, table_router};
-use crate::server::Shared;
+use crate::metrics::StateSources;
+use crate::state::Shared;
 
 /// The Prometheus text format's content type.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -33,7 +34,14 @@ struct ErrorBody {
 }
 
 async fn metrics(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> Response {
-    match shared.metrics.render(&shared) {
+    let state = StateSources {
+        topics: &shared.topics,
+        connections: &shared.connections,
+        kv: &shared.kv,
+        share: &shared.share,
+        max_group_series: shared.config.metrics_max_group_series,
+    };
+    match shared.metrics.render(&state) {
         Some(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         None => (
             StatusCode::NOT_FOUND,

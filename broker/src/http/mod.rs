@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::Shared;
+use crate::state::Shared;
 
 pub(crate) mod api;
 pub(crate) mod auth;

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::http::{RouteEntry, table_router};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// One file of the page.
 struct Asset {

@@ -4,7 +4,7 @@
 //! Storage knows logs and files only. A topic file holds storage's fields and,
 //! opaque to storage, the broker's settings, which [`topic`] types and checks.
 //! The metadata store ([`KvStore`](warren_storage::KvStore) in
-//! `<data_dir>/meta/kv`, [`Shared::kv`](crate::server::Shared::kv)) holds
+//! `<data_dir>/meta/kv`, [`Shared::kv`](crate::state::Shared::kv)) holds
 //! everything else; each key prefix has one owning module here that builds and
 //! parses its keys (and its values, where they are simple), and no other module
 //! builds or parses a key by hand:
@@ -36,6 +36,9 @@
 //!
 //! Pure functions and plain values: thread-safe.
 
+use bytes::Bytes;
+use warren_storage::{KvOp, KvStore, Offset};
+
 pub mod bindings;
 mod keys;
 pub mod offsets;
@@ -46,3 +49,22 @@ pub mod users;
 
 pub use share_config::ShareConfig;
 pub use topic::{TopicConfig, TopicRouting, check_stored};
+
+/// Most store operations in one apply when many keys are deleted at once
+/// (a topic's offsets, an expired group's): 10 000 keys of at most about 520
+/// bytes stay well inside the store's 16 MiB batch. Not configurable.
+pub const DELETE_CHUNK: usize = 10_000;
+
+/// Deletes `keys` from `kv` in applies of at most [`DELETE_CHUNK`]; returns
+/// the last store offset written, if any.
+///
+/// # Errors
+/// The store's; earlier chunks stay deleted.
+pub fn delete_keys(kv: &KvStore, keys: &[Bytes]) -> warren_storage::Result<Option<Offset>> {
+    let mut end = None;
+    for chunk in keys.chunks(DELETE_CHUNK) {
+        let ops: Vec<KvOp<'_>> = chunk.iter().map(|k| KvOp::Delete(k)).collect();
+        end = Some(kv.apply(&ops)?);
+    }
+    Ok(end)
+}

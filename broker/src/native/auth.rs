@@ -1,7 +1,7 @@
 //! Authenticate (SCRAM-SHA-256 in two round trips, PLAIN on TLS only) and the
 //! user/ACL management apis (CreateUser, DeleteUser, ListUsers, CreateAcl,
-//! DeleteAcl, ListAcls). The dispatcher has already checked `admin` on
-//! `cluster` for the management apis.
+//! DeleteAcl, ListAcls), which the access service
+//! ([`crate::services::access`]) does, checking `admin` on `cluster`.
 //!
 //! Authenticate runs on the reader task, so a request pipelined right behind
 //! a successful client-final is already checked as the new user. SCRAM costs
@@ -18,12 +18,11 @@ use warren_protocol::api::auth::{
     DeleteAclRequest, DeleteUserRequest, ListAclsRequest, ListAclsResponse, ListUsersResponse,
     PLAIN,
 };
-use warren_protocol::api::topics::EmptyResponse;
 use warren_protocol::scram::{self, ClientFirst, ScramCredential};
 
 use super::Reply;
-use crate::auth::{Auth, AuthError, SaslState, Session};
-use crate::server::Shared;
+use crate::auth::{Auth, Grants, SaslState, Session};
+use crate::state::Shared;
 use crate::transport::response::Response;
 
 pub fn authenticate(
@@ -154,28 +153,20 @@ fn parse_plain(raw: &[u8]) -> Option<(&str, &str)> {
     Some((user, password))
 }
 
-/// Runs a blocking user/ACL change and answers with an empty body or its error.
-fn change(
-    cid: u32,
-    shared: &Arc<Shared>,
-    f: impl FnOnce(&Shared) -> Result<(), AuthError> + Send + 'static,
-) -> Reply {
-    let shared = Arc::clone(shared);
-    Reply::later(async move {
-        match tokio::task::spawn_blocking(move || f(&shared)).await {
-            Ok(Ok(())) => Response::ok(cid, &EmptyResponse),
-            Ok(Err(e)) => Response::error(cid, e.code(), e.to_string()),
-            Err(e) => Response::error(cid, ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string()),
-        }
-    })
+/// Answers a user/ACL change once it is done: an empty body, or its error.
+fn change(cid: u32, change: crate::services::access::Change) -> Reply {
+    match change {
+        Ok(done) => Reply::later(async move { super::create_topic::answer(cid, done.await) }),
+        Err(e) => Reply::Now(super::error::response(cid, &e)),
+    }
 }
 
-/// CreateUser from a client at `peer` (the first user only from loopback;
-/// see [`Auth::create_user_from`]).
+/// CreateUser from a client at `peer` (the first user only from loopback).
 pub fn create_user(
     cid: u32,
     req: CreateUserRequest,
     shared: &Arc<Shared>,
+    grants: &Grants,
     peer: std::net::SocketAddr,
 ) -> Reply {
     let credential = ScramCredential {
@@ -184,56 +175,46 @@ pub fn create_user(
         stored_key: req.stored_key,
         server_key: req.server_key,
     };
-    change(cid, shared, move |s| {
-        s.auth
-            .create_user_from(&s.kv, &req.name, credential, req.superuser, peer.ip())?;
-        tracing::info!(user = %req.name, superuser = req.superuser, "user created");
-        Ok(())
-    })
-}
-
-pub fn delete_user(cid: u32, req: DeleteUserRequest, shared: &Arc<Shared>) -> Reply {
-    change(cid, shared, move |s| {
-        let public = crate::server::check_anonymous_exposure(&s.config, false).is_err();
-        s.auth.delete_user_keeping_one(&s.kv, &req.name, public)?;
-        tracing::info!(user = %req.name, "user deleted");
-        Ok(())
-    })
-}
-
-pub fn list_users(cid: u32, shared: &Arc<Shared>) -> Reply {
-    Reply::Now(Response::ok(
+    let access = &shared.services.access;
+    change(
         cid,
-        &ListUsersResponse {
-            users: shared.auth.list_users(),
-        },
-    ))
+        access.create_user(grants, req.name, credential, req.superuser, peer.ip()),
+    )
 }
 
-pub fn create_acl(cid: u32, req: CreateAclRequest, shared: &Arc<Shared>) -> Reply {
-    change(cid, shared, move |s| {
-        let text = req.acl.to_string();
-        s.auth.grant(&s.kv, req.acl)?;
-        tracing::info!(acl = %text, "ACL granted");
-        Ok(())
-    })
+pub fn delete_user(
+    cid: u32,
+    req: DeleteUserRequest,
+    shared: &Arc<Shared>,
+    grants: &Grants,
+) -> Reply {
+    change(cid, shared.services.access.delete_user(grants, req.name))
 }
 
-pub fn delete_acl(cid: u32, req: DeleteAclRequest, shared: &Arc<Shared>) -> Reply {
-    change(cid, shared, move |s| {
-        s.auth.revoke(&s.kv, &req.acl)?;
-        tracing::info!(acl = %req.acl, "ACL revoked");
-        Ok(())
-    })
+pub fn list_users(cid: u32, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    match shared.services.access.list_users(grants) {
+        Ok(users) => Reply::Now(Response::ok(cid, &ListUsersResponse { users })),
+        Err(e) => Reply::Now(super::error::response(cid, &e)),
+    }
 }
 
-pub fn list_acls(cid: u32, req: ListAclsRequest, shared: &Arc<Shared>) -> Reply {
-    Reply::Now(Response::ok(
-        cid,
-        &ListAclsResponse {
-            acls: shared.auth.list_acls(req.user.as_deref()),
-        },
-    ))
+pub fn create_acl(cid: u32, req: CreateAclRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    change(cid, shared.services.access.grant(grants, req.acl))
+}
+
+pub fn delete_acl(cid: u32, req: DeleteAclRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    change(cid, shared.services.access.revoke(grants, req.acl))
+}
+
+pub fn list_acls(cid: u32, req: ListAclsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    match shared
+        .services
+        .access
+        .list_acls(grants, req.user.as_deref())
+    {
+        Ok(acls) => Reply::Now(Response::ok(cid, &ListAclsResponse { acls })),
+        Err(e) => Reply::Now(super::error::response(cid, &e)),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::create_topic::answer;
 use super::{Reply, error};
 use crate::auth::Grants;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::topics::BindingChange;
 
 /// Answers a Bind (`change = Bind`) or Unbind request for `topic`, `key`

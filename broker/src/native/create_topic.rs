@@ -9,7 +9,7 @@ use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
 
 use super::{Reply, error};
 use crate::auth::Grants;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {

@@ -10,7 +10,7 @@ use warren_protocol::api::topics::DeleteTopicRequest;
 use super::create_topic::answer;
 use super::{Reply, error};
 use crate::auth::Grants;
-use crate::server::Shared;
+use crate::state::Shared;
 
 pub fn handle(cid: u32, req: DeleteTopicRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     match shared.services.admin.delete(grants, req.name) {

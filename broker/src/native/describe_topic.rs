@@ -1,24 +1,22 @@
 //! DescribeTopic: a topic's effective config (log and routing settings), each
-//! partition's offsets and size on disk, and its bindings.
+//! partition's offsets and size on disk, and its bindings. The catalog
+//! service checks describe (read or write) on it.
 
 use std::sync::Arc;
 
-use warren_protocol::ErrorCode;
 use warren_protocol::api::topics::{
     BindingDescription, DescribeTopicRequest, DescribeTopicResponse, PartitionDescription,
 };
 
 use super::Reply;
-use crate::server::Shared;
+use crate::auth::Grants;
+use crate::state::Shared;
 use crate::transport::response::Response;
 
-pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>) -> Reply {
-    let Some(topic) = shared.topics.get(&req.name) else {
-        return Reply::Now(Response::error(
-            cid,
-            ErrorCode::UNKNOWN_TOPIC,
-            format!("no topic named {:?}", req.name),
-        ));
+pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
+    let topic = match shared.services.catalog.describe(grants, &req.name) {
+        Ok(topic) => topic,
+        Err(e) => return Reply::Now(super::error::response(cid, &e)),
     };
     let partitions = topic
         .partitions

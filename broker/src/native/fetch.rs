@@ -18,8 +18,8 @@ use warren_protocol::wire::put_array_len;
 use super::Reply;
 use super::error::code;
 use crate::auth::Grants;
-use crate::server::Shared;
 use crate::services::fetch::{FetchLimits, FetchPartition, FetchResult, Fetched};
+use crate::state::Shared;
 use crate::transport::response::{Chunk, Response};
 
 /// Bytes of a partition's fixed fields in the response: partition,

@@ -10,7 +10,7 @@ use warren_protocol::frame::{REQUEST_HEADER_BYTES, RequestCodec, RequestFrame};
 
 use crate::auth::Session;
 use crate::connections::ConnectionInfo;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::transport::{FrontEnd, Outbox, Reply};
 
 /// The native protocol's front-end, over the broker's state.

@@ -9,15 +9,15 @@ use warren_protocol::ErrorCode;
 use warren_protocol::api::auth::{Permission, ResourceType};
 use warren_protocol::api::groups::{
     CommitOffsetsRequest, CommitOffsetsResponse, CommittedOffset, CommittedTopic,
-    DescribeGroupRequest, DescribeGroupResponse, FetchOffsetsRequest, HeartbeatRequest,
-    JoinGroupRequest, LeaveGroupRequest, PartitionErrors,
+    DescribeGroupRequest, FetchOffsetsRequest, HeartbeatRequest, JoinGroupRequest,
+    LeaveGroupRequest, PartitionErrors,
 };
 use warren_protocol::api::topics::EmptyResponse;
 
 use super::Reply;
 use crate::auth::Grants;
 use crate::groups::coordinator::Refusal;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::transport::response::Response;
 
 fn refused(cid: u32, (code, message): Refusal) -> Reply {
@@ -150,18 +150,9 @@ pub fn describe(
         .describe(&req.group, &shared.topics, &shared.kv)
     {
         Ok(mut r) => {
-            keep_readable_offsets(&mut r, grants);
+            crate::groups::keep_readable_offsets(&mut r, grants);
             Reply::Now(Response::ok(cid, &r))
         }
         Err(e) => refused(cid, e),
     }
-}
-
-/// Leaves out of a DescribeGroup answer the committed offsets, log end
-/// offsets and lag of topics `grants` may not read: the group permission
-/// covers the group (members, their subscriptions and assignments), not the
-/// topics' positions. Shared by the native api and `GET /api/groups/NAME`.
-pub(crate) fn keep_readable_offsets(r: &mut DescribeGroupResponse, grants: &Grants) {
-    r.offsets
-        .retain(|t| grants.allows(ResourceType::Topic, &t.topic, Permission::Read));
 }

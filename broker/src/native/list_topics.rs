@@ -1,4 +1,5 @@
-//! ListTopics: every topic's name and partition count, sorted by name.
+//! ListTopics: every topic's name and partition count, sorted by name (those
+//! the caller may describe), from the catalog service.
 
 use std::sync::Arc;
 
@@ -6,19 +7,18 @@ use warren_protocol::api::topics::{ListTopicsRequest, ListTopicsResponse, TopicL
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::transport::response::Response;
-use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = shared
-        .topics
-        .list()
-        .iter()
-        .filter(|t| grants.allows_describe(ResourceType::Topic, &t.config.name))
+        .services
+        .catalog
+        .list(grants)
+        .into_iter()
         .map(|t| TopicListing {
-            name: t.config.name.clone(),
-            partitions: t.config.partitions,
+            name: t.name,
+            partitions: t.partitions,
         })
         .collect();
     Reply::Now(Response::ok(cid, &ListTopicsResponse { topics }))

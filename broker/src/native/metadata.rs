@@ -1,7 +1,7 @@
-//! Metadata: this broker (node 0, leader of every partition) and the topics,
-//! with their routing modes. A topic named twice is answered once.
+//! Metadata: the brokers and the topics with their routing modes and
+//! partition leaders, from the catalog service
+//! ([`crate::services::catalog`]). A topic named twice is answered once.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use warren_protocol::ErrorCode;
@@ -11,10 +11,11 @@ use warren_protocol::api::metadata::{
 };
 
 use super::Reply;
+use super::error::code;
 use crate::auth::Grants;
-use crate::server::Shared;
+use crate::services::catalog::TopicPlacement;
+use crate::state::Shared;
 use crate::transport::response::Response;
-use warren_protocol::api::auth::ResourceType;
 
 pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Some(refused) =
@@ -22,57 +23,46 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Gra
     {
         return refused;
     }
-    let readable = |name: &str| grants.allows_describe(ResourceType::Topic, name);
-    let describe = |name: &str| match shared.topics.get(name).filter(|_| readable(name)) {
-        Some(t) => TopicMetadata {
-            error_code: ErrorCode::NONE,
-            name: name.to_string(),
-            routing: t.routing(),
-            partitions: (0..t.config.partitions)
-                .map(|p| PartitionMetadata {
-                    partition: p,
-                    leader: 0,
-                })
-                .collect(),
-        },
-        None => TopicMetadata {
-            // A topic the user may not read is reported as such whether or
-            // not it exists (Kafka does the same).
-            error_code: if readable(name) {
-                ErrorCode::UNKNOWN_TOPIC
-            } else {
-                ErrorCode::TOPIC_AUTHORIZATION_FAILED
-            },
-            name: name.to_string(),
-            routing: RoutingMode::Hash,
-            partitions: Vec::new(),
-        },
+    let catalog = &shared.services.catalog;
+    let found = |name: String, placement: TopicPlacement| TopicMetadata {
+        error_code: ErrorCode::NONE,
+        name,
+        routing: placement.routing,
+        partitions: placement
+            .partitions
+            .into_iter()
+            .map(|(partition, leader)| PartitionMetadata { partition, leader })
+            .collect(),
     };
     let topics = if req.topics.is_empty() {
-        shared
-            .topics
-            .list()
-            .iter()
-            .filter(|t| readable(&t.config.name))
-            .map(|t| describe(&t.config.name))
+        catalog
+            .metadata_all(grants)
+            .into_iter()
+            .map(|(name, placement)| found(name, placement))
             .collect()
     } else {
-        // A name asked for twice is answered once: each answer lists every
-        // partition, so repeats would multiply the response.
-        let mut seen = HashSet::with_capacity(req.topics.len());
-        req.topics
-            .iter()
-            .filter(|n| seen.insert(n.as_str()))
-            .map(|n| describe(n))
+        catalog
+            .metadata(grants, &req.topics)
+            .into_iter()
+            .map(|(name, result)| match result {
+                Ok(placement) => found(name.to_string(), placement),
+                Err(kind) => TopicMetadata {
+                    error_code: code(kind),
+                    name: name.to_string(),
+                    routing: RoutingMode::Hash,
+                    partitions: Vec::new(),
+                },
+            })
             .collect()
     };
-    let response = MetadataResponse {
-        brokers: vec![BrokerMetadata {
-            node_id: 0,
-            host: shared.advertised.ip().to_string(),
-            port: shared.advertised.port(),
-        }],
-        topics,
-    };
-    Reply::Now(Response::ok(cid, &response))
+    let brokers = catalog
+        .brokers()
+        .into_iter()
+        .map(|b| BrokerMetadata {
+            node_id: b.node_id,
+            host: b.addr.ip().to_string(),
+            port: b.addr.port(),
+        })
+        .collect();
+    Reply::Now(Response::ok(cid, &MetadataResponse { brokers, topics }))
 }

@@ -1,10 +1,13 @@
 //! The native-protocol front-end: dispatch, and one module per api key, each
 //! with `handle`, which decodes the body, calls the service that does the
-//! work and encodes the [`Reply`]. Produce, Fetch, CreateTopic, DeleteTopic,
-//! Bind and Unbind are thin over [`crate::services`] (which check their own
-//! permissions and return [`crate::services::ServiceError`]s, mapped to codes
-//! by [`error`]); the other apis still hold their logic here and are checked
-//! in [`handle`] until they become services too.
+//! work and encodes the [`Reply`]. Produce, Fetch, Metadata, ListTopics,
+//! DescribeTopic, ListOffsets, CreateTopic, DeleteTopic, Bind, Unbind and the
+//! user/ACL apis are thin over [`crate::services`], which check their own
+//! permissions and return [`crate::services::ServiceError`]s, mapped to
+//! codes by [`error`]. The group and share-group apis still hold their logic
+//! here (over [`crate::groups`] and [`crate::share`]) and are checked in
+//! [`handle`] until they become services too; Authenticate drives the
+//! session's SASL exchange.
 //!
 //! Handlers run on the connection's reader task, in request order: appends
 //! from one connection hit the log in the order they were sent. Anything that
@@ -40,7 +43,7 @@ use warren_protocol::api::{ApiKey, Body, decode};
 use warren_protocol::frame::RequestFrame;
 
 use crate::auth::{Grants, Session};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::topics::BindingChange;
 pub use crate::transport::Reply;
 use crate::transport::response::Response;
@@ -112,8 +115,8 @@ pub(crate) fn over_topic_limits<T>(
 /// users, an unauthenticated connection gets `AUTHENTICATION_REQUIRED` for
 /// every api but ApiVersions and Authenticate; then each api checks its
 /// resources (docs/PROTOCOL.md, "Users and permissions"): the services
-/// (produce, fetch, topic admin) check theirs, with the connection's
-/// `grants` passed down; the other apis are checked here (header error).
+/// check theirs, with the connection's `grants` passed down; the group and
+/// share-group apis are checked here (header error).
 pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) -> Reply {
     let cid = frame.header.correlation_id;
     let key = match ApiKey::try_from(frame.header.api_key) {
@@ -153,7 +156,6 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
     let body = frame.body;
     let topic = ResourceType::Topic;
     let group = ResourceType::Group;
-    let cluster = ResourceType::Cluster;
     match key {
         ApiKey::ApiVersions => api_versions::handle(cid),
         ApiKey::Metadata => parse(cid, key, body, |r| metadata::handle(cid, r, shared, g)),
@@ -164,17 +166,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             delete_topic::handle(cid, r, shared, g)
         }),
         ApiKey::DescribeTopic => parse(cid, key, body, |r: DescribeTopicRequest| {
-            let check = g.check_describe(topic, &r.name).map_err(|denied| {
-                Reply::Now(Response::error(
-                    cid,
-                    Grants::denied_code(denied, topic),
-                    format!(
-                        "not authorized: read or write on topic {:?} is needed",
-                        r.name
-                    ),
-                ))
-            });
-            guard(check, || describe_topic::handle(cid, r, shared))
+            describe_topic::handle(cid, r, shared, g)
         }),
         ApiKey::ListTopics => parse(cid, key, body, |r| list_topics::handle(cid, r, shared, g)),
         ApiKey::Produce => parse(cid, key, body, |r| produce::handle(cid, r, shared, g)),
@@ -250,35 +242,15 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             auth::authenticate(cid, r, shared, session)
         }),
         ApiKey::CreateUser => parse(cid, key, body, |r| {
-            guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::create_user(cid, r, shared, session.info.peer)
-            })
+            auth::create_user(cid, r, shared, g, session.info.peer)
         }),
-        ApiKey::DeleteUser => parse(cid, key, body, |r| {
-            guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::delete_user(cid, r, shared)
-            })
-        }),
+        ApiKey::DeleteUser => parse(cid, key, body, |r| auth::delete_user(cid, r, shared, g)),
         ApiKey::ListUsers => parse(cid, key, body, |_: ListUsersRequest| {
-            guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::list_users(cid, shared)
-            })
+            auth::list_users(cid, shared, g)
         }),
-        ApiKey::CreateAcl => parse(cid, key, body, |r| {
-            guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::create_acl(cid, r, shared)
-            })
-        }),
-        ApiKey::DeleteAcl => parse(cid, key, body, |r| {
-            guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::delete_acl(cid, r, shared)
-            })
-        }),
-        ApiKey::ListAcls => parse(cid, key, body, |r| {
-            guard(require(cid, g, cluster, "", Permission::Admin), || {
-                auth::list_acls(cid, r, shared)
-            })
-        }),
+        ApiKey::CreateAcl => parse(cid, key, body, |r| auth::create_acl(cid, r, shared, g)),
+        ApiKey::DeleteAcl => parse(cid, key, body, |r| auth::delete_acl(cid, r, shared, g)),
+        ApiKey::ListAcls => parse(cid, key, body, |r| auth::list_acls(cid, r, shared, g)),
     }
 }
 
@@ -333,5 +305,5 @@ fn parse<T: Body>(cid: u32, key: ApiKey, body: Bytes, apply: impl FnOnce(T) -> R
 /// The native code of a storage error, logged as the services log one the
 /// client cannot explain ([`ServiceError::storage`](crate::services::ServiceError::storage)).
 pub(crate) fn storage_code(e: &warren_storage::Error, what: &str) -> ErrorCode {
-    error::code(crate::services::ServiceError::storage(e, what).kind)
+    crate::error::storage_code(e, what)
 }

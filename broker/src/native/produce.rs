@@ -16,8 +16,8 @@ use warren_protocol::api::produce::{
 use super::Reply;
 use super::error::code_of;
 use crate::auth::Grants;
-use crate::server::Shared;
 use crate::services::produce::{Acks, EntryResult, ProduceEntry, ProduceResults, Produced};
+use crate::state::Shared;
 use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {

@@ -31,9 +31,9 @@ use warren_storage::Offset;
 
 use super::Reply;
 use crate::auth::Grants;
-use crate::server::Shared;
 use crate::share::state::DeadLetter;
 use crate::share::{ShareKey, SharePartition, sync_kv, validate_group_id, validate_member_id};
+use crate::state::Shared;
 use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
@@ -148,8 +148,14 @@ pub fn handle(cid: u32, req: ShareAckRequest, shared: &Arc<Shared>, grants: &Gra
     Reply::later(async move {
         for (sp, claims) in jobs {
             // A failure is logged and retried by the timer task.
-            if let Ok(Some(offset)) =
-                crate::share::dead_letter::write(&shared, &sp, &topic, claims, &grants).await
+            if let Ok(Some(offset)) = crate::share::dead_letter::write(
+                &shared.services.share,
+                &sp,
+                &topic,
+                claims,
+                &grants,
+            )
+            .await
             {
                 last = last.max(Some(offset));
             }

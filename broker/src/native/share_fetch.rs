@@ -26,8 +26,8 @@ use warren_protocol::wire::put_array_len;
 use super::Reply;
 use crate::auth::Grants;
 use crate::partition::Partition;
-use crate::server::Shared;
 use crate::share::{Acquisition, ShareKey, SharePartition, validate_group_id, validate_member_id};
+use crate::state::Shared;
 use crate::transport::response::{Chunk, Response};
 
 /// Most record bytes in one ShareFetch response (the first batch always goes

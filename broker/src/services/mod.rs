@@ -14,6 +14,9 @@
 //! - [`fetch`]: [`Fetcher`]: resolve what a fetch names, read file ranges up
 //!   to the high watermark within the byte limits, long-poll until enough.
 //! - [`admin`]: [`TopicAdmin`]: create and delete topics, bind and unbind.
+//! - [`access`]: [`Access`]: users and ACLs.
+//! - [`catalog`]: [`Catalog`]: list, describe and place topics (metadata),
+//!   find offsets; the one place that assumes a single node.
 //!
 //! [`ServiceError`] and [`ErrorKind`] live in [`crate::error`], below every
 //! domain module, and are re-exported here.
@@ -22,12 +25,16 @@ use warren_protocol::api::auth::{Permission, ResourceType};
 
 use crate::auth::{Denied, Grants};
 
+pub mod access;
 pub mod admin;
+pub mod catalog;
 pub mod fetch;
 pub mod produce;
 
 pub use crate::error::{ErrorKind, ServiceError, ServiceResult};
+pub use access::Access;
 pub use admin::{TopicAdmin, TopicSettings};
+pub use catalog::Catalog;
 pub use fetch::Fetcher;
 pub use produce::Producer;
 
@@ -37,6 +44,11 @@ pub struct Services {
     pub produce: Producer,
     pub fetch: Fetcher,
     pub admin: TopicAdmin,
+    pub catalog: Catalog,
+    pub access: Access,
+    /// The share groups with what their dead-lettering and timers act on
+    /// (the seed of a share-group service).
+    pub share: crate::share::ShareContext,
 }
 
 /// The error for a caller that lacks `needed` on a resource.

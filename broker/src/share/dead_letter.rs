@@ -56,10 +56,9 @@ use warren_protocol::{Compression, ErrorCode, Header, Record, RecordBatch, Recor
 use warren_storage::Offset;
 
 use super::state::DeadLetter;
-use super::{DEAD_LETTER_RETRY, SharePartition, reschedule};
+use super::{DEAD_LETTER_RETRY, SharePartition};
 use crate::auth::Grants;
 use crate::partition::Partition;
-use crate::server::Shared;
 use crate::topics::Topic;
 
 /// Bytes read from the source log per read while collecting records.
@@ -92,7 +91,7 @@ struct Written {
 /// allow the write, a storage error's code otherwise; the state written so
 /// far is still returned through the store, so the caller syncs it anyway.
 pub async fn write(
-    shared: &Arc<Shared>,
+    ctx: &super::ShareContext,
     sp: &Arc<SharePartition>,
     topic: &Arc<Topic>,
     claims: Vec<DeadLetter>,
@@ -140,7 +139,7 @@ pub async fn write(
             }
         }
         Some(dlq_name) => match (
-            shared.topics.get(dlq_name),
+            ctx.topics.get(dlq_name),
             topic.partitions.get(key.partition as usize),
         ) {
             (Some(dlq), Some(source)) => {
@@ -203,15 +202,15 @@ pub async fn write(
         if !rest.is_empty() {
             g.retry_dead_letters_at = Some(Instant::now() + DEAD_LETTER_RETRY);
         }
-        (moved, sp.persist(&shared.kv, &mut g))
+        (moved, sp.persist(&ctx.kv, &mut g))
     };
     if moved {
         sp.changed.notify_waiters();
     }
     if !rest.is_empty() {
-        reschedule(shared, sp);
+        ctx.groups.reschedule(sp);
     }
-    let offset = written_state.map_err(|e| crate::native::storage_code(&e, "share state"))?;
+    let offset = written_state.map_err(|e| crate::error::storage_code(&e, "share state"))?;
     if refused.is_some() {
         return Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED);
     }

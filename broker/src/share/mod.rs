@@ -63,7 +63,6 @@ use warren_storage::{FileSlice, KvOp, KvStore, Offset};
 
 use crate::metadata::share_state;
 use crate::partition::Partition;
-use crate::server::Shared;
 use crate::topics::Topics;
 
 pub(crate) mod dead_letter;
@@ -452,7 +451,7 @@ impl ShareGroups {
             loaded += 1;
         }
         if !stale.is_empty() {
-            let deleted = crate::groups::coordinator::delete_keys(kv, &stale)
+            let deleted = crate::metadata::delete_keys(kv, &stale)
                 .and_then(|end| end.map_or(Ok(()), |end| kv.sync_to(end)));
             if let Err(e) = deleted {
                 tracing::warn!(error = %e, "could not delete share-group state of deleted topics");
@@ -627,7 +626,7 @@ impl ShareGroups {
             .iter()
             .map(|sp| bytes::Bytes::from(sp.kv_key.clone()))
             .collect();
-        if let Some(end) = crate::groups::coordinator::delete_keys(kv, &keys)? {
+        if let Some(end) = crate::metadata::delete_keys(kv, &keys)? {
             kv.sync_to(end)?;
         }
         Ok(groups)
@@ -685,7 +684,7 @@ impl ShareGroups {
             .filter(|(k, _)| ShareKey::from_kv_key(k).is_some_and(|k| k.topic == topic))
             .map(|(k, _)| k)
             .collect();
-        match crate::groups::coordinator::delete_keys(kv, &stale)? {
+        match crate::metadata::delete_keys(kv, &stale)? {
             Some(end) => kv.sync_to(end),
             None => Ok(()),
         }
@@ -735,18 +734,31 @@ impl ShareGroups {
     }
 }
 
+/// What the share groups' timer task and dead-lettering act on beside the
+/// share groups themselves: the topics (dead-letter topics are looked up by
+/// name), the metadata store their state is written to, the users whose
+/// grants vouch for timer-driven dead letters, and the broker's shutdown.
+#[derive(Clone)]
+pub struct ShareContext {
+    pub groups: Arc<ShareGroups>,
+    pub topics: Arc<Topics>,
+    pub kv: KvStore,
+    pub auth: Arc<crate::auth::Auth>,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 /// The lock-expiry and dead-letter-retry task; see the module docs. Returns
 /// when the broker shuts down.
-pub async fn run_timers(shared: Arc<Shared>) {
+pub async fn run_timers(ctx: ShareContext) {
     loop {
-        let notified = shared.share.timer_changed.notified();
-        let (due, next) = shared.share.due(Instant::now());
+        let notified = ctx.groups.timer_changed.notified();
+        let (due, next) = ctx.groups.due(Instant::now());
         for key in due {
-            if let Some(sp) = shared.share.get(&key) {
-                visit(&shared, &sp).await;
+            if let Some(sp) = ctx.groups.get(&key) {
+                visit(&ctx, &sp).await;
             }
         }
-        if shared.shutdown.is_cancelled() {
+        if ctx.shutdown.is_cancelled() {
             return;
         }
         let sleep = async {
@@ -758,15 +770,15 @@ pub async fn run_timers(shared: Arc<Shared>) {
         tokio::select! {
             () = sleep => {}
             () = notified => {}
-            () = shared.shutdown.cancelled() => return,
+            () = ctx.shutdown.cancelled() => return,
         }
     }
 }
 
 /// One timer visit: expire due locks, write dead letters (new ones and
 /// retries), persist, wake fetches, and schedule the next visit.
-async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
-    let Some(topic) = shared.topics.get(&sp.key.topic) else {
+async fn visit(ctx: &ShareContext, sp: &Arc<SharePartition>) {
+    let Some(topic) = ctx.topics.get(&sp.key.topic) else {
         return;
     };
     let max_attempts = topic.config.share.max_delivery_attempts;
@@ -782,7 +794,7 @@ async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
         } else {
             Vec::new()
         };
-        let written = match sp.persist(&shared.kv, &mut g) {
+        let written = match sp.persist(&ctx.kv, &mut g) {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(error = %e, group = %sp.key.group, topic = %sp.key.topic, partition = sp.key.partition, "writing share-group state failed");
@@ -798,36 +810,38 @@ async fn visit(shared: &Arc<Shared>, sp: &Arc<SharePartition>) {
     let mut last = written;
     if !claims.is_empty() {
         // No session here: the last acknowledging member's user vouches.
-        let grants = shared.auth.grants_for(user.as_deref());
-        match dead_letter::write(shared, sp, &topic, claims, &grants).await {
+        let grants = ctx.auth.grants_for(user.as_deref());
+        match dead_letter::write(ctx, sp, &topic, claims, &grants).await {
             Ok(o) => last = o.or(last),
             Err(code) => tracing::debug!(?code, "dead-letter write will be retried"),
         }
     }
     if let Some(o) = last
-        && let Err(e) = sync_kv(&shared.kv, o).await
+        && let Err(e) = sync_kv(&ctx.kv, o).await
     {
         tracing::error!(error = %e, "syncing share-group state failed");
     }
-    reschedule(shared, sp);
+    ctx.groups.reschedule(sp);
 }
 
-/// Schedules the next visit of `sp`: its earliest lock deadline, or its
-/// dead-letter retry.
-pub fn reschedule(shared: &Shared, sp: &SharePartition) {
-    let next = {
-        let g = sp.lock();
-        let retry = g
-            .state
-            .has_unclaimed_dead_letters()
-            .then(|| g.retry_dead_letters_at.unwrap_or_else(Instant::now));
-        match (g.state.next_deadline(), retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+impl ShareGroups {
+    /// Schedules the next visit of `sp`: its earliest lock deadline, or its
+    /// dead-letter retry.
+    pub fn reschedule(&self, sp: &SharePartition) {
+        let next = {
+            let g = sp.lock();
+            let retry = g
+                .state
+                .has_unclaimed_dead_letters()
+                .then(|| g.retry_dead_letters_at.unwrap_or_else(Instant::now));
+            match (g.state.next_deadline(), retry) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        };
+        if let Some(at) = next {
+            self.schedule(sp, at);
         }
-    };
-    if let Some(at) = next {
-        shared.share.schedule(sp, at);
     }
 }
 

@@ -28,8 +28,10 @@
 //! - `response`: a response as bytes and file ranges.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -123,4 +125,55 @@ pub struct TransportContext {
     /// The TLS acceptor when `tls_cert`/`tls_key` are set: then the listener
     /// speaks only TLS.
     pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// Accepts connections on `listener` and serves each with `front_end`'s
+/// protocol in its own task, at most `max_connections` at once (an accept
+/// waits for a free slot), until the broker shuts down. Each connection
+/// task holds a clone of `done`: the receiver sees the channel close once
+/// every connection has finished. A second listener (another protocol) is
+/// one more call, with its own front-end and a clone of `done`.
+pub async fn accept_loop<F: FrontEnd>(
+    listener: TcpListener,
+    transport: Arc<TransportContext>,
+    front_end: Arc<F>,
+    done: mpsc::Sender<()>,
+) {
+    let limit = Arc::new(Semaphore::new(transport.config.max_connections));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&limit).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            () = transport.shutdown.cancelled() => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = transport.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                backoff = Duration::from_millis(5);
+                if let Err(e) = socket.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "set TCP_NODELAY failed");
+                }
+                let transport = Arc::clone(&transport);
+                let front_end = Arc::clone(&front_end);
+                let done = done.clone();
+                tokio::spawn(async move {
+                    connection::run(socket, peer, &transport, &*front_end).await;
+                    drop(permit);
+                    drop(done);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(error = %e, "accept failed; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
 }

@@ -160,7 +160,7 @@ async fn start() -> anyhow::Result<Server> {
     });
     let front_end = Arc::new(Lines::default());
     let (done_tx, done) = mpsc::channel(1);
-    tokio::spawn(crate::server::accept_loop(
+    tokio::spawn(crate::transport::accept_loop(
         listener,
         Arc::clone(&transport),
         Arc::clone(&front_end),

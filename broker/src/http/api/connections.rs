@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
 
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// One open connection.
 #[derive(Debug, Serialize)]

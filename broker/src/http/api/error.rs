@@ -101,6 +101,11 @@ impl From<ServiceError> for ApiError {
             | ErrorKind::Unroutable
             | ErrorKind::CorruptMessage
             | ErrorKind::MessageTooLarge => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            ErrorKind::UserNotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ErrorKind::UserAlreadyExists => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
+            ErrorKind::InvalidUser | ErrorKind::InvalidAcl | ErrorKind::SuperuserRequired => {
+                (StatusCode::BAD_REQUEST, "INVALID_REQUEST")
+            }
             ErrorKind::OffsetOutOfRange => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "OFFSET_OUT_OF_RANGE")
             }

@@ -28,10 +28,10 @@ use warren_protocol::api::groups::DescribeGroupResponse;
 
 use super::{ApiError, ApiResult, parse_query};
 use crate::auth::Grants;
+use crate::groups::keep_readable_offsets;
 use crate::http::auth::RequestGrants;
-use crate::native::groups::keep_readable_offsets;
-use crate::server::Shared;
 use crate::share::SharePartition;
+use crate::state::Shared;
 use warren_protocol::api::auth::{Permission, ResourceType};
 
 /// One line of `GET /api/groups`.

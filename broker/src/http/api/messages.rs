@@ -35,7 +35,7 @@ use warren_protocol::record_stream::{ClipLimits, Clipped, ClippedRecord};
 use warren_storage::{Offset, PartitionLog};
 
 use super::{ApiError, ApiResult, parse_query};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Most batch bytes one peek reads (one batch larger than this is still
 /// read whole). Not configurable.

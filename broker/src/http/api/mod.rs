@@ -30,7 +30,7 @@ use axum::routing::{MethodRouter, any, delete, get, post};
 use serde::de::DeserializeOwned;
 
 use crate::http::{HttpRoute, RouteEntry, table_routes};
-use crate::server::Shared;
+use crate::state::Shared;
 
 mod connections;
 mod error;

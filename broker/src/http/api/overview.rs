@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiResult};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::throughput::Sample;
 
 /// The overview.

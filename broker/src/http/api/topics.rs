@@ -22,7 +22,7 @@ use serde_json::Value;
 use super::{ApiError, ApiResult, parse_body, parse_query};
 use crate::auth::Grants;
 use crate::http::auth::RequestGrants;
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::topics::{BindingChange, Topic};
 
 /// One line of `GET /api/topics`.
