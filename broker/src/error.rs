@@ -135,6 +135,14 @@ pub enum ErrorKind {
     GroupAuthorizationFailed,
     /// The caller may not do this cluster operation.
     ClusterAuthorizationFailed,
+    /// A group name is not valid.
+    InvalidGroupId,
+    /// A member id is empty or too long.
+    InvalidMemberId,
+    /// A record is not acquired by this member (its lock expired?).
+    InvalidRecordState,
+    /// A broker limit is reached (the message names it).
+    LimitReached,
     /// A user of that name exists.
     UserAlreadyExists,
     /// No such user.
@@ -178,6 +186,10 @@ impl ErrorKind {
         ErrorKind::TopicAuthorizationFailed,
         ErrorKind::GroupAuthorizationFailed,
         ErrorKind::ClusterAuthorizationFailed,
+        ErrorKind::InvalidGroupId,
+        ErrorKind::InvalidMemberId,
+        ErrorKind::InvalidRecordState,
+        ErrorKind::LimitReached,
         ErrorKind::UserAlreadyExists,
         ErrorKind::UserNotFound,
         ErrorKind::InvalidUser,
@@ -211,6 +223,10 @@ impl ErrorKind {
             ErrorKind::TopicAuthorizationFailed => "TOPIC_AUTHORIZATION_FAILED",
             ErrorKind::GroupAuthorizationFailed => "GROUP_AUTHORIZATION_FAILED",
             ErrorKind::ClusterAuthorizationFailed => "CLUSTER_AUTHORIZATION_FAILED",
+            ErrorKind::InvalidGroupId => "INVALID_GROUP_ID",
+            ErrorKind::InvalidMemberId => "INVALID_MEMBER_ID",
+            ErrorKind::InvalidRecordState => "INVALID_RECORD_STATE",
+            ErrorKind::LimitReached => "LIMIT_REACHED",
             ErrorKind::UserAlreadyExists => "USER_ALREADY_EXISTS",
             ErrorKind::UserNotFound => "USER_NOT_FOUND",
             ErrorKind::InvalidUser => "INVALID_USER",

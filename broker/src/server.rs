@@ -28,7 +28,7 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::groups::Coordinator;
-use crate::services::{Access, Catalog, Fetcher, Producer, Services, TopicAdmin};
+use crate::services::{Access, Catalog, Fetcher, Producer, Queues, Services, TopicAdmin};
 use crate::share::{ShareContext, ShareGroups};
 use crate::state::Shared;
 use crate::topics::Topics;
@@ -200,13 +200,13 @@ impl Broker {
                 kv.clone(),
                 config.check_anonymous_exposure(false).is_err(),
             ),
-            share: ShareContext {
+            queues: Queues::new(ShareContext {
                 groups: Arc::clone(&share),
                 topics: Arc::clone(&topics),
                 kv: kv.clone(),
                 auth: Arc::clone(&auth),
                 shutdown: shutdown.clone(),
-            },
+            }),
         };
         let shared = Arc::new(Shared {
             config,
@@ -259,7 +259,9 @@ impl Broker {
             Arc::clone(&shared.connections),
             shared.shutdown.clone(),
         ));
-        let share_timers = tokio::spawn(crate::share::run_timers(shared.services.share.clone()));
+        let share_timers = tokio::spawn(crate::share::run_timers(
+            shared.services.queues.context().clone(),
+        ));
         tokio::spawn(crate::metrics::run_upkeep(
             Arc::clone(&shared.metrics),
             shared.shutdown.clone(),

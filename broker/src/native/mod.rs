@@ -1,13 +1,12 @@
 //! The native-protocol front-end: dispatch, and one module per api key, each
 //! with `handle`, which decodes the body, calls the service that does the
 //! work and encodes the [`Reply`]. Produce, Fetch, Metadata, ListTopics,
-//! DescribeTopic, ListOffsets, CreateTopic, DeleteTopic, Bind, Unbind and the
-//! user/ACL apis are thin over [`crate::services`], which check their own
+//! DescribeTopic, ListOffsets, CreateTopic, DeleteTopic, Bind, Unbind, the
+//! user/ACL apis, ShareFetch and ShareAck are thin over [`crate::services`], which check their own
 //! permissions and return [`crate::services::ServiceError`]s, mapped to
-//! codes by [`error`]. The group and share-group apis still hold their logic
-//! here (over [`crate::groups`] and [`crate::share`]) and are checked in
-//! [`handle`] until they become services too; Authenticate drives the
-//! session's SASL exchange.
+//! codes by [`error`]. The consumer-group apis still hold their logic here
+//! (over [`crate::groups`]) and are checked in [`handle`] until they become
+//! a service too; Authenticate drives the session's SASL exchange.
 //!
 //! Handlers run on the connection's reader task, in request order: appends
 //! from one connection hit the log in the order they were sent. Anything that
@@ -21,8 +20,9 @@
 //!
 //! Size bounds: a request naming more topics or partitions than
 //! [`MAX_REQUEST_TOPICS`] / [`MAX_REQUEST_PARTITIONS`] (ShareFetch and
-//! ShareAck: [`MAX_SHARE_PARTITIONS`]; ShareAck ranges:
-//! [`MAX_SHARE_ACK_BATCHES`]) gets `INVALID_REQUEST` naming the limit, before
+//! ShareAck: [`MAX_SHARE_PARTITIONS`](crate::services::queues::MAX_SHARE_PARTITIONS);
+//! ShareAck ranges: [`MAX_SHARE_ACK_BATCHES`](crate::services::queues::MAX_SHARE_ACK_BATCHES),
+//! checked by the queue service after the permissions) gets `INVALID_REQUEST` naming the limit, before
 //! any work is done; below them every handler's work is linear (or n log n)
 //! in the request's size: repeated names are folded with sets, never with
 //! `Vec::contains`.
@@ -77,15 +77,6 @@ pub const MAX_REQUEST_TOPICS: usize = 10_000;
 /// topics of the largest size a topic may have. Not configurable.
 pub const MAX_REQUEST_PARTITIONS: usize = 100_000;
 
-/// Most partitions one ShareFetch or ShareAck may name (they name one
-/// topic, which has at most this many partitions). Not configurable.
-pub const MAX_SHARE_PARTITIONS: usize = warren_storage::log_manager::MAX_PARTITIONS as usize;
-
-/// Most acknowledgement ranges in one ShareAck, over all its partitions (a
-/// member holds at most [`crate::share::MAX_IN_FLIGHT_RECORDS`] records of
-/// each partition). Not configurable.
-pub const MAX_SHARE_ACK_BATCHES: usize = 100_000;
-
 /// The `INVALID_REQUEST` reply for a request over one of the size bounds
 /// above, or `None` when `count <= max`.
 pub(crate) fn over_limit(cid: u32, what: &str, count: usize, max: usize) -> Option<Reply> {
@@ -115,8 +106,8 @@ pub(crate) fn over_topic_limits<T>(
 /// users, an unauthenticated connection gets `AUTHENTICATION_REQUIRED` for
 /// every api but ApiVersions and Authenticate; then each api checks its
 /// resources (docs/PROTOCOL.md, "Users and permissions"): the services
-/// check theirs, with the connection's `grants` passed down; the group and
-/// share-group apis are checked here (header error).
+/// check theirs, with the connection's `grants` passed down; the
+/// consumer-group apis are checked here (header error).
 pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) -> Reply {
     let cid = frame.header.correlation_id;
     let key = match ApiKey::try_from(frame.header.api_key) {
@@ -229,14 +220,10 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
             })
         }),
         ApiKey::ShareFetch => parse(cid, key, body, |r: ShareFetchRequest| {
-            let check = require(cid, g, group, &r.group, Permission::Read)
-                .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
-            guard(check, || share_fetch::handle(cid, r, shared, g))
+            share_fetch::handle(cid, r, shared, g)
         }),
         ApiKey::ShareAck => parse(cid, key, body, |r: ShareAckRequest| {
-            let check = require(cid, g, group, &r.group, Permission::Read)
-                .and_then(|()| require(cid, g, topic, &r.topic, Permission::Read));
-            guard(check, || share_ack::handle(cid, r, shared, g))
+            share_ack::handle(cid, r, shared, g)
         }),
         ApiKey::Authenticate => parse(cid, key, body, |r| {
             auth::authenticate(cid, r, shared, session)

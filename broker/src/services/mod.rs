@@ -14,6 +14,7 @@
 //! - [`fetch`]: [`Fetcher`]: resolve what a fetch names, read file ranges up
 //!   to the high watermark within the byte limits, long-poll until enough.
 //! - [`admin`]: [`TopicAdmin`]: create and delete topics, bind and unbind.
+//! - [`queues`]: [`Queues`]: share groups' fetch (acquire) and ack.
 //! - [`access`]: [`Access`]: users and ACLs.
 //! - [`catalog`]: [`Catalog`]: list, describe and place topics (metadata),
 //!   find offsets; the one place that assumes a single node.
@@ -30,6 +31,7 @@ pub mod admin;
 pub mod catalog;
 pub mod fetch;
 pub mod produce;
+pub mod queues;
 
 pub use crate::error::{ErrorKind, ServiceError, ServiceResult};
 pub use access::Access;
@@ -37,6 +39,7 @@ pub use admin::{TopicAdmin, TopicSettings};
 pub use catalog::Catalog;
 pub use fetch::Fetcher;
 pub use produce::Producer;
+pub use queues::Queues;
 
 /// The services, built once at start (cheap to clone: each is a few `Arc`s).
 #[derive(Clone)]
@@ -46,9 +49,7 @@ pub struct Services {
     pub admin: TopicAdmin,
     pub catalog: Catalog,
     pub access: Access,
-    /// The share groups with what their dead-lettering and timers act on
-    /// (the seed of a share-group service).
-    pub share: crate::share::ShareContext,
+    pub queues: Queues,
 }
 
 /// The error for a caller that lacks `needed` on a resource.

@@ -57,10 +57,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use warren_protocol::ErrorCode;
 use warren_protocol::api::share::{AcquiredRecords, MAX_MEMBER_ID_LEN};
 use warren_storage::{FileSlice, KvOp, KvStore, Offset};
 
+use crate::error::{ErrorKind, ServiceError};
 use crate::metadata::share_state;
 use crate::partition::Partition;
 use crate::topics::Topics;
@@ -80,8 +80,8 @@ pub const DEAD_LETTER_RETRY: Duration = Duration::from_secs(5);
 /// Checks a share-group name: 1 to 249 bytes of `[A-Za-z0-9._-]`.
 ///
 /// # Errors
-/// `INVALID_GROUP_ID` with a message.
-pub fn validate_group_id(group: &str) -> Result<(), (ErrorCode, String)> {
+/// `InvalidGroupId` with a message.
+pub fn validate_group_id(group: &str) -> Result<(), ServiceError> {
     let ok = !group.is_empty()
         && group.len() <= MAX_GROUP_ID_LEN
         && group
@@ -90,8 +90,8 @@ pub fn validate_group_id(group: &str) -> Result<(), (ErrorCode, String)> {
     if ok {
         Ok(())
     } else {
-        Err((
-            ErrorCode::INVALID_GROUP_ID,
+        Err(ServiceError::new(
+            ErrorKind::InvalidGroupId,
             format!(
                 "share group {group:?} must be 1 to {MAX_GROUP_ID_LEN} bytes of [A-Za-z0-9._-]"
             ),
@@ -102,11 +102,11 @@ pub fn validate_group_id(group: &str) -> Result<(), (ErrorCode, String)> {
 /// Checks a member id: 1 to 255 bytes.
 ///
 /// # Errors
-/// `INVALID_MEMBER_ID` with a message.
-pub fn validate_member_id(member: &str) -> Result<(), (ErrorCode, String)> {
+/// `InvalidMemberId` with a message.
+pub fn validate_member_id(member: &str) -> Result<(), ServiceError> {
     if member.is_empty() || member.len() > MAX_MEMBER_ID_LEN {
-        return Err((
-            ErrorCode::INVALID_MEMBER_ID,
+        return Err(ServiceError::new(
+            ErrorKind::InvalidMemberId,
             format!("member id must be 1 to {MAX_MEMBER_ID_LEN} bytes"),
         ));
     }
@@ -510,13 +510,13 @@ impl ShareGroups {
     /// The share-partition, created (starting at `log_start`) on first use.
     ///
     /// # Errors
-    /// `LIMIT_REACHED` when this would add a share group beyond
+    /// `LimitReached` when this would add a share group beyond
     /// `group_share_max_groups`.
     pub fn get_or_create(
         &self,
         key: ShareKey,
         log_start: u64,
-    ) -> Result<Arc<SharePartition>, (ErrorCode, String)> {
+    ) -> Result<Arc<SharePartition>, ServiceError> {
         if let Some(sp) = self.get(&key) {
             return Ok(sp);
         }
@@ -527,8 +527,8 @@ impl ShareGroups {
         let mut sizes = self.sizes();
         if self.max_groups > 0 && !sizes.contains_key(&key.group) && sizes.len() >= self.max_groups
         {
-            return Err((
-                ErrorCode::LIMIT_REACHED,
+            return Err(ServiceError::new(
+                ErrorKind::LimitReached,
                 format!(
                     "the broker keeps {} share groups, its limit (group_share_max_groups = {}); \
                      share group {:?} cannot be added",
@@ -886,12 +886,18 @@ mod tests {
         {
             let kv = KvStore::open(&kv_dir, warren_storage::KvConfig::default())?;
             let groups = ShareGroups::new(&config);
-            let idle = groups.get_or_create(key("idle"), 0).map_err(|e| e.1)?;
-            groups.get_or_create(key("busy"), 0).map_err(|e| e.1)?;
+            let idle = groups
+                .get_or_create(key("idle"), 0)
+                .map_err(|e| e.to_string())?;
+            groups
+                .get_or_create(key("busy"), 0)
+                .map_err(|e| e.to_string())?;
             // A third share group is over the cap; a known one is not.
             let over = groups.get_or_create(key("third"), 0);
-            assert_eq!(over.err().map(|e| e.0), Some(ErrorCode::LIMIT_REACHED));
-            groups.get_or_create(key("idle"), 0).map_err(|e| e.1)?;
+            assert_eq!(over.err().map(|e| e.kind), Some(ErrorKind::LimitReached));
+            groups
+                .get_or_create(key("idle"), 0)
+                .map_err(|e| e.to_string())?;
             for name in ["idle", "busy"] {
                 kv.apply_durable(&[KvOp::Put(&key(name).kv_key(), &ShareState::new(0).encode())])?;
             }
@@ -913,7 +919,9 @@ mod tests {
                 assert!(kv.get(&key("idle").kv_key()).is_none());
             }
             // The slot is free again.
-            groups.get_or_create(key("third"), 0).map_err(|e| e.1)?;
+            groups
+                .get_or_create(key("third"), 0)
+                .map_err(|e| e.to_string())?;
             kv.close()?;
         }
         let kv = KvStore::open(&kv_dir, warren_storage::KvConfig::default())?;

@@ -103,13 +103,17 @@ impl From<ServiceError> for ApiError {
             | ErrorKind::MessageTooLarge => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             ErrorKind::UserNotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             ErrorKind::UserAlreadyExists => (StatusCode::CONFLICT, "ALREADY_EXISTS"),
-            ErrorKind::InvalidUser | ErrorKind::InvalidAcl | ErrorKind::SuperuserRequired => {
-                (StatusCode::BAD_REQUEST, "INVALID_REQUEST")
-            }
+            ErrorKind::InvalidGroupId
+            | ErrorKind::InvalidMemberId
+            | ErrorKind::InvalidRecordState
+            | ErrorKind::InvalidUser
+            | ErrorKind::InvalidAcl
+            | ErrorKind::SuperuserRequired => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
             ErrorKind::OffsetOutOfRange => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "OFFSET_OUT_OF_RANGE")
             }
             ErrorKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL"),
+            ErrorKind::LimitReached => (StatusCode::TOO_MANY_REQUESTS, "LIMIT_REACHED"),
             ErrorKind::AuthenticationRequired => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ErrorKind::TopicAuthorizationFailed
             | ErrorKind::GroupAuthorizationFailed
