@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# A/B produce throughput and broker CPU of two `warren` binaries, alternating
-# runs so both see the same machine weather. Used to check that a change (the
-# issue-13 hardening: produce-time batch validation, connection deadlines)
-# costs no produce throughput.
+# A/B produce (or consume) throughput and broker CPU of two `warren` binaries,
+# alternating runs so both see the same machine weather. Used to check that a
+# change (the issue-13 hardening; the issue-14 reshape) costs no throughput.
 #
 #   benches/ab_produce.sh OLD_WARREN NEW_WARREN        # RUNS=3 rounds, 2M x 1 KiB per run
 #   RUNS=5 MESSAGES=1000000 ZSTD=1 DURABILITY=fsync benches/ab_produce.sh old new
+#   MODE=consume benches/ab_produce.sh old new         # consume what one produce wrote
+#
+# MODE=consume: each run first produces MESSAGES (acks=1, not measured), then
+# measures one `warren bench consume` of all of them from the page cache, with
+# the broker's CPU seconds during the consume only.
 #
 # Each run: a fresh data dir under $WARREN_BENCH_DIR (default target/bench-ab),
 # a warm-up (write and delete a file the run's size: fresh page cache is slow on
@@ -29,11 +33,18 @@ one() { # $1 = label, $2 = binary
     "$2" serve --data-dir "$DIR/data" --listen 127.0.0.1:17171 --http 127.0.0.1:17180 >"$DIR/serve.log" 2>&1 &
     local pid=$!
     for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/17171) 2>/dev/null && break; sleep 0.05; done
-    local out
-    out=$("$2" bench produce --broker 127.0.0.1:17171 --topic ab --durability "${DURABILITY:-none}" --acks -1 \
-        --messages "$MESSAGES" --size "$SIZE" "${zstd[@]}" --json)
+    local out cpu0=0
+    if [ "${MODE:-produce}" = consume ]; then
+        "$2" bench produce --broker 127.0.0.1:17171 --topic ab --durability none --acks 1 \
+            --messages "$MESSAGES" --size "$SIZE" "${zstd[@]}" --json >/dev/null
+        cpu0=$(awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat")
+        out=$("$2" bench consume --broker 127.0.0.1:17171 --topic ab --messages "$MESSAGES" --json)
+    else
+        out=$("$2" bench produce --broker 127.0.0.1:17171 --topic ab --durability "${DURABILITY:-none}" --acks -1 \
+            --messages "$MESSAGES" --size "$SIZE" "${zstd[@]}" --json)
+    fi
     local cpu
-    cpu=$(awk -v t="$tck" '{printf "%.2f", ($14 + $15) / t}' "/proc/$pid/stat")
+    cpu=$(awk -v t="$tck" -v c0="$cpu0" '{printf "%.2f", ($14 + $15) / t - c0}' "/proc/$pid/stat")
     kill "$pid"; wait "$pid" || true
     python3 - "$1" "$cpu" "$out" <<'PY'
 import json, sys

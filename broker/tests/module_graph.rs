@@ -25,7 +25,8 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The code of a source file that ships: everything before its first
-/// `#[cfg(test)]` (tests come last in every file), no comment lines; files
+/// `#[cfg(test)]` block (tests come last in every file; a `#[cfg(test)]`
+/// on a one-line `mod x;` skips that line only), no comment lines; files
 /// that are test modules themselves are left out.
 fn shipped_code(path: &Path) -> String {
     let name = path.file_name().unwrap().to_string_lossy();
@@ -33,11 +34,33 @@ fn shipped_code(path: &Path) -> String {
         return String::new();
     }
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines()
-        .take_while(|l| l.trim() != "#[cfg(test)]")
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut lines = text.lines().peekable();
+    let mut out = Vec::new();
+    while let Some(line) = lines.next() {
+        if line.trim().starts_with("#[cfg(") && line.contains("test") {
+            match lines.peek() {
+                Some(next) if next.trim().starts_with("mod ") && next.trim().ends_with(';') => {
+                    lines.next();
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if !line.trim_start().starts_with("//") {
+            out.push(line);
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn the_reader_sees_past_a_test_module_declaration() {
+    // transport/mod.rs declares `#[cfg(test)] mod tests;` near its top; the
+    // code after it ships and must be read.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/transport/mod.rs");
+    let code = shipped_code(&file);
+    assert!(code.contains("pub async fn accept_loop"), "{code}");
+    assert!(code.contains("crate::config"), "{code}");
 }
 
 /// The top-level modules `code` names with `crate::module`.

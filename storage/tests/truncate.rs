@@ -374,3 +374,56 @@ fn truncation_under_concurrent_readers_never_panics() {
     }
     model.check(&log);
 }
+
+/// Recovery can leave a gap: corruption in a flushed segment that is not the
+/// last cuts that segment and keeps the later ones. A truncation to an offset
+/// in the gap (or at its start) must still remove every later segment; it
+/// cuts at the gap's start, since nothing lies between. (Found by review: it
+/// used to return Ok and remove nothing.)
+#[test]
+fn truncate_into_a_gap_left_by_recovery_cuts_at_the_gap_start() {
+    for into_gap in [0, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = small_config(4096);
+        let log = open(dir.path(), config.clone());
+        for tag in 0..20u64 {
+            log.append(&batch(tag, 3, 600, 1_700_000_000_000 + tag as i64))
+                .unwrap();
+        }
+        let first = log.segments()[0].log_path().to_path_buf();
+        log.close().unwrap();
+        drop(log);
+        // Damage the first segment's last batch; forget the recovery point,
+        // so the next open checks every segment.
+        let mut bytes = std::fs::read(&first).unwrap();
+        let n = bytes.len();
+        bytes[n - 5] ^= 0xff;
+        std::fs::write(&first, &bytes).unwrap();
+        std::fs::remove_file(dir.path().join("recovery-point")).unwrap();
+        let log = open(dir.path(), config.clone());
+        let segments = log.segments();
+        let (gap_start, next_base) = (segments[0].next_offset(), segments[1].base_offset());
+        assert!(gap_start < next_base, "recovery left no gap");
+        assert!(log.log_end_offset() > next_base);
+        let kept = all_batches(&log);
+
+        let outcome = log.truncate_to(gap_start.plus(into_gap)).unwrap();
+        assert_eq!(outcome.log_end_offset, gap_start);
+        assert_eq!(log.log_end_offset(), gap_start);
+        assert_eq!(log.segments().len(), 1, "the later segments are gone");
+        let below: Vec<_> = kept
+            .iter()
+            .filter(|(base, _)| *base < gap_start.0)
+            .cloned()
+            .collect();
+        assert_eq!(all_batches(&log), below);
+        // Appends continue from the gap's start, and a reopen agrees.
+        let info = log.append(&batch(99, 2, 10, 1_700_000_000_099)).unwrap();
+        assert_eq!(info.base_offset, gap_start);
+        log.close().unwrap();
+        drop(log);
+        let log = open(dir.path(), config);
+        assert_eq!(log.log_end_offset(), gap_start.plus(2));
+        log.close().unwrap();
+    }
+}

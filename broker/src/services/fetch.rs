@@ -206,6 +206,10 @@ impl LongPoll {
             if result.bytes >= result.limits.min_bytes {
                 return result.sent();
             }
+            // Not sent: let go of its file ranges while waiting, so a segment
+            // that retention or a topic delete removes meanwhile is not held
+            // open (a long poll lasts up to max_wait).
+            result.release_slices();
             tokio::select! {
                 _ = select_all(woken) => {}
                 () = tokio::time::sleep_until(deadline) => break,
@@ -236,6 +240,13 @@ impl FetchResult {
             }
         }
         self
+    }
+
+    /// Drops the file ranges of the last read (it will not be sent).
+    fn release_slices(&mut self) {
+        for t in self.topics.iter_mut().flat_map(|t| &mut t.partitions) {
+            t.read.slices = Vec::new();
+        }
     }
 
     /// Reads every partition within the byte limits.

@@ -4,7 +4,11 @@
 //!
 //! Rules:
 //! - The log is cut only between batches; cutting inside one is refused
-//!   ([`Error::NotBatchBoundary`]) and changes nothing. At or past the log end
+//!   ([`Error::NotBatchBoundary`]) and changes nothing. An offset in a gap
+//!   (offsets recovery lost to corruption in a flushed segment) cuts at the
+//!   gap's start, the first offset the log lacks: nothing lies between, so
+//!   the same records go, and the log end becomes the gap's start (the
+//!   outcome says so). At or past the log end
 //!   it is a no-op; below the log start it is refused
 //!   ([`Error::OffsetOutOfRange`]). At the log start it empties the log, which
 //!   then starts and ends there.
@@ -48,7 +52,8 @@ use crate::segment::Segment;
 
 impl PartitionLog {
     /// Removes every record at and above `offset`: the log end becomes
-    /// `offset`. See the module docs for the rules. Blocking (fsyncs): from
+    /// `offset` (or, for an offset in a gap of lost offsets, the gap's start;
+    /// [`TruncateOutcome::log_end_offset`] says which). See the module docs for the rules. Blocking (fsyncs): from
     /// async code, call it on a blocking thread.
     ///
     /// A [`sync_to`](Self::sync_to) waiting for a removed offset returns once
@@ -91,9 +96,17 @@ impl PartitionLog {
             .and_then(|key| self.segment_at_or_after(key))
             .map(|(_, segment)| segment)
             .ok_or_else(out_of_range)?;
-        let Some(position) = target.batch_start(offset)? else {
+        let (offset, position) = match target.batch_start(offset)? {
+            Some(position) => (offset, position),
+            // `offset` lies in a gap after `target`: offsets recovery lost to
+            // corruption in a flushed segment, later segments kept. Nothing
+            // lies between the gap's start and `offset`, so cutting at the
+            // gap's start removes exactly the records at and above `offset`.
+            None if target.next_offset() < log_end => {
+                (target.next_offset(), u64::from(target.size()))
+            }
             // Only if the log end and the segments disagree; cut nothing.
-            return Ok(outcome);
+            None => return Ok(outcome),
         };
 
         for handle in w.roll_flushes.drain(..) {
