@@ -184,7 +184,10 @@ async fn committed_offsets_survive_a_restart_and_a_new_member_resumes_there() ->
     .await
 }
 
-#[tokio::test]
+/// On paused time: the broker's session deadlines and the client's heartbeat
+/// and poll timers are all tokio timers, so the dropped member's 1.5 s
+/// session runs out on virtual time.
+#[tokio::test(start_paused = true)]
 async fn close_moves_partitions_at_once_and_a_dropped_member_is_expelled() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
