@@ -71,7 +71,9 @@ fn total(got: &[Vec<String>]) -> usize {
     got.iter().map(Vec::len).sum()
 }
 
-#[tokio::test]
+/// On paused time: the members' polls, heartbeats and auto-commits are
+/// tokio timers.
+#[tokio::test(start_paused = true)]
 async fn three_members_split_six_partitions_and_each_record_goes_to_one_member() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
