@@ -882,7 +882,10 @@ async fn write_on_a_star_only_cannot_route_a_record_into_victim_through_an_alter
     Ok(())
 }
 
-#[tokio::test]
+/// On paused time (the lock and the dead-letter retry are tokio timers): the
+/// clock jumps to each deadline once the broker is idle, so the second-long
+/// lock and the 5 s retry cost no wall time.
+#[tokio::test(start_paused = true)]
 async fn write_on_a_star_only_cannot_dead_letter_into_victim_and_the_records_wait_for_a_grant()
 -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -950,7 +953,7 @@ async fn write_on_a_star_only_cannot_dead_letter_into_victim_and_the_records_wai
     assert_eq!(a.partitions, [(0, ErrorCode::NONE)]);
     let r = mallory.call(&share_fetch("g1", 1)).await?;
     assert_eq!(acquired(&r), [(1, 1)]);
-    let expiring_since = std::time::Instant::now();
+    let expiring_since = tokio::time::Instant::now();
 
     // The session's path: g2 rejects offset 0 and releases offset 1 out of
     // attempts. The reject is recorded; the copies are refused.
@@ -997,7 +1000,8 @@ async fn write_on_a_star_only_cannot_dead_letter_into_victim_and_the_records_wai
     Ok(())
 }
 
-#[tokio::test]
+/// On paused time, like the test above: the 1 s lock costs no wall time.
+#[tokio::test(start_paused = true)]
 async fn a_consumer_that_never_acks_still_gets_its_poison_record_dead_lettered() -> Result<()> {
     // The timer dead-letters a record whose lock expired at its last allowed
     // delivery as the user who acquired it: before, only an ack named that

@@ -581,8 +581,10 @@ async fn a_recreated_topic_has_no_offsets_or_share_state_even_after_a_restart() 
 /// `offsets_retention_minutes` (1 here) loses its offsets to the background
 /// sweep (every 50 ms here), for good: gone after a restart too; a group
 /// that committed recently keeps them. The old commit is written into the
-/// stopped broker's store with a 1970 commit time.
-#[tokio::test]
+/// stopped broker's store with a 1970 commit time. On paused time: the check
+/// interval is a tokio timer (the age compared is wall-clock commit time,
+/// which a 1970 commit exceeds either way).
+#[tokio::test(start_paused = true)]
 async fn an_empty_group_past_the_retention_loses_its_offsets_for_good() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path()).await?;
@@ -610,14 +612,17 @@ async fn an_empty_group_past_the_retention_loses_its_offsets_for_good() -> Resul
     let listed = |r: &ListGroupsResponse| -> Vec<String> {
         r.groups.iter().map(|g| g.group.clone()).collect()
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let groups = listed(&c.call(&ListGroupsRequest).await?);
         if groups == ["recent"] {
             break;
         }
         ensure!(groups.contains(&"idle".to_string()), "{groups:?}");
-        ensure!(Instant::now() < deadline, "not swept in 20 s: {groups:?}");
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "not swept in 20 s: {groups:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ensure!(c.call(&fetch_committed("idle")).await?.topics[0].partitions[0].offset == -1);

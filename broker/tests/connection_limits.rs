@@ -5,16 +5,24 @@
 //! them.
 //! Real sockets on loopback; every wait is bounded with a generous margin
 //! (the box may be loaded), and no test asserts a tight upper bound.
+//!
+//! The setup, frame and idle deadlines are tokio timers, so their tests run
+//! on paused time (`start_paused`): the clock jumps to the next deadline
+//! whenever the broker and the test are both waiting, and the waits they
+//! measure are the broker's own. The write deadline is the kernel's
+//! `TCP_USER_TIMEOUT`, which only wall-clock time moves: those tests stay on
+//! real time (and on a multi-thread runtime).
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use common::{Raw, batch, create, fetch, login, produce, start_with as start, values_of};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
 use warren_protocol::api::api_versions::ApiVersionsRequest;
 use warren_protocol::api::auth::CreateUserRequest;
 use warren_protocol::api::fetch::{FetchPartition, FetchRequest, FetchTopic};
@@ -88,7 +96,7 @@ async fn first_answer(c: &mut Raw, wait: Duration) -> Result<()> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn silent_sockets_beyond_the_connection_cap_do_not_lock_out_a_producer() -> Result<()> {
     // The test holds both ends of every socket: two descriptors each.
     if !ensure_open_files(4 * SILENT_SOCKETS as u64 + 512)? {
@@ -131,7 +139,7 @@ async fn silent_sockets_beyond_the_connection_cap_do_not_lock_out_a_producer() -
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_connection_idle_past_connections_max_idle_ms_is_closed() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path(), |c| c.connections_max_idle_ms = 500).await?;
@@ -155,7 +163,7 @@ async fn a_connection_idle_past_connections_max_idle_ms_is_closed() -> Result<()
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_frame_left_unfinished_past_frame_read_timeout_ms_closes_the_connection() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path(), |c| {
@@ -180,7 +188,7 @@ async fn a_frame_left_unfinished_past_frame_read_timeout_ms_closes_the_connectio
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn connections_that_send_nothing_or_do_not_authenticate_are_closed_after_the_setup_timeout()
 -> Result<()> {
     let dir = tempfile::tempdir()?;

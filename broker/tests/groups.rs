@@ -188,7 +188,9 @@ async fn a_stale_generation_commit_or_offset_fetch_is_refused() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+/// On paused time: session deadlines are tokio timers, so `a`'s 1 s session
+/// runs out on the test's (virtual) 100 ms heartbeat sleeps, not on wall time.
+#[tokio::test(start_paused = true)]
 async fn a_member_that_stops_heartbeating_is_expelled_and_its_partitions_move() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path()).await?;

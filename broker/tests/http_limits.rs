@@ -3,7 +3,9 @@
 //! its headers within `http_header_timeout_ms` (a silent one, a slow one, an
 //! idle keep-alive one) is closed, and a request whose body does not arrive
 //! within `http_request_timeout_ms` gets `408`. Raw sockets on loopback;
-//! generous bounds only.
+//! generous bounds only. Both timeouts are tokio timers (hyper's
+//! `TokioTimer`, the per-request timeout layer), so their tests run on paused
+//! time: the clock jumps to the deadline instead of the test waiting for it.
 
 mod common;
 
@@ -72,7 +74,7 @@ async fn connections_beyond_http_max_connections_get_503_until_one_closes() -> R
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_slow_and_idle_http_connections_are_closed_after_the_header_timeout() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path(), |c| {
@@ -104,7 +106,7 @@ async fn silent_slow_and_idle_http_connections_are_closed_after_the_header_timeo
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_body_that_does_not_arrive_in_time_gets_408() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path(), |c| c.http_request_timeout_ms = 500).await?;

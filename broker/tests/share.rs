@@ -190,7 +190,10 @@ async fn the_window_holds_at_most_2000_records() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
+/// On paused time: the 50 ms pauses (for each fetch to reach its wait) and
+/// the 9 s `max_wait_ms` are tokio timers. A missed wake-up would show as the
+/// clock jumping to the 9 s deadline and an empty answer.
+#[tokio::test(start_paused = true)]
 async fn a_long_poll_is_woken_by_new_records_and_by_a_release() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let broker = start(dir.path()).await?;

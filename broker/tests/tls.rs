@@ -417,8 +417,9 @@ async fn unusable_certificate_files_are_clear_startup_errors() -> Result<()> {
 
 /// After the handshake a TLS connection has the same deadlines as a plain
 /// one: silent after it, it is closed after `connection_setup_timeout_ms`;
-/// in use and then idle, after `connections_max_idle_ms`.
-#[tokio::test]
+/// in use and then idle, after `connections_max_idle_ms`. On paused time:
+/// both deadlines are tokio timers, so the clock jumps to them.
+#[tokio::test(start_paused = true)]
 async fn a_tls_connection_silent_after_its_handshake_is_closed() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let pki = make_pki(dir.path(), "broker")?;

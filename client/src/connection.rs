@@ -916,7 +916,8 @@ mod tests {
         assert!(conn.is_dead());
     }
 
-    #[tokio::test]
+    /// On paused time: the 50 ms request timeout is a tokio timer.
+    #[tokio::test(start_paused = true)]
     async fn a_request_timeout_closes_the_connection() {
         let broker = MockBroker::start(|_| Reaction::Hang).await;
         let conn = Connection::connect(&config(broker.addr()), &[])

@@ -867,7 +867,9 @@ mod tests {
             c
         }
 
-        #[tokio::test]
+        /// On paused time: the mock's 300 ms delay and the 50 ms cancel are
+        /// tokio timers, so their order is exact rather than a race.
+        #[tokio::test(start_paused = true)]
         async fn a_cancelled_poll_leaves_its_fetch_for_the_next_one() {
             let broker = MockBroker::start(|req| {
                 Reaction::RespondAfter(

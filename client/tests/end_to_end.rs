@@ -491,7 +491,9 @@ async fn a_small_buffer_makes_sends_wait_but_all_complete() -> TestResult {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On paused time: the clients' reconnect and retry backoffs and the 300 ms
+/// outage are tokio timers, so the retries happen on virtual time.
+#[tokio::test(start_paused = true)]
 async fn clients_reconnect_after_the_broker_restarts() -> TestResult {
     bounded(async {
         let mut broker = TestBroker::start().await?;

@@ -71,7 +71,9 @@ fn total(got: &[Vec<String>]) -> usize {
     got.iter().map(Vec::len).sum()
 }
 
-#[tokio::test]
+/// On paused time: the members' polls, heartbeats and auto-commits are
+/// tokio timers.
+#[tokio::test(start_paused = true)]
 async fn three_members_split_six_partitions_and_each_record_goes_to_one_member() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
@@ -184,7 +186,10 @@ async fn committed_offsets_survive_a_restart_and_a_new_member_resumes_there() ->
     .await
 }
 
-#[tokio::test]
+/// On paused time: the broker's session deadlines and the client's heartbeat
+/// and poll timers are all tokio timers, so the dropped member's 1.5 s
+/// session runs out on virtual time.
+#[tokio::test(start_paused = true)]
 async fn close_moves_partitions_at_once_and_a_dropped_member_is_expelled() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;

@@ -1,9 +1,12 @@
 //! Share groups end to end: `ShareConsumer`s against the real broker,
 //! started in-process on 127.0.0.1:0 with its data in a temporary directory.
 //!
-//! Every loop is bounded in count and every test in time. Lock expiry runs on
-//! real time (the broker's minimum `share.lock.timeout.ms` is 1 s); nothing
-//! asserts on how long anything took.
+//! Every loop is bounded in count and every test in time; nothing asserts on
+//! how long anything took. The tests that wait for time to pass run on
+//! paused time (`start_paused`, a current-thread runtime): lock deadlines,
+//! the client's polls (a 300 ms poll that must come back empty) and the
+//! dead-letter retry are tokio timers, so the broker's minimum
+//! `share.lock.timeout.ms` (1 s) and those polls pass on virtual time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -214,7 +217,7 @@ async fn two_members_get_disjoint_records_and_together_all_of_them() -> TestResu
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_released_record_comes_back_with_delivery_count_2() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
@@ -243,7 +246,7 @@ async fn a_released_record_comes_back_with_delivery_count_2() -> TestResult {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn an_expired_lock_redelivers_to_another_member() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
@@ -279,7 +282,7 @@ async fn an_expired_lock_redelivers_to_another_member() -> TestResult {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_record_released_five_times_lands_in_the_dead_letter_topic_with_its_origin() -> TestResult
 {
     bounded(async {
@@ -352,7 +355,7 @@ async fn a_record_released_five_times_lands_in_the_dead_letter_topic_with_its_or
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_lock_that_expires_on_the_last_attempt_dead_letters_the_record() -> TestResult {
     bounded(async {
         let broker = TestBroker::start().await?;
@@ -387,7 +390,7 @@ async fn a_lock_that_expires_on_the_last_attempt_dead_letters_the_record() -> Te
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn an_acked_record_is_never_redelivered_even_after_a_restart() -> TestResult {
     bounded(async {
         let mut broker = TestBroker::start().await?;

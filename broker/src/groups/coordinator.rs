@@ -30,10 +30,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+// tokio's clock, as in `state.rs`: paused in the session-timeout tests.
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warren_protocol::ErrorCode;
 use warren_protocol::api::groups::{
@@ -850,7 +852,7 @@ pub async fn run_expiry(
         let next = coordinator.next_deadline();
         let sleep = async {
             match next {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };

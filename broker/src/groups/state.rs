@@ -19,8 +19,12 @@
 //! Commits must carry the current generation and name a held partition.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+// tokio's clock (the same as std's unless a test pauses it): session
+// deadlines are slept on by `run_expiry`, and tests move them with
+// `tokio::time::advance` instead of sleeping.
+use tokio::time::Instant;
 use warren_protocol::ErrorCode;
 
 use super::assignor::{TopicPartition, assign};

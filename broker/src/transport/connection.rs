@@ -588,8 +588,10 @@ mod tests {
         assert_eq!(c.next().0, c.last_read + Duration::from_secs(600));
     }
 
-    #[test]
-    fn a_started_frame_keeps_its_start_until_one_is_decoded() {
+    /// On paused time: the clock moves by exactly 2 ms between the two
+    /// frames, so the new start is checked to the instant, not just "later".
+    #[tokio::test(start_paused = true)]
+    async fn a_started_frame_keeps_its_start_until_one_is_decoded() {
         let mut c = clock();
         c.setup_done = true;
         c.frame_progress(false, false);
@@ -602,9 +604,9 @@ mod tests {
         c.frame_progress(false, false);
         assert_eq!(c.frame_started, Some(started));
         // Frames decoded and bytes of the next one left: a new start.
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_millis(2)).await;
         c.frame_progress(true, false);
-        assert!(c.frame_started.is_some_and(|s| s > started));
+        assert_eq!(c.frame_started, Some(started + Duration::from_millis(2)));
         // All decoded: no frame pending.
         c.frame_progress(true, true);
         assert_eq!(c.frame_started, None);

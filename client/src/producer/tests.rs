@@ -398,7 +398,8 @@ async fn a_full_buffer_makes_send_wait_until_batches_complete() {
     );
 }
 
-#[tokio::test]
+/// On paused time: the request and delivery timeouts are tokio timers.
+#[tokio::test(start_paused = true)]
 async fn undeliverable_batches_time_out() {
     let broker = MockBroker::start(|req| {
         if req.header.api_key == ApiKey::Metadata as u16 {
