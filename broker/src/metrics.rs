@@ -43,8 +43,6 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
-use warren_protocol::ErrorCode;
-use warren_protocol::api::ApiKey;
 use warren_storage::StorageMetrics;
 
 use warren_storage::KvStore;
@@ -101,16 +99,108 @@ const FSYNC_BUCKETS: &[f64] = &[
 static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-/// The api label of a request whose api key the broker does not know.
+/// The api label of a request whose api key its protocol does not know.
 const UNKNOWN_API: &str = "unknown";
+
+/// How a wire protocol labels its requests in `warren_requests_total` and
+/// `warren_request_duration_seconds`: the `api` label of each api key and
+/// the `error_code` label of each outcome (the protocol's numeric error
+/// code, which the front-end puts in
+/// [`Response::outcome`](crate::transport::response::Response::outcome)).
+/// Each front-end gives its own ([`FrontEnd::request_labels`](crate::transport::FrontEnd::request_labels)).
+#[derive(Debug, Clone)]
+pub struct RequestLabels {
+    /// The `api` label by api key (the index); a key past the end or
+    /// `None` counts as `unknown`.
+    pub apis: Vec<Option<&'static str>>,
+    /// Every outcome code the protocol knows with its label, in ascending
+    /// code order, success (0) first.
+    pub outcomes: Vec<(u16, &'static str)>,
+    /// The label of a code not in `outcomes`.
+    pub unknown_outcome: &'static str,
+}
 
 /// The request families of one api key, registered on first use.
 struct ApiMetrics {
     name: &'static str,
     duration: OnceLock<Histogram>,
-    /// One counter per [`ErrorCode::ALL`] entry, then one for codes this
-    /// build does not know.
+    /// One counter per [`RequestLabels::outcomes`] entry, then one for codes
+    /// the protocol does not know.
     by_code: Box<[OnceLock<Counter>]>,
+}
+
+/// One protocol's request metrics, over its broker's recorder: built once
+/// per listener ([`Metrics::requests`]), recorded into by every connection.
+pub struct RequestMetrics {
+    metrics: Arc<Metrics>,
+    /// Indexed by api key; the last entry is for unknown keys.
+    apis: Box<[ApiMetrics]>,
+    outcomes: Box<[(u16, &'static str)]>,
+    unknown_outcome: &'static str,
+}
+
+impl RequestMetrics {
+    /// When a request's clock starts: `None` with metrics off, so a broker
+    /// without metrics does not even read the clock.
+    pub fn started(&self) -> Option<Instant> {
+        self.metrics.exporter.as_ref().map(|_| Instant::now())
+    }
+
+    /// [`done`](Self::done) for a response ready now; reads the clock only
+    /// when metrics are on.
+    pub fn ready(&self, api_key: u16, outcome: u16, started: Option<Instant>) {
+        if started.is_some() {
+            self.done(api_key, outcome, started, Instant::now());
+        }
+    }
+
+    /// Records one request of api key `api_key` that ended with `outcome`,
+    /// from `started` (see [`started`](Self::started)) to `ready`, when its
+    /// response was ready to be written.
+    pub fn done(&self, api_key: u16, outcome: u16, started: Option<Instant>, ready: Instant) {
+        let (Some(exporter), Some(started)) = (&self.metrics.exporter, started) else {
+            return;
+        };
+        let Some(api) = self
+            .apis
+            .get(usize::from(api_key))
+            .or_else(|| self.apis.last())
+        else {
+            return;
+        };
+        // Success is the first outcome: the common case skips the search.
+        let index = match self.outcomes.first() {
+            Some((first, _)) if *first == outcome => 0,
+            _ => self
+                .outcomes
+                .binary_search_by_key(&outcome, |(code, _)| *code)
+                .unwrap_or(self.outcomes.len()),
+        };
+        if let Some(counter) = api.by_code.get(index) {
+            counter
+                .get_or_init(|| {
+                    let name = self
+                        .outcomes
+                        .get(index)
+                        .map_or(self.unknown_outcome, |(_, name)| name);
+                    let key = Key::from_parts(
+                        names::REQUESTS_TOTAL,
+                        vec![Label::new("api", api.name), Label::new("error_code", name)],
+                    );
+                    exporter.recorder.register_counter(&key, &METADATA)
+                })
+                .increment(1);
+        }
+        api.duration
+            .get_or_init(|| {
+                let key = Key::from_parts(
+                    names::REQUEST_DURATION_SECONDS,
+                    vec![Label::new("api", api.name)],
+                );
+                exporter.recorder.register_histogram(&key, &METADATA)
+            })
+            .record(ready.saturating_duration_since(started).as_secs_f64());
+    }
 }
 
 /// The recorder of a broker with metrics on.
@@ -125,8 +215,6 @@ pub struct Metrics {
     /// a no-op and `/metrics` answers 404.
     exporter: Option<Exporter>,
     storage: StorageMetrics,
-    /// Indexed by api key; the last entry is for unknown keys.
-    apis: Box<[ApiMetrics]>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -186,28 +274,7 @@ impl Metrics {
             },
             None => StorageMetrics::default(),
         };
-        let max_key = ApiKey::SUPPORTED
-            .iter()
-            .map(|(k, _, _)| *k as usize)
-            .max()
-            .unwrap_or(0);
-        let apis = (0..=max_key + 1)
-            .map(|i| ApiMetrics {
-                name: u16::try_from(i)
-                    .ok()
-                    .and_then(|k| ApiKey::try_from(k).ok())
-                    .map_or(UNKNOWN_API, ApiKey::name),
-                duration: OnceLock::new(),
-                by_code: (0..=ErrorCode::ALL.len())
-                    .map(|_| OnceLock::new())
-                    .collect(),
-            })
-            .collect();
-        Metrics {
-            exporter,
-            storage,
-            apis,
-        }
+        Metrics { exporter, storage }
     }
 
     /// Whether metrics are on.
@@ -225,71 +292,34 @@ impl Metrics {
         PartitionMetrics::new(self.enabled())
     }
 
-    /// When a request's clock starts: `None` with metrics off, so a broker
-    /// without metrics does not even read the clock.
-    pub fn request_started(&self) -> Option<Instant> {
-        self.exporter.as_ref().map(|_| Instant::now())
-    }
-
-    /// [`request_done`](Self::request_done) for a response ready now; reads
-    /// the clock only when metrics are on.
-    pub fn request_ready(&self, api_key: u16, code: ErrorCode, started: Option<Instant>) {
-        if started.is_some() {
-            self.request_done(api_key, code, started, Instant::now());
-        }
-    }
-
-    /// Records one request of api key `api_key` that ended with `code`,
-    /// from `started` (see [`request_started`](Self::request_started)) to
-    /// `ready`, when its response was ready to be written.
-    pub fn request_done(
-        &self,
-        api_key: u16,
-        code: ErrorCode,
-        started: Option<Instant>,
-        ready: Instant,
-    ) {
-        let (Some(exporter), Some(started)) = (&self.exporter, started) else {
-            return;
-        };
-        let Some(api) = self
-            .apis
-            .get(usize::from(api_key))
-            .or_else(|| self.apis.last())
-        else {
-            return;
-        };
-        // NONE is `ALL[0]`: the common case skips the search.
-        let index = if code == ErrorCode::NONE {
-            0
-        } else {
-            ErrorCode::ALL
-                .binary_search(&code)
-                .unwrap_or(ErrorCode::ALL.len())
-        };
-        if let Some(counter) = api.by_code.get(index) {
-            counter
-                .get_or_init(|| {
-                    let key = Key::from_parts(
-                        names::REQUESTS_TOTAL,
-                        vec![
-                            Label::new("api", api.name),
-                            Label::new("error_code", code.name()),
-                        ],
-                    );
-                    exporter.recorder.register_counter(&key, &METADATA)
-                })
-                .increment(1);
-        }
-        api.duration
-            .get_or_init(|| {
-                let key = Key::from_parts(
-                    names::REQUEST_DURATION_SECONDS,
-                    vec![Label::new("api", api.name)],
-                );
-                exporter.recorder.register_histogram(&key, &METADATA)
+    /// The request metrics of a protocol labelled by `labels` (one per
+    /// listener).
+    pub fn requests(self: &Arc<Self>, labels: RequestLabels) -> RequestMetrics {
+        let apis = (0..=labels.apis.len())
+            .map(|i| ApiMetrics {
+                name: labels.apis.get(i).copied().flatten().unwrap_or(UNKNOWN_API),
+                duration: OnceLock::new(),
+                by_code: (0..=labels.outcomes.len())
+                    .map(|_| OnceLock::new())
+                    .collect(),
             })
-            .record(ready.saturating_duration_since(started).as_secs_f64());
+            .collect();
+        RequestMetrics {
+            metrics: Arc::clone(self),
+            apis,
+            outcomes: labels.outcomes.into(),
+            unknown_outcome: labels.unknown_outcome,
+        }
+    }
+
+    /// What the recorder holds, rendered (the request and storage families;
+    /// not the scrape-time ones [`render`](Self::render) adds).
+    #[cfg(test)]
+    pub(crate) fn render_recorded(&self) -> String {
+        self.exporter
+            .as_ref()
+            .map(|e| e.handle.render())
+            .unwrap_or_default()
     }
 
     /// Drains recorded histogram samples into their buckets, so the samples
@@ -701,31 +731,44 @@ mod tests {
     fn disabled_metrics_record_nothing_and_render_nothing() {
         let m = Metrics::new(false);
         assert!(!m.enabled());
-        assert!(m.request_started().is_none());
+        let m = Arc::new(m);
+        assert!(
+            m.requests(RequestLabels {
+                apis: vec![Some("Zero")],
+                outcomes: vec![(0, "OK")],
+                unknown_outcome: "OTHER",
+            })
+            .started()
+            .is_none()
+        );
         let p = m.partition();
         p.produced(1, 2);
         assert!(p.counts().is_none());
     }
 
     #[test]
-    fn requests_are_counted_by_api_and_code() {
-        let m = Metrics::new(true);
-        let started = m.request_started();
+    fn requests_are_counted_by_api_and_outcome_under_the_protocols_labels() {
+        let m = Arc::new(Metrics::new(true));
+        let requests = m.requests(RequestLabels {
+            apis: vec![Some("Zero"), None, Some("Two")],
+            outcomes: vec![(0, "OK"), (3, "THREE"), (7, "SEVEN")],
+            unknown_outcome: "OTHER",
+        });
+        let started = requests.started();
         let now = Instant::now();
-        m.request_done(ApiKey::Produce as u16, ErrorCode::NONE, started, now);
-        m.request_done(ApiKey::Produce as u16, ErrorCode::NONE, started, now);
-        m.request_done(ApiKey::Fetch as u16, ErrorCode::UNKNOWN_TOPIC, started, now);
-        m.request_done(999, ErrorCode(999), started, now);
-        let text = m
-            .exporter
-            .as_ref()
-            .map(|e| e.handle.render())
-            .unwrap_or_default();
+        requests.done(0, 0, started, now);
+        requests.done(0, 0, started, now);
+        requests.done(2, 7, started, now);
+        requests.done(2, 3, started, now);
+        requests.done(1, 4, started, now);
+        requests.done(999, 999, started, now);
+        let text = m.render_recorded();
         for line in [
-            "warren_requests_total{api=\"Produce\",error_code=\"NONE\"} 2",
-            "warren_requests_total{api=\"Fetch\",error_code=\"UNKNOWN_TOPIC\"} 1",
-            "warren_requests_total{api=\"unknown\",error_code=\"UNKNOWN_CODE\"} 1",
-            "warren_request_duration_seconds_count{api=\"Produce\"} 2",
+            "warren_requests_total{api=\"Zero\",error_code=\"OK\"} 2",
+            "warren_requests_total{api=\"Two\",error_code=\"SEVEN\"} 1",
+            "warren_requests_total{api=\"Two\",error_code=\"THREE\"} 1",
+            "warren_requests_total{api=\"unknown\",error_code=\"OTHER\"} 2",
+            "warren_request_duration_seconds_count{api=\"Zero\"} 2",
             "# TYPE warren_request_duration_seconds histogram",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");

@@ -3,8 +3,8 @@
 use warren_protocol::api::api_versions::ApiVersionsResponse;
 
 use super::Reply;
-use crate::transport::response::Response;
+use super::response;
 
 pub fn handle(cid: u32) -> Reply {
-    Reply::Now(Response::ok(cid, &ApiVersionsResponse::supported()))
+    Reply::Now(response::ok(cid, &ApiVersionsResponse::supported()))
 }

@@ -21,9 +21,9 @@ use warren_protocol::api::auth::{
 use warren_protocol::scram::{self, ClientFirst, ScramCredential};
 
 use super::Reply;
+use super::response;
 use crate::auth::{Auth, Grants, SaslState, Session};
 use crate::state::Shared;
-use crate::transport::response::Response;
 
 pub fn authenticate(
     cid: u32,
@@ -31,7 +31,7 @@ pub fn authenticate(
     shared: &Arc<Shared>,
     session: &mut Session,
 ) -> Reply {
-    let fail = |code, message: String| Reply::Now(Response::error(cid, code, message));
+    let fail = |code, message: String| Reply::Now(response::error(cid, code, message));
     if matches!(session.sasl, SaslState::Done) {
         return fail(
             ErrorCode::ILLEGAL_SASL_STATE,
@@ -46,7 +46,7 @@ pub fn authenticate(
                 match server.handle_client_final(&req.auth_bytes) {
                     Ok((user, server_final)) => {
                         session.authenticated(user);
-                        Reply::Now(Response::ok(
+                        Reply::Now(response::ok(
                             cid,
                             &AuthenticateResponse {
                                 auth_bytes: Bytes::from(server_final),
@@ -65,7 +65,7 @@ pub fn authenticate(
             ),
         },
         PLAIN => match plain(&shared.auth, session, &req.auth_bytes) {
-            Ok(()) => Reply::Now(Response::ok(cid, &AuthenticateResponse::default())),
+            Ok(()) => Reply::Now(response::ok(cid, &AuthenticateResponse::default())),
             Err((code, message)) => fail(code, message),
         },
         other => fail(
@@ -126,14 +126,14 @@ fn scram_first(cid: u32, msg: &[u8], shared: &Arc<Shared>, session: &mut Session
     match started {
         Ok((server, server_first)) => {
             session.sasl = SaslState::ScramFirstSent(Box::new(server));
-            Reply::Now(Response::ok(
+            Reply::Now(response::ok(
                 cid,
                 &AuthenticateResponse {
                     auth_bytes: Bytes::from(server_first),
                 },
             ))
         }
-        Err(e) => Reply::Now(Response::error(
+        Err(e) => Reply::Now(response::error(
             cid,
             ErrorCode::SASL_AUTHENTICATION_FAILED,
             e.to_string(),
@@ -193,7 +193,7 @@ pub fn delete_user(
 
 pub fn list_users(cid: u32, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     match shared.services.access.list_users(grants) {
-        Ok(users) => Reply::Now(Response::ok(cid, &ListUsersResponse { users })),
+        Ok(users) => Reply::Now(response::ok(cid, &ListUsersResponse { users })),
         Err(e) => Reply::Now(super::error::response(cid, &e)),
     }
 }
@@ -212,7 +212,7 @@ pub fn list_acls(cid: u32, req: ListAclsRequest, shared: &Arc<Shared>, grants: &
         .access
         .list_acls(grants, req.user.as_deref())
     {
-        Ok(acls) => Reply::Now(Response::ok(cid, &ListAclsResponse { acls })),
+        Ok(acls) => Reply::Now(response::ok(cid, &ListAclsResponse { acls })),
         Err(e) => Reply::Now(super::error::response(cid, &e)),
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use warren_protocol::api::topics::{CreateTopicRequest, EmptyResponse};
 
+use super::response;
 use super::{Reply, error};
 use crate::auth::Grants;
 use crate::state::Shared;
@@ -23,7 +24,7 @@ pub fn handle(cid: u32, req: CreateTopicRequest, shared: &Arc<Shared>, grants: &
 /// The response to an admin change: empty, or the error.
 pub(super) fn answer(cid: u32, done: crate::services::ServiceResult<()>) -> Response {
     match done {
-        Ok(()) => Response::ok(cid, &EmptyResponse),
+        Ok(()) => response::ok(cid, &EmptyResponse),
         Err(e) => error::response(cid, &e),
     }
 }

@@ -9,9 +9,9 @@ use warren_protocol::api::topics::{
 };
 
 use super::Reply;
+use super::response;
 use crate::auth::Grants;
 use crate::state::Shared;
-use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topic = match shared.services.catalog.describe(grants, &req.name) {
@@ -38,7 +38,7 @@ pub fn handle(cid: u32, req: DescribeTopicRequest, shared: &Arc<Shared>, grants:
         .into_iter()
         .map(|(key, partitions)| BindingDescription { key, partitions })
         .collect();
-    Reply::Now(Response::ok(
+    Reply::Now(response::ok(
         cid,
         &DescribeTopicResponse {
             name: topic.config.name.clone(),

@@ -4,6 +4,7 @@
 
 use warren_protocol::ErrorCode;
 
+use super::response;
 use crate::error::{ErrorKind, ServiceError};
 use crate::transport::response::Response;
 
@@ -51,7 +52,7 @@ pub fn code_of(error: Option<&ServiceError>) -> ErrorCode {
 
 /// The error response (header code and message) for `e`.
 pub fn response(correlation_id: u32, e: &ServiceError) -> Response {
-    Response::error(correlation_id, code(e.kind), e.message())
+    response::error(correlation_id, code(e.kind), e.message())
 }
 
 #[cfg(test)]

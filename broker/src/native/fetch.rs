@@ -17,6 +17,7 @@ use warren_protocol::wire::put_array_len;
 
 use super::Reply;
 use super::error::code;
+use super::response;
 use crate::auth::Grants;
 use crate::services::fetch::{FetchLimits, FetchPartition, FetchResult, Fetched};
 use crate::state::Shared;
@@ -42,9 +43,9 @@ fn response_head_bytes<'a>(topics: impl Iterator<Item = (&'a str, usize)>) -> u6
 
 /// Most record bytes a response whose fixed fields take `head_bytes` may
 /// carry so that its frame length fits a u32 (see
-/// [`crate::transport::response::MAX_RESPONSE_BODY_BYTES`]).
+/// [`super::response::MAX_RESPONSE_BODY_BYTES`]).
 fn record_byte_cap(head_bytes: u64) -> u64 {
-    crate::transport::response::MAX_RESPONSE_BODY_BYTES.saturating_sub(head_bytes)
+    super::response::MAX_RESPONSE_BODY_BYTES.saturating_sub(head_bytes)
 }
 
 pub fn handle(cid: u32, req: FetchRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
@@ -104,14 +105,14 @@ fn respond(cid: u32, result: FetchResult) -> Response {
         }
     }
     chunks.push(Chunk::Bytes(head.freeze()));
-    Response::from_body_chunks(cid, chunks, first_error)
+    response::from_body_chunks(cid, chunks, first_error)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::response::MAX_RESPONSE_BODY_BYTES;
     use super::*;
     use crate::services::fetch::fits;
-    use crate::transport::response::MAX_RESPONSE_BODY_BYTES;
 
     #[test]
     fn record_bytes_are_capped_so_the_frame_never_wraps() {
@@ -129,6 +130,6 @@ mod tests {
         assert!(!fits(1, four_gib, cap));
         assert!(!fits(u64::MAX, 1, cap), "no overflow");
         assert_eq!(record_byte_cap(u64::MAX), 0);
-        assert!(crate::transport::response::frame_len(heads + cap).is_some());
+        assert!(super::response::frame_len(heads + cap).is_some());
     }
 }

@@ -15,25 +15,25 @@ use warren_protocol::api::groups::{
 use warren_protocol::api::topics::EmptyResponse;
 
 use super::Reply;
+use super::response;
 use crate::auth::Grants;
 use crate::groups::coordinator::Refusal;
 use crate::state::Shared;
-use crate::transport::response::Response;
 
 fn refused(cid: u32, (code, message): Refusal) -> Reply {
-    Reply::Now(Response::error(cid, code, message))
+    Reply::Now(response::error(cid, code, message))
 }
 
 pub fn join(cid: u32, req: JoinGroupRequest, shared: &Arc<Shared>) -> Reply {
     match shared.groups.join(&req, &shared.topics) {
-        Ok(r) => Reply::Now(Response::ok(cid, &r)),
+        Ok(r) => Reply::Now(response::ok(cid, &r)),
         Err(e) => refused(cid, e),
     }
 }
 
 pub fn heartbeat(cid: u32, req: HeartbeatRequest, shared: &Arc<Shared>) -> Reply {
     match shared.groups.heartbeat(&req, &shared.topics) {
-        Ok(r) => Reply::Now(Response::ok(cid, &r)),
+        Ok(r) => Reply::Now(response::ok(cid, &r)),
         Err(e) => refused(cid, e),
     }
 }
@@ -43,7 +43,7 @@ pub fn leave(cid: u32, req: LeaveGroupRequest, shared: &Arc<Shared>) -> Reply {
         .groups
         .leave(&req.group, &req.member_id, &shared.topics)
     {
-        Ok(()) => Reply::Now(Response::ok(cid, &EmptyResponse)),
+        Ok(()) => Reply::Now(response::ok(cid, &EmptyResponse)),
         Err(e) => refused(cid, e),
     }
 }
@@ -78,19 +78,19 @@ pub fn commit(
         response
     };
     match shared.groups.commit(&req, &shared.topics, &shared.kv) {
-        Ok((response, None)) => Reply::Now(Response::ok(cid, &deny(response))),
+        Ok((response, None)) => Reply::Now(response::ok(cid, &deny(response))),
         Ok((response, Some(end))) => {
             let response = deny(response);
             let kv = shared.kv.clone();
             Reply::later(async move {
                 match tokio::task::spawn_blocking(move || kv.sync_to(end)).await {
-                    Ok(Ok(())) => Response::ok(cid, &response),
-                    Ok(Err(e)) => Response::error(
+                    Ok(Ok(())) => response::ok(cid, &response),
+                    Ok(Err(e)) => response::error(
                         cid,
                         super::storage_code(&e, "sync committed offsets"),
                         format!("syncing offsets: {e}"),
                     ),
-                    Err(e) => Response::error(cid, ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string()),
+                    Err(e) => response::error(cid, ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string()),
                 }
             })
         }
@@ -126,7 +126,7 @@ pub fn fetch_offsets(
                         .collect(),
                 }
             }));
-            Reply::Now(Response::ok(cid, &r))
+            Reply::Now(response::ok(cid, &r))
         }
         Err(e) => refused(cid, e),
     }
@@ -136,7 +136,7 @@ pub fn list(cid: u32, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let mut r = shared.groups.list(&shared.kv);
     r.groups
         .retain(|g| grants.allows(ResourceType::Group, &g.group, Permission::Read));
-    Reply::Now(Response::ok(cid, &r))
+    Reply::Now(response::ok(cid, &r))
 }
 
 pub fn describe(
@@ -151,7 +151,7 @@ pub fn describe(
     {
         Ok(mut r) => {
             crate::groups::keep_readable_offsets(&mut r, grants);
-            Reply::Now(Response::ok(cid, &r))
+            Reply::Now(response::ok(cid, &r))
         }
         Err(e) => refused(cid, e),
     }

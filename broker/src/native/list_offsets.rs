@@ -13,10 +13,10 @@ use warren_protocol::api::list_offsets::{
 
 use super::Reply;
 use super::error::code;
+use super::response;
 use crate::auth::Grants;
 use crate::services::catalog::OffsetSpec;
 use crate::state::Shared;
-use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Some(refused) = super::over_topic_limits(cid, &req.topics, |t| t.partitions.len()) {
@@ -60,5 +60,5 @@ pub fn handle(cid: u32, req: ListOffsetsRequest, shared: &Arc<Shared>, grants: &
             }
         })
         .collect();
-    Reply::Now(Response::ok(cid, &ListOffsetsResponse { topics }))
+    Reply::Now(response::ok(cid, &ListOffsetsResponse { topics }))
 }

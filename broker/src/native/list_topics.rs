@@ -6,9 +6,9 @@ use std::sync::Arc;
 use warren_protocol::api::topics::{ListTopicsRequest, ListTopicsResponse, TopicListing};
 
 use super::Reply;
+use super::response;
 use crate::auth::Grants;
 use crate::state::Shared;
-use crate::transport::response::Response;
 
 pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     let topics = shared
@@ -21,5 +21,5 @@ pub fn handle(cid: u32, _req: ListTopicsRequest, shared: &Arc<Shared>, grants: &
             partitions: t.partitions,
         })
         .collect();
-    Reply::Now(Response::ok(cid, &ListTopicsResponse { topics }))
+    Reply::Now(response::ok(cid, &ListTopicsResponse { topics }))
 }

@@ -12,10 +12,10 @@ use warren_protocol::api::metadata::{
 
 use super::Reply;
 use super::error::code;
+use super::response;
 use crate::auth::Grants;
 use crate::services::catalog::TopicPlacement;
 use crate::state::Shared;
-use crate::transport::response::Response;
 
 pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Grants) -> Reply {
     if let Some(refused) =
@@ -64,5 +64,5 @@ pub fn handle(cid: u32, req: MetadataRequest, shared: &Arc<Shared>, grants: &Gra
             port: b.addr.port(),
         })
         .collect();
-    Reply::Now(Response::ok(cid, &MetadataResponse { brokers, topics }))
+    Reply::Now(response::ok(cid, &MetadataResponse { brokers, topics }))
 }

@@ -46,7 +46,6 @@ use crate::auth::{Grants, Session};
 use crate::state::Shared;
 use crate::topics::BindingChange;
 pub use crate::transport::Reply;
-use crate::transport::response::Response;
 
 mod api_versions;
 mod auth;
@@ -62,6 +61,7 @@ mod list_offsets;
 mod list_topics;
 mod metadata;
 mod produce;
+pub(crate) mod response;
 mod share_ack;
 mod share_fetch;
 
@@ -81,7 +81,7 @@ pub const MAX_REQUEST_PARTITIONS: usize = 100_000;
 /// above, or `None` when `count <= max`.
 pub(crate) fn over_limit(cid: u32, what: &str, count: usize, max: usize) -> Option<Reply> {
     (count > max).then(|| {
-        Reply::Now(Response::error(
+        Reply::Now(response::error(
             cid,
             ErrorCode::INVALID_REQUEST,
             format!("the request names {count} {what}; at most {max} are allowed per request"),
@@ -113,7 +113,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
     let key = match ApiKey::try_from(frame.header.api_key) {
         Ok(key) => key,
         Err(e) => {
-            return Reply::Now(Response::error(
+            return Reply::Now(response::error(
                 cid,
                 ErrorCode::UNKNOWN_API_KEY,
                 e.to_string(),
@@ -124,7 +124,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
     if key != ApiKey::ApiVersions
         && let Err(e) = key.check_version(frame.header.api_version)
     {
-        return Reply::Now(Response::error(
+        return Reply::Now(response::error(
             cid,
             ErrorCode::UNSUPPORTED_VERSION,
             e.to_string(),
@@ -134,7 +134,7 @@ pub fn handle(frame: RequestFrame, shared: &Arc<Shared>, session: &mut Session) 
     let grants = session.grants(&shared.auth);
     let g = &*grants;
     if !g.is_authenticated() && !matches!(key, ApiKey::ApiVersions | ApiKey::Authenticate) {
-        return Reply::Now(Response::error(
+        return Reply::Now(response::error(
             cid,
             ErrorCode::AUTHENTICATION_REQUIRED,
             format!(
@@ -254,7 +254,7 @@ fn require(
             ResourceType::Cluster => "the cluster".to_string(),
             t => format!("{} {name:?}", t.name()),
         };
-        Reply::Now(Response::error(
+        Reply::Now(response::error(
             cid,
             Grants::denied_code(denied, resource_type),
             format!("not authorized: {needed} on {what} is needed"),
@@ -280,7 +280,7 @@ fn parse<T: Body>(cid: u32, key: ApiKey, body: Bytes, apply: impl FnOnce(T) -> R
         Ok(request) => apply(request),
         Err(e) => {
             tracing::debug!(api = key.name(), error = %e, "malformed request body");
-            Reply::Now(Response::error(
+            Reply::Now(response::error(
                 cid,
                 ErrorCode::INVALID_REQUEST,
                 format!("malformed {} request: {e}", key.name()),

@@ -15,6 +15,7 @@ use warren_protocol::api::produce::{
 
 use super::Reply;
 use super::error::code_of;
+use super::response;
 use crate::auth::Grants;
 use crate::services::produce::{Acks, EntryResult, ProduceEntry, ProduceResults, Produced};
 use crate::state::Shared;
@@ -26,7 +27,7 @@ pub fn handle(cid: u32, req: ProduceRequest, shared: &Arc<Shared>, grants: &Gran
         1 => Acks::Leader,
         -1 => Acks::All,
         other => {
-            return Reply::Now(Response::error(
+            return Reply::Now(response::error(
                 cid,
                 ErrorCode::INVALID_REQUIRED_ACKS,
                 format!("acks must be 0, 1 or -1, got {other}"),
@@ -90,7 +91,7 @@ fn respond(cid: u32, asked: Vec<(String, Vec<i32>)>, results: ProduceResults) ->
                 .collect(),
         })
         .collect();
-    Response::ok(cid, &ProduceResponse { topics }).with_code(first_error)
+    response::ok(cid, &ProduceResponse { topics }).with_outcome(first_error.0)
 }
 
 /// One entry's answer: the partition appended to (the one asked for until

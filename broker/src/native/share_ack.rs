@@ -13,6 +13,7 @@ use warren_protocol::api::share::{ShareAckRequest, ShareAckResponse};
 
 use super::Reply;
 use super::error::{code, response};
+use super::response;
 use crate::auth::Grants;
 use crate::error::ErrorKind;
 use crate::services::queues::AckRange;
@@ -52,5 +53,5 @@ fn respond(cid: u32, outcomes: Vec<(u32, Option<ErrorKind>)>) -> Response {
         .into_iter()
         .map(|(p, e)| (p, e.map_or(ErrorCode::NONE, code)))
         .collect();
-    Response::ok(cid, &ShareAckResponse { partitions })
+    response::ok(cid, &ShareAckResponse { partitions })
 }

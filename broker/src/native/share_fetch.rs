@@ -14,6 +14,7 @@ use warren_protocol::wire::put_array_len;
 
 use super::Reply;
 use super::error::{code, response};
+use super::response;
 use crate::auth::Grants;
 use crate::services::queues::{ShareFetch, ShareFetchResult, ShareFetched};
 use crate::state::Shared;
@@ -67,5 +68,5 @@ fn respond(cid: u32, result: ShareFetchResult) -> Response {
         }
     }
     chunks.push(Chunk::Bytes(head.freeze()));
-    Response::from_body_chunks(cid, chunks, first_error)
+    response::from_body_chunks(cid, chunks, first_error)
 }

@@ -77,14 +77,13 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::server::TlsStream;
 use tokio_util::codec::Decoder;
-use warren_protocol::ErrorCode;
 use warren_storage::FileSlice;
 
 use super::outbox::{Queued, permits_for};
 use super::response::Chunk;
 use super::{FrontEnd, Outbox, Reply, TransportConfig, TransportContext};
 use crate::connections::ConnectionInfo;
-use crate::metrics::Metrics;
+use crate::metrics::RequestMetrics;
 use crate::tls::HANDSHAKE_TIMEOUT;
 
 /// What a connection closed by `connection_write_timeout_ms` logs.
@@ -113,11 +112,12 @@ pub async fn run<F: FrontEnd>(
     peer: SocketAddr,
     transport: &TransportContext,
     front_end: &F,
+    requests: &Arc<RequestMetrics>,
 ) {
     set_write_timeout(&socket, transport.config.connection_write_timeout_ms, peer);
     let Some(acceptor) = transport.tls.clone() else {
         let (reader, writer) = socket.into_split();
-        return serve(reader, writer, peer, false, transport, front_end).await;
+        return serve(reader, writer, peer, false, transport, front_end, requests).await;
     };
     let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket));
     let stream = tokio::select! {
@@ -127,7 +127,7 @@ pub async fn run<F: FrontEnd>(
     match stream {
         Ok(Ok(stream)) => {
             let (reader, writer) = tokio::io::split(stream);
-            serve(reader, writer, peer, true, transport, front_end).await;
+            serve(reader, writer, peer, true, transport, front_end, requests).await;
         }
         Ok(Err(e)) => {
             tracing::info!(%peer, error = %e, "TLS handshake failed; connection closed");
@@ -160,13 +160,14 @@ async fn serve<F, R, W>(
     tls: bool,
     transport: &TransportContext,
     front_end: &F,
+    requests: &Arc<RequestMetrics>,
 ) where
     F: FrontEnd,
     R: AsyncRead + Unpin,
     W: ResponseWriter,
 {
     let config = &transport.config;
-    let metrics = &transport.metrics;
+    let metrics = requests;
     tracing::info!(%peer, tls, "connection opened");
     let registration = transport.connections.register(peer, tls);
     let info = Arc::clone(&registration.info);
@@ -209,15 +210,15 @@ async fn serve<F, R, W>(
                 () = tx.closed() => break 'conn "writer stopped".to_string(),
                 () = transport.shutdown.cancelled() => break 'conn "broker shutting down".to_string(),
             };
-            let started = metrics.request_started();
+            let started = metrics.started();
             let api_key = front_end.api_key(&request);
             let reply = front_end.handle(request, &mut session);
             match &reply {
                 Reply::Now(response) => {
-                    metrics.request_ready(api_key, response.code, started);
+                    metrics.ready(api_key, response.outcome, started);
                 }
                 Reply::None => {
-                    metrics.request_ready(api_key, ErrorCode::NONE, started);
+                    metrics.ready(api_key, 0, started);
                     continue;
                 }
                 Reply::Later(_) => {}
@@ -407,7 +408,7 @@ async fn write_loop<W: ResponseWriter>(
     peer: SocketAddr,
     rx: mpsc::Receiver<Queued>,
     info: Arc<ConnectionInfo>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<RequestMetrics>,
 ) -> io::Result<()> {
     let result = write_replies(writer, rx, info, metrics).await;
     match &result {
@@ -424,7 +425,7 @@ async fn write_replies<W: ResponseWriter>(
     mut writer: W,
     mut rx: mpsc::Receiver<Queued>,
     info: Arc<ConnectionInfo>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<RequestMetrics>,
 ) -> io::Result<()> {
     let mut buf = BytesMut::with_capacity(WRITE_BUFFER_BYTES);
     // Only TLS writers use it; empty (no allocation) until their first fetch.
@@ -442,7 +443,7 @@ async fn write_replies<W: ResponseWriter>(
                 }
                 match task.await {
                     Ok((r, ready)) => {
-                        metrics.request_done(queued.api_key, r.code, queued.started, ready);
+                        metrics.done(queued.api_key, r.outcome, queued.started, ready);
                         r
                     }
                     Err(e) => {

@@ -11,6 +11,7 @@ use tokio_util::codec::Decoder;
 
 use super::{Outbox, Reply};
 use crate::connections::ConnectionInfo;
+use crate::metrics::RequestLabels;
 
 /// A wire protocol served by the transport: how its bytes are framed, what
 /// a connection remembers, and how a request becomes a [`Reply`].
@@ -70,10 +71,16 @@ pub trait FrontEnd: Send + Sync + 'static {
     /// header included).
     fn request_bytes(&self, request: &Self::Request) -> usize;
 
-    /// The request's api key: the label of the request count and latency
-    /// metrics (`warren_requests_total`, `warren_request_duration_seconds`;
-    /// [`Metrics`](crate::metrics::Metrics) names the native api keys).
+    /// The request's api key: the `api` label of the request count and
+    /// latency metrics (`warren_requests_total`,
+    /// `warren_request_duration_seconds`), named by
+    /// [`request_labels`](Self::request_labels).
     fn api_key(&self, request: &Self::Request) -> u16;
+
+    /// The names of this protocol's api keys and outcome codes in the
+    /// request metrics (asked once per listener). A response's outcome is
+    /// its [`Response::outcome`](super::response::Response::outcome).
+    fn request_labels(&self) -> RequestLabels;
 
     /// Answers one request (see the trait docs: no waiting here).
     fn handle(&self, request: Self::Request, session: &mut Self::Session) -> Reply;

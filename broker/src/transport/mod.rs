@@ -25,7 +25,8 @@
 //! - `connection`: the reader and writer tasks of one connection.
 //! - `outbox`: [`Outbox`], messages a front-end sends unasked (AMQP
 //!   `basic.deliver`), through the connection's writer queue.
-//! - `response`: a response as bytes and file ranges.
+//! - `response`: a response as bytes and file ranges, framed by its
+//!   front-end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,7 +121,8 @@ pub struct TransportContext {
     pub shutdown: CancellationToken,
     /// Open connections (the admin API lists them).
     pub connections: Arc<Connections>,
-    /// Request counts and latencies (see [`FrontEnd::api_key`]).
+    /// The broker's metrics: each listener registers its protocol's
+    /// request families here ([`FrontEnd::request_labels`]).
     pub metrics: Arc<Metrics>,
     /// The TLS acceptor when `tls_cert`/`tls_key` are set: then the listener
     /// speaks only TLS.
@@ -140,6 +142,7 @@ pub async fn accept_loop<F: FrontEnd>(
     done: mpsc::Sender<()>,
 ) {
     let limit = Arc::new(Semaphore::new(transport.config.max_connections));
+    let requests = Arc::new(transport.metrics.requests(front_end.request_labels()));
     let mut backoff = Duration::from_millis(5);
     loop {
         let permit = tokio::select! {
@@ -162,8 +165,9 @@ pub async fn accept_loop<F: FrontEnd>(
                 let transport = Arc::clone(&transport);
                 let front_end = Arc::clone(&front_end);
                 let done = done.clone();
+                let requests = Arc::clone(&requests);
                 tokio::spawn(async move {
-                    connection::run(socket, peer, &transport, &*front_end).await;
+                    connection::run(socket, peer, &transport, &*front_end, &requests).await;
                     drop(permit);
                     drop(done);
                 });

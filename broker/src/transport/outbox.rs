@@ -160,15 +160,11 @@ impl Outbox {
 mod tests {
     use bytes::Bytes;
     use futures_util::FutureExt;
-    use warren_protocol::ErrorCode;
 
     use super::*;
 
     fn message(len: usize) -> Response {
-        Response {
-            chunks: vec![Chunk::Bytes(Bytes::from(vec![7; len]))],
-            code: ErrorCode::NONE,
-        }
+        Response::new(vec![Chunk::Bytes(Bytes::from(vec![7; len]))], 0)
     }
 
     #[tokio::test]

@@ -1,39 +1,10 @@
-//! An outgoing response frame as a list of chunks: bytes the broker built, and
-//! file ranges the connection sends with `sendfile(2)`.
+//! An outgoing message as a list of chunks: bytes the front-end built, and
+//! file ranges the connection sends with `sendfile(2)`. How the chunks are
+//! framed (length prefix, correlation id, header) is the front-end's
+//! business: the transport writes them as they are.
 
-use bytes::{BufMut, Bytes, BytesMut};
-use warren_protocol::ErrorCode;
-use warren_protocol::api::{Body, ErrorBody};
-use warren_protocol::frame::{LENGTH_FIELD_BYTES, RESPONSE_HEADER_BYTES};
+use bytes::Bytes;
 use warren_storage::FileSlice;
-
-/// Largest body a response frame can carry: its `frame_len` is a u32 that
-/// also counts the response header. A body this large or larger is never
-/// sent (its length would wrap); see [`frame_len`]. Not configurable.
-pub const MAX_RESPONSE_BODY_BYTES: u64 = u32::MAX as u64 - RESPONSE_HEADER_BYTES as u64;
-
-/// The `frame_len` field for a body of `body_len` bytes, or `None` when the
-/// frame would not fit its u32 length (never wraps).
-pub fn frame_len(body_len: u64) -> Option<u32> {
-    if body_len > MAX_RESPONSE_BODY_BYTES {
-        return None;
-    }
-    u32::try_from(body_len + RESPONSE_HEADER_BYTES as u64).ok()
-}
-
-/// The error answered instead of a response too large for a frame (a bug
-/// in the handler's bounds, so it is logged).
-fn too_large(correlation_id: u32, body_len: u64) -> Response {
-    tracing::error!(
-        body_len,
-        "response too large for a frame; answering an error instead"
-    );
-    Response::error(
-        correlation_id,
-        ErrorCode::UNKNOWN_SERVER_ERROR,
-        format!("the response ({body_len} bytes) exceeds the largest frame"),
-    )
-}
 
 /// One piece of a response.
 pub enum Chunk {
@@ -52,111 +23,29 @@ impl Chunk {
     }
 }
 
-/// A whole response frame, length prefix included.
+/// A whole response (or pushed message), framed by its front-end.
 pub struct Response {
     pub chunks: Vec<Chunk>,
-    /// The request's outcome for `warren_requests_total`: the header's code,
-    /// or, when that is `NONE`, the first partition-level error of a Produce,
-    /// Fetch or ShareFetch (set with [`with_code`](Self::with_code)).
-    pub code: ErrorCode,
+    /// The request's outcome for `warren_requests_total`, as the
+    /// protocol's own numeric error code (0 is success, as in the native
+    /// and Kafka protocols); the front-end's
+    /// [`RequestLabels`](crate::metrics::RequestLabels) name it.
+    pub outcome: u16,
 }
 
 impl Response {
-    /// A successful frame whose body is `body` (bytes and file ranges, in
-    /// order): the frame head (length, correlation id, `NONE`) goes in front.
-    /// `code` is the outcome recorded in metrics (see [`Response::code`]).
-    pub fn from_body_chunks(
-        correlation_id: u32,
-        mut body: Vec<Chunk>,
-        code: ErrorCode,
-    ) -> Response {
-        let body_len: u64 = body.iter().map(|c| c.len() as u64).sum();
-        let Some(len) = frame_len(body_len) else {
-            return too_large(correlation_id, body_len);
-        };
-        let mut head = BytesMut::with_capacity(LENGTH_FIELD_BYTES + RESPONSE_HEADER_BYTES);
-        head.put_u32(len);
-        head.put_u32(correlation_id);
-        head.put_u16(ErrorCode::NONE.0);
-        body.insert(0, Chunk::Bytes(head.freeze()));
-        Response { chunks: body, code }
+    /// A response of `chunks` whose outcome is `outcome`.
+    pub fn new(chunks: Vec<Chunk>, outcome: u16) -> Response {
+        Response { chunks, outcome }
     }
 
-    /// A frame with an encoded body.
-    pub fn frame(correlation_id: u32, error_code: ErrorCode, body: &[u8]) -> Response {
-        let Some(len) = frame_len(body.len() as u64) else {
-            return too_large(correlation_id, body.len() as u64);
-        };
-        let mut b =
-            BytesMut::with_capacity(LENGTH_FIELD_BYTES + RESPONSE_HEADER_BYTES + body.len());
-        b.put_u32(len);
-        b.put_u32(correlation_id);
-        b.put_u16(error_code.0);
-        b.put_slice(body);
-        Response {
-            chunks: vec![Chunk::Bytes(b.freeze())],
-            code: error_code,
-        }
-    }
-
-    /// The same response, reporting `code` as its outcome in the metrics
-    /// when the header says `NONE` (a partition-level error).
-    pub fn with_code(mut self, code: ErrorCode) -> Response {
-        if self.code == ErrorCode::NONE {
-            self.code = code;
+    /// The same response, reporting `outcome` in the metrics when it so far
+    /// reports success (a whole request that succeeded with a failure
+    /// inside, such as a partition-level error).
+    pub fn with_outcome(mut self, outcome: u16) -> Response {
+        if self.outcome == 0 {
+            self.outcome = outcome;
         }
         self
-    }
-
-    /// A successful response with `body`.
-    pub fn ok<B: Body>(correlation_id: u32, body: &B) -> Response {
-        let mut b = BytesMut::new();
-        match body.encode(&mut b) {
-            Ok(()) => Response::frame(correlation_id, ErrorCode::NONE, &b),
-            Err(e) => Response::error(
-                correlation_id,
-                ErrorCode::UNKNOWN_SERVER_ERROR,
-                format!("encoding the response: {e}"),
-            ),
-        }
-    }
-
-    /// A failed response: the header's code and an [`ErrorBody`].
-    pub fn error(correlation_id: u32, code: ErrorCode, message: impl Into<String>) -> Response {
-        let mut b = BytesMut::new();
-        // Encoding an ErrorBody cannot fail (strings are cut to fit).
-        let _ = ErrorBody {
-            message: message.into(),
-        }
-        .encode(&mut b);
-        Response::frame(correlation_id, code, &b)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![expect(clippy::indexing_slicing, reason = "tests")]
-    use super::*;
-
-    #[test]
-    fn a_frame_length_never_wraps() {
-        let header = RESPONSE_HEADER_BYTES as u64;
-        assert_eq!(frame_len(0), Some(RESPONSE_HEADER_BYTES as u32));
-        assert_eq!(frame_len(MAX_RESPONSE_BODY_BYTES), Some(u32::MAX));
-        assert_eq!(frame_len(MAX_RESPONSE_BODY_BYTES + 1), None);
-        // 4 GiB + 10 bytes used to go out as a frame_len of 16.
-        assert_eq!(frame_len((4 << 30) + 10 - header), None);
-        assert_eq!(frame_len(u64::MAX), None);
-    }
-
-    #[test]
-    fn a_body_too_large_for_a_frame_is_answered_with_an_error() {
-        let r = too_large(7, 5 << 30);
-        assert_eq!(r.code, ErrorCode::UNKNOWN_SERVER_ERROR);
-        let [Chunk::Bytes(b)] = r.chunks.as_slice() else {
-            panic!("one chunk");
-        };
-        let len = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
-        assert_eq!(len as usize, b.len() - LENGTH_FIELD_BYTES);
     }
 }

@@ -17,14 +17,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::codec::{Decoder, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
-use warren_protocol::ErrorCode;
 
 use super::outbox::Closed;
 use super::response::{Chunk, Response};
 use super::{FrontEnd, Outbox, Reply, TransportConfig, TransportContext};
 use crate::config::BrokerConfig;
 use crate::connections::{ConnectionInfo, Connections};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RequestLabels};
 
 /// Generous bound on every wait, so a broken test fails instead of hanging
 /// (the box is loaded: never a tight timing).
@@ -67,10 +66,7 @@ fn frame(payload: &[u8]) -> Response {
     let mut b = BytesMut::with_capacity(4 + payload.len());
     b.put_u32(payload.len() as u32);
     b.put_slice(payload);
-    Response {
-        chunks: vec![Chunk::Bytes(b.freeze())],
-        code: ErrorCode::NONE,
-    }
+    Response::new(vec![Chunk::Bytes(b.freeze())], 0)
 }
 
 impl FrontEnd for Lines {
@@ -99,6 +95,14 @@ impl FrontEnd for Lines {
 
     fn api_key(&self, _request: &BytesMut) -> u16 {
         0
+    }
+
+    fn request_labels(&self) -> RequestLabels {
+        RequestLabels {
+            apis: vec![Some("Line")],
+            outcomes: vec![(0, "OK")],
+            unknown_outcome: "UNKNOWN",
+        }
     }
 
     fn handle(&self, request: BytesMut, session: &mut LinesSession) -> Reply {
