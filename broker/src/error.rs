@@ -153,6 +153,13 @@ pub enum ErrorKind {
     InvalidAcl,
     /// The change would leave no superuser to manage users.
     SuperuserRequired,
+    /// A SASL message out of turn (already authenticated, or a mechanism
+    /// switched mid-exchange).
+    IllegalSaslState,
+    /// Wrong credentials, or a malformed or refused SASL message.
+    SaslAuthenticationFailed,
+    /// A SASL mechanism the broker does not offer.
+    UnsupportedSaslMechanism,
     /// The disk is full; nothing was written.
     DiskFull,
     /// The partition's storage failed (an fsync error fenced it) or an I/O
@@ -195,6 +202,9 @@ impl ErrorKind {
         ErrorKind::InvalidUser,
         ErrorKind::InvalidAcl,
         ErrorKind::SuperuserRequired,
+        ErrorKind::IllegalSaslState,
+        ErrorKind::SaslAuthenticationFailed,
+        ErrorKind::UnsupportedSaslMechanism,
         ErrorKind::DiskFull,
         ErrorKind::StorageFailed,
         ErrorKind::ShuttingDown,
@@ -232,6 +242,9 @@ impl ErrorKind {
             ErrorKind::InvalidUser => "INVALID_USER",
             ErrorKind::InvalidAcl => "INVALID_ACL",
             ErrorKind::SuperuserRequired => "SUPERUSER_REQUIRED",
+            ErrorKind::IllegalSaslState => "ILLEGAL_SASL_STATE",
+            ErrorKind::SaslAuthenticationFailed => "SASL_AUTHENTICATION_FAILED",
+            ErrorKind::UnsupportedSaslMechanism => "UNSUPPORTED_SASL_MECHANISM",
             ErrorKind::DiskFull => "DISK_FULL",
             ErrorKind::StorageFailed => "STORAGE_ERROR",
             ErrorKind::ShuttingDown => "BROKER_SHUTTING_DOWN",

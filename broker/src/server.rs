@@ -28,7 +28,7 @@ use warren_storage::{KvConfig, KvStore, LogManager};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::groups::Coordinator;
-use crate::services::{Access, Catalog, Fetcher, Producer, Queues, Services, TopicAdmin};
+use crate::services::{Access, Catalog, Fetcher, Producer, Queues, Sasl, Services, TopicAdmin};
 use crate::share::{ShareContext, ShareGroups};
 use crate::state::Shared;
 use crate::topics::Topics;
@@ -207,6 +207,7 @@ impl Broker {
                 auth: Arc::clone(&auth),
                 shutdown: shutdown.clone(),
             }),
+            sasl: Sasl::new(Arc::clone(&auth)),
         };
         let shared = Arc::new(Shared {
             config,

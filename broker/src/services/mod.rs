@@ -16,6 +16,8 @@
 //! - [`admin`]: [`TopicAdmin`]: create and delete topics, bind and unbind.
 //! - [`queues`]: [`Queues`]: share groups' fetch (acquire) and ack.
 //! - [`access`]: [`Access`]: users and ACLs.
+//! - [`sasl`]: [`Sasl`]: a connection's authentication (SCRAM-SHA-256,
+//!   PLAIN on TLS).
 //! - [`catalog`]: [`Catalog`]: list, describe and place topics (metadata),
 //!   find offsets; the one place that assumes a single node.
 //!
@@ -32,6 +34,7 @@ pub mod catalog;
 pub mod fetch;
 pub mod produce;
 pub mod queues;
+pub mod sasl;
 
 pub use crate::error::{ErrorKind, ServiceError, ServiceResult};
 pub use access::Access;
@@ -40,6 +43,7 @@ pub use catalog::Catalog;
 pub use fetch::Fetcher;
 pub use produce::Producer;
 pub use queues::Queues;
+pub use sasl::Sasl;
 
 /// The services, built once at start (cheap to clone: each is a few `Arc`s).
 #[derive(Clone)]
@@ -50,6 +54,7 @@ pub struct Services {
     pub catalog: Catalog,
     pub access: Access,
     pub queues: Queues,
+    pub sasl: Sasl,
 }
 
 /// The error for a caller that lacks `needed` on a resource.

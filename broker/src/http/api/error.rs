@@ -114,7 +114,10 @@ impl From<ServiceError> for ApiError {
             }
             ErrorKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "DISK_FULL"),
             ErrorKind::LimitReached => (StatusCode::TOO_MANY_REQUESTS, "LIMIT_REACHED"),
-            ErrorKind::AuthenticationRequired => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
+            ErrorKind::AuthenticationRequired
+            | ErrorKind::IllegalSaslState
+            | ErrorKind::SaslAuthenticationFailed
+            | ErrorKind::UnsupportedSaslMechanism => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED"),
             ErrorKind::TopicAuthorizationFailed
             | ErrorKind::GroupAuthorizationFailed
             | ErrorKind::ClusterAuthorizationFailed => (StatusCode::FORBIDDEN, "FORBIDDEN"),
